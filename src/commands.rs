@@ -1,0 +1,73 @@
+//! What each `brevet` subcommand does, once the configuration is loaded.
+
+use std::io::Write;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{Backend, Config};
+use crate::http::{self, AppState, Limits};
+use crate::store::{self, SharedStore};
+
+/// Opens the configured store (creating the data directory for the default SQLite file) and
+/// applies its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
+    let url = config.effective_database_url();
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    }
+    let store = store::connect(&url, config.database_max_connections)
+        .await
+        .with_context(|| format!("cannot open the store at {url}"))?;
+    tracing::info!(store = store.backend().as_str(), url = %url, "store ready, migrations applied");
+    if store.backend() == Backend::Sqlite {
+        tracing::info!("the embedded SQLite store serves one node; set BREVET_DATABASE_URL=postgres://… for production");
+    }
+    Ok(store)
+}
+
+/// `brevet serve`: the HTTP server, until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    if let Some(token) = crate::bootstrap::ensure_admin_token(store.as_ref())
+        .await
+        .context("cannot create the bootstrap admin token")?
+    {
+        // Standard output, not the log: the value must reach the operator once and never a log
+        // pipeline. Only its existence is logged.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Bootstrap admin token (shown once; store it now, only its hash is kept):")?;
+        writeln!(out, "{}", token.expose())?;
+        out.flush()?;
+        tracing::warn!("created the bootstrap admin token and printed it on standard output");
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let app = http::build_app(AppState::new(store, &config), Limits::from_config(&config));
+    tracing::info!(%address, "brevet serve listening on http://{address}");
+    http::run(listener, app, http::shutdown_signal()).await.context("HTTP server failed")?;
+    tracing::info!("brevet serve stopped");
+    Ok(())
+}
+
+/// `brevet worker`: background jobs, until SIGINT or SIGTERM. The outbox dispatcher and the
+/// certificate-provisioning adapter register here as they are built; for now the worker opens and
+/// migrates the store and waits.
+pub async fn worker(config: Config) -> anyhow::Result<()> {
+    let _store = open_store(&config).await?;
+    tracing::info!("brevet worker started; no job kinds are enabled in this build");
+    http::shutdown_signal().await;
+    tracing::info!("brevet worker stopped");
+    Ok(())
+}
+
+/// `brevet migrate`: apply pending migrations and exit.
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let tables = store.table_names().await?;
+    tracing::info!(tables = tables.len(), "migrations are up to date");
+    Ok(())
+}

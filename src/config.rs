@@ -1,0 +1,316 @@
+//! Typed configuration: defaults, then an optional TOML file, then `BREVET_*` environment variables.
+//!
+//! Every setting, its environment variable and its default (nested keys use `__` in variable names):
+//!
+//! | key | variable | default | meaning |
+//! |---|---|---|---|
+//! | `listen` | `BREVET_LISTEN` | `127.0.0.1:8080` | address `brevet serve` binds |
+//! | `data_dir` | `BREVET_DATA_DIR` | `./brevet-data` | where the embedded SQLite store (and, later, dev keys) live |
+//! | `database_url` | `BREVET_DATABASE_URL` | `sqlite://<data_dir>/brevet.db` | `sqlite:` or `postgres://` URL; secret, redacted in logs |
+//! | `database_max_connections` | `BREVET_DATABASE_MAX_CONNECTIONS` | `10` | connection pool size |
+//! | `log` | `BREVET_LOG` | `info` | tracing filter, e.g. `info,brevet=debug` |
+//! | `log_format` | `BREVET_LOG_FORMAT` | `text` | `text` for people, `json` for log pipelines |
+//! | `http.request_timeout_secs` | `BREVET_HTTP__REQUEST_TIMEOUT_SECS` | `30` | a request still running after this gets 408 |
+//! | `http.body_limit_bytes` | `BREVET_HTTP__BODY_LIMIT_BYTES` | `1048576` | larger request bodies get 413 |
+//! | `wallet.api_versions` | `BREVET_WALLET__API_VERSIONS` | `["0.1"]` | Wallet API versions accepted in `requestMetadata.version` |
+//!
+//! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
+//! setting's name is reported at start instead of silently ignored.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of a Brevet process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite store and other local state.
+    pub data_dir: PathBuf,
+    /// Store URL; `None` means the SQLite file in `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Size of the store's connection pool.
+    pub database_max_connections: u32,
+    /// `tracing` filter directives.
+    pub log: String,
+    /// Human-readable or JSON log lines.
+    pub log_format: LogFormat,
+    /// HTTP server limits.
+    pub http: HttpConfig,
+    /// Settings of the issuer-hosted Wallet API.
+    pub wallet: WalletConfig,
+}
+
+/// Limits applied to every HTTP request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Seconds before a request is abandoned with 408.
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+/// Settings of the issuer-hosted Wallet API surface.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletConfig {
+    /// Accepted `requestMetadata.version` values as "major.minor". Google publishes only the example
+    /// 0.1, so this is configurable (spec/wallet-api.md §1, an [I] choice; see docs/ASSUMPTIONS.md).
+    pub api_versions: Vec<String>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./brevet-data"),
+            database_url: None,
+            database_max_connections: 10,
+            log: "info".to_owned(),
+            log_format: LogFormat::Text,
+            http: HttpConfig { request_timeout_secs: 30, body_limit_bytes: 1024 * 1024 },
+            wallet: WalletConfig { api_versions: vec!["0.1".to_owned()] },
+        }
+    }
+}
+
+/// A configuration that could not be loaded; its message names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("BREVET_")
+            .split("__")
+            // BREVET_CONFIG names the file itself; BREVET_TEST_* belong to the test suite.
+            .filter(|key| key != "config" && !key.as_str().starts_with("test_"));
+        let config: Config = figment.merge(env).extract().map_err(describe_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("setting `{key}`: {why}")));
+        if self.database_max_connections == 0 {
+            return bad("database_max_connections", "must be at least 1");
+        }
+        if self.http.request_timeout_secs == 0 {
+            return bad("http.request_timeout_secs", "must be at least 1");
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return bad("http.body_limit_bytes", "must be at least 1024");
+        }
+        if self.wallet.api_versions.is_empty() {
+            return bad("wallet.api_versions", "must list at least one version");
+        }
+        for version in &self.wallet.api_versions {
+            if crate::http::wallet::ApiVersion::parse(version).is_none() {
+                return bad("wallet.api_versions", &format!("{version:?} is not of the form MAJOR.MINOR"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad("log", &format!("{:?} is not a valid tracing filter", self.log));
+        }
+        Ok(())
+    }
+
+    /// The store URL in force: the configured one, or the SQLite file in `data_dir`.
+    pub fn effective_database_url(&self) -> DatabaseUrl {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => DatabaseUrl::sqlite_file(&self.data_dir.join("brevet.db")),
+        }
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    // figment can collect several errors; the first one is enough to act on, and keeps it one line.
+    let first = error.into_iter().next();
+    let Some(error) = first else { return ConfigError("invalid configuration".to_owned()) };
+    let key = error.path.join(".");
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|meta| match &meta.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            _ if meta.name.contains("environment") => {
+                format!(" (from BREVET_{})", key.to_uppercase().replace('.', "__"))
+            }
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let what = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown setting `{field}`"),
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        ConfigError(format!("{what}{source}"))
+    } else {
+        ConfigError(format!("setting `{key}`{source}: {what}"))
+    }
+}
+
+/// Which store a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite store (single node).
+    Sqlite,
+    /// Postgres (production, many replicas).
+    Postgres,
+}
+
+impl Backend {
+    /// Lowercase name used in logs, metrics and test names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A store URL. It may hold a password, so `Debug` and `Display` redact it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DatabaseUrl {
+    url: SecretString,
+    backend: Backend,
+}
+
+impl DatabaseUrl {
+    /// Parses a `sqlite:` or `postgres(ql)://` URL.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let parsed = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+        let backend = match parsed.scheme() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" | "postgresql" => Backend::Postgres,
+            other => {
+                return Err(format!("unsupported scheme `{other}:` (use sqlite: or postgres://)"))
+            }
+        };
+        Ok(Self { url: SecretString::from(raw.to_owned()), backend })
+    }
+
+    /// The URL of a SQLite database file, created if missing.
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self {
+            url: SecretString::from(format!("sqlite://{}?mode=rwc", path.display())),
+            backend: Backend::Sqlite,
+        }
+    }
+
+    /// Which store this URL selects.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL with its secret parts, for the database driver only.
+    pub fn expose(&self) -> &str {
+        self.url.expose_secret()
+    }
+
+    fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                // Query parameters such as sslpassword may carry secrets: keep the keys, hide
+                // the values of anything that looks like one.
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let secret = ["pass", "secret", "key", "token"].iter().any(|s| key.contains(s));
+                        (key.into_owned(), if secret { "***".to_owned() } else { value.into_owned() })
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    url.query_pairs_mut().clear().extend_pairs(pairs);
+                }
+                url.to_string()
+            }
+            Err(_) => "<unparseable url>".to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for DatabaseUrl {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<DatabaseUrl> for String {
+    fn from(url: DatabaseUrl) -> String {
+        url.expose().to_owned()
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_redacts_password_and_query() {
+        let url = DatabaseUrl::parse("postgres://brevet:hunter2@db:5432/brevet?sslmode=require&sslpassword=x").unwrap();
+        assert_eq!(url.backend(), Backend::Postgres);
+        assert_eq!(format!("{url:?}"), "postgres://brevet:***@db:5432/brevet?sslmode=require&sslpassword=***");
+        assert!(!format!("{url}").contains("hunter2"));
+        assert_eq!(url.expose(), "postgres://brevet:hunter2@db:5432/brevet?sslmode=require&sslpassword=x");
+    }
+
+    #[test]
+    fn database_url_rejects_other_schemes() {
+        let err = DatabaseUrl::parse("mysql://localhost/db").unwrap_err();
+        assert!(err.contains("unsupported scheme `mysql:`"), "{err}");
+        assert!(DatabaseUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn default_store_is_sqlite_in_data_dir() {
+        let config = Config::default();
+        let url = config.effective_database_url();
+        assert_eq!(url.backend(), Backend::Sqlite);
+        assert_eq!(url.expose(), "sqlite://./brevet-data/brevet.db?mode=rwc");
+    }
+}

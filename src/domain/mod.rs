@@ -1,0 +1,4 @@
+//! Pure logic with no I/O: the rules Brevet enforces, kept apart from HTTP and storage so that they
+//! can be tested exhaustively and read on their own.
+
+pub mod admin_token;

@@ -1,0 +1,71 @@
+//! Bearer-token authentication of admin requests.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::admin_token::{Role, TokenHash};
+use crate::error::AdminError;
+use crate::http::json::AdminJson;
+use crate::http::AppState;
+use crate::store::Actor;
+
+/// The holder of a valid admin token.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    /// The token's id.
+    pub token_id: Uuid,
+    /// The token's name.
+    pub name: String,
+    /// The token's role.
+    pub role: Role,
+}
+
+impl Principal {
+    /// Fails with 403 unless this principal's role includes `required`.
+    pub fn require(&self, required: Role) -> Result<(), AdminError> {
+        if self.role.allows(required) {
+            Ok(())
+        } else {
+            Err(AdminError::Forbidden(required.as_str()))
+        }
+    }
+
+    /// This principal as the actor of an audited change.
+    pub fn actor(&self) -> Actor {
+        Actor::Token { admin_token_id: self.token_id, name: self.name.clone() }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AdminError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(AdminError::Unauthorized("missing Authorization: Bearer <admin token> header"))?;
+        let presented = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AdminError::Unauthorized("Authorization header must be `Bearer <admin token>`"))?;
+        let token = state
+            .store
+            .authenticate_admin_token(&TokenHash::of(presented))
+            .await?
+            .ok_or(AdminError::Unauthorized("unknown or revoked admin token"))?;
+        tracing::debug!(admin.token = %token.name, "admin request authenticated");
+        Ok(Principal { token_id: token.admin_token_id, name: token.name, role: token.role })
+    }
+}
+
+/// `GET /admin/v1/whoami`: the token's own identity and role.
+pub async fn get_whoami(principal: Principal) -> AdminJson<Principal> {
+    AdminJson(principal)
+}

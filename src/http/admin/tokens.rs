@@ -1,0 +1,110 @@
+//! `/admin/v1/tokens`: admin tokens (admin role only). The clear token is shown once, at creation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tower_http::request_id::RequestId;
+use uuid::Uuid;
+
+use super::auth::Principal;
+use crate::domain::admin_token::{Role, TokenSecret};
+use crate::error::AdminError;
+use crate::http::json::AdminJson;
+use crate::http::AppState;
+use crate::store::{AdminToken, NewAdminToken, NewAuditEntry};
+
+/// A token as the API shows it (never its value or hash).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    token_id: Uuid,
+    name: String,
+    role: Role,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<AdminToken> for TokenView {
+    fn from(token: AdminToken) -> Self {
+        Self {
+            token_id: token.admin_token_id,
+            name: token.name,
+            role: token.role,
+            created_at: token.created_at,
+            revoked_at: token.revoked_at,
+        }
+    }
+}
+
+/// Response of `GET /admin/v1/tokens`.
+#[derive(Debug, Serialize)]
+pub struct TokenList {
+    tokens: Vec<TokenView>,
+}
+
+/// `GET /admin/v1/tokens`
+pub async fn list_tokens(
+    principal: Principal,
+    State(state): State<AppState>,
+) -> Result<AdminJson<TokenList>, AdminError> {
+    principal.require(Role::Admin)?;
+    let tokens = state.store.list_admin_tokens().await?;
+    Ok(AdminJson(TokenList { tokens: tokens.into_iter().map(TokenView::from).collect() }))
+}
+
+/// Body of `POST /admin/v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    role: Role,
+}
+
+/// Response of `POST /admin/v1/tokens`: the only time the token's value is shown.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    view: TokenView,
+    token: String,
+}
+
+/// Longest accepted token name.
+const MAX_NAME_CHARS: usize = 100;
+
+/// `POST /admin/v1/tokens`
+pub async fn create_token(
+    principal: Principal,
+    State(state): State<AppState>,
+    request_id: Option<axum::Extension<RequestId>>,
+    AdminJson(body): AdminJson<CreateToken>,
+) -> Result<(StatusCode, AdminJson<CreatedToken>), AdminError> {
+    principal.require(Role::Admin)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(AdminError::BadRequest(format!(
+            "name must be 1 to {MAX_NAME_CHARS} printable characters"
+        )));
+    }
+    let secret = TokenSecret::generate();
+    let new_token = NewAdminToken { name: name.to_owned(), role: body.role, token_hash: secret.hash() };
+    let actor = principal.actor();
+    let request_id = request_id.as_ref().and_then(|id| id.0.header_value().to_str().ok());
+    let audit = NewAuditEntry {
+        actor: &actor,
+        action: "admin_token.create",
+        target_kind: "admin_token",
+        target_id: String::new(),
+        request_id,
+    };
+    let created = state.store.create_admin_token(&new_token, &audit).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict(_) => {
+            AdminError::Conflict(format!("a token named {name:?} already exists"))
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(admin.token = %created.name, admin.role = %created.role, "admin token created");
+    let view = TokenView::from(created);
+    Ok((StatusCode::CREATED, AdminJson(CreatedToken { view, token: secret.expose().to_owned() })))
+}

@@ -1,0 +1,48 @@
+//! `AdminJson<T>`: axum's `Json` with rejections rendered as [`AdminError`], so a malformed body
+//! gets the admin API's error shape and a message naming what is wrong.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::AdminError;
+
+/// A JSON request or response body of the admin API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AdminJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AdminError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AdminError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(describe(rejection)),
+        }
+    }
+}
+
+fn describe(rejection: JsonRejection) -> AdminError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => AdminError::BadRequest(format!("invalid request body: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => AdminError::BadRequest(format!("request body is not valid JSON: {}", e.body_text())),
+        JsonRejection::MissingJsonContentType(_) => {
+            AdminError::BadRequest("expected a request body with Content-Type: application/json".to_owned())
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AdminError::PayloadTooLarge,
+        other => AdminError::BadRequest(other.body_text()),
+    }
+}
+
+impl<T: Serialize> IntoResponse for AdminJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,79 @@
+//! Prometheus metrics of the HTTP server, exposed at `/metrics` in the OpenMetrics text format.
+//! Each process (and each test app) has its own registry, so nothing is global.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of one request outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template (`/admin/v1/tokens`), never the raw path, to bound cardinality.
+    pub route: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels of one route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// The metrics Brevet records, and the registry they are exported from.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: HistogramFamily,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~8 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+impl Metrics {
+    /// A fresh registry with Brevet's metrics in it.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("brevet");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let durations: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from receiving a request to having its response",
+            durations.clone(),
+        );
+        Self { registry, requests, durations }
+    }
+
+    /// Records one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let route_labels = RouteLabels { method: method.to_owned(), route: route.to_owned() };
+        self.durations.get_or_create(&route_labels).observe(seconds);
+        let labels = RequestLabels { method: route_labels.method, route: route_labels.route, status };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// The registry in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

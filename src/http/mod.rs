@@ -1,0 +1,153 @@
+//! The HTTP server: one router per API surface, assembled by [`build_app`] under one set of
+//! middleware (request ids, tracing span, access log and metrics, panic catcher, timeout, body
+//! limit). [`run`] serves a bound listener until a shutdown future completes, so tests can bind
+//! port 0 and stop the server when they like.
+
+pub mod admin;
+pub mod json;
+pub mod metrics;
+mod observe;
+pub mod ops;
+pub mod wallet;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::error::{AdminError, ErrorDetail};
+use crate::store::SharedStore;
+use metrics::Metrics;
+use wallet::ApiVersion;
+
+/// Header that carries the request id, set when the client sent none and echoed on every response.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: SharedStore,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Wallet API versions accepted in `requestMetadata.version`.
+    pub wallet_versions: Arc<[ApiVersion]>,
+}
+
+impl AppState {
+    /// State for a store and the settings in `config`.
+    pub fn new(store: SharedStore, config: &Config) -> Self {
+        let wallet_versions = config
+            .wallet
+            .api_versions
+            .iter()
+            .filter_map(|v| ApiVersion::parse(v))
+            .collect::<Vec<_>>()
+            .into();
+        Self { store, metrics: Arc::new(Metrics::new()), wallet_versions }
+    }
+}
+
+/// Limits applied by [`build_app`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A request still running after this gets 408.
+    pub request_timeout: Duration,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+}
+
+impl Limits {
+    /// The limits configured in `config`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            request_timeout: Duration::from_secs(config.http.request_timeout_secs),
+            body_limit_bytes: config.http.body_limit_bytes,
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn build_app(state: AppState, limits: Limits) -> Router {
+    let request_span = |request: &Request| {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .and_then(|id| id.header_value().to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("http", request_id = %request_id)
+    };
+    Router::new()
+        .merge(ops::router())
+        .nest("/admin/v1", admin::router())
+        .nest("/v1/vdc", wallet::router())
+        .fallback(|| async { AdminError::NotFound("no such route".to_owned()) })
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(
+            // Listed outermost first.
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_response(()).on_failure(()))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout)),
+        )
+        .with_state(state)
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "panic".to_owned());
+    let mut response = AdminError::Internal(String::new()).into_response();
+    response.extensions_mut().insert(ErrorDetail(format!("handler panicked: {detail}")));
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,134 @@
+//! Reading Wallet API requests: JSON bodies with `requestMetadata` (spec/wallet-api.md §3.1), the
+//! API-version check, and errors that echo the request's `requestId` whenever it could be read.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{WalletError, WalletErrorKind};
+use crate::http::AppState;
+
+/// `Version`: "major.minor" as two integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiVersion {
+    /// Major version.
+    pub major: i64,
+    /// Minor version.
+    pub minor: i64,
+}
+
+impl ApiVersion {
+    /// Parses "MAJOR.MINOR".
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (major, minor) = raw.split_once('.')?;
+        Some(Self { major: major.parse().ok()?, minor: minor.parse().ok()? })
+    }
+}
+
+/// `RequestMetadata`, present in every Wallet request that has a body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMetadata {
+    /// Different on every retry; for correlation only, never for idempotency.
+    pub request_id: String,
+    /// The API version the caller speaks.
+    pub version: ApiVersion,
+    /// The issuer Google believes it is talking to.
+    pub issuer_id: String,
+}
+
+/// A Wallet request body that carries `requestMetadata`.
+pub trait HasMetadata {
+    /// The request's metadata.
+    fn metadata(&self) -> &RequestMetadata;
+}
+
+/// A parsed Wallet request whose API version was accepted.
+#[derive(Debug)]
+pub struct WalletRequest<T> {
+    /// The request body.
+    pub body: T,
+}
+
+impl<T: HasMetadata> WalletRequest<T> {
+    /// The `requestId` to echo in `responseMetadata`.
+    pub fn request_id(&self) -> &str {
+        &self.body.metadata().request_id
+    }
+
+    /// An error answering this request.
+    pub fn error(&self, kind: WalletErrorKind, description: impl Into<String>) -> WalletError {
+        WalletError::new(kind, description).for_request(Some(self.request_id().to_owned()))
+    }
+}
+
+impl<T> FromRequest<AppState> for WalletRequest<T>
+where
+    T: DeserializeOwned + HasMetadata,
+{
+    type Rejection = WalletError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, WalletError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            WalletError::new(WalletErrorKind::InvalidFieldValue, format!("unreadable request body: {}", rejection.body_text()))
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            WalletError::new(WalletErrorKind::InvalidFieldValue, format!("request body is not valid JSON: {e}"))
+        })?;
+        let request_id = value
+            .pointer("/requestMetadata/requestId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        // The version is checked before the rest of the body: a caller on another version may
+        // well send a body of another shape, and should learn about the version first.
+        if let Some(version) = value.pointer("/requestMetadata/version") {
+            check_version(version, &state.wallet_versions).map_err(|e| e.for_request(request_id.clone()))?;
+        }
+        let body: T = serde_json::from_value(value).map_err(|e| {
+            let message = e.to_string();
+            let kind = if message.starts_with("missing field") {
+                WalletErrorKind::MissingRequiredField
+            } else {
+                WalletErrorKind::InvalidFieldValue
+            };
+            WalletError::new(kind, format!("invalid request body: {message}")).for_request(request_id.clone())
+        })?;
+        Ok(Self { body })
+    }
+}
+
+fn check_version(version: &Value, accepted: &[ApiVersion]) -> Result<(), WalletError> {
+    let parsed: ApiVersion = serde_json::from_value(version.clone()).map_err(|e| {
+        WalletError::new(WalletErrorKind::InvalidFieldValue, format!("requestMetadata.version: {e}"))
+    })?;
+    if accepted.contains(&parsed) {
+        return Ok(());
+    }
+    let expected = accepted.last().copied().unwrap_or(ApiVersion { major: 0, minor: 1 });
+    Err(WalletError::new(
+        WalletErrorKind::InvalidApiVersion {
+            request_version: serde_json::json!(parsed),
+            expected_version: serde_json::json!(expected),
+        },
+        format!(
+            "API version {}.{} is not supported; this issuer implements {}.{}",
+            parsed.major, parsed.minor, expected.major, expected.minor
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(ApiVersion::parse("0.1"), Some(ApiVersion { major: 0, minor: 1 }));
+        assert_eq!(ApiVersion::parse("12.34"), Some(ApiVersion { major: 12, minor: 34 }));
+        for bad in ["", "1", "1.", ".1", "a.b", "1.2.3"] {
+            assert_eq!(ApiVersion::parse(bad), None, "{bad:?}");
+        }
+    }
+}

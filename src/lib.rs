@@ -1,0 +1,11 @@
+//! Brevet: an issuer back end for ISO/IEC 18013-5 mdoc credentials in Google Wallet, and a Chrome
+//! Enterprise certificate-provisioning adapter. See docs/ARCHITECTURE.md for the map.
+
+pub mod bootstrap;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,64 @@
+//! The `brevet` command line. Everything it does lives in the library; see `brevet --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use brevet::config::Config;
+
+/// Issuer back end for mdoc credentials in Google Wallet, and a Chrome certificate-provisioning adapter.
+#[derive(Debug, Parser)]
+#[command(name = "brevet", version)]
+struct Cli {
+    /// TOML configuration file; environment variables (BREVET_*) override it.
+    #[arg(long, global = true, env = "BREVET_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (Wallet API, admin API, health and metrics).
+    Serve,
+    /// Run the background worker.
+    Worker,
+    /// Apply the store's migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("brevet: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    brevet::telemetry::init(&config);
+    tracing::debug!(?config, "configuration loaded");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("brevet: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => brevet::commands::serve(config).await,
+            Command::Worker => brevet::commands::worker(config).await,
+            Command::Migrate => brevet::commands::migrate(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` keeps the chain of context on one line.
+            eprintln!("brevet: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Persistence. One `Store` trait, two implementations (Postgres for production, SQLite for a
+//! single node and development), chosen once from the URL scheme by [`connect`]. Both apply their
+//! own embedded migrations (migrations/postgres, migrations/sqlite) when they connect.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::config::{Backend, DatabaseUrl};
+use crate::domain::admin_token::{Role, TokenHash};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// A store shared by every request and job of a process.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Failures of the store. Callers map `Conflict` to a client error; the rest are infrastructure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated; the string names the constraint.
+    #[error("conflict with an existing row ({0})")]
+    Conflict(String),
+    /// A row held a value this version of Brevet cannot read.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database could not be reached or failed.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+/// An admin token as stored (never its clear value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Stable id, referenced by the audit log.
+    pub admin_token_id: Uuid,
+    /// Unique human label.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+    /// When the token was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was; revoked tokens authenticate nobody.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewAdminToken {
+    /// Unique human label.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+    /// Hash of the clear token.
+    pub token_hash: TokenHash,
+}
+
+/// Who did something, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// Brevet itself (bootstrap, workers).
+    System,
+    /// A holder of an admin token.
+    Token {
+        /// The token's id.
+        admin_token_id: Uuid,
+        /// The token's name at the time.
+        name: String,
+    },
+}
+
+impl Actor {
+    fn token_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::System => None,
+            Actor::Token { admin_token_id, .. } => Some(*admin_token_id),
+        }
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            Actor::System => "system",
+            Actor::Token { name, .. } => name,
+        }
+    }
+}
+
+/// An audit record: who did what to which record. Never holder data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Token of the actor, when a person acted.
+    pub admin_token_id: Option<Uuid>,
+    /// "system" or the token's name.
+    pub actor: String,
+    /// What was done, e.g. `admin_token.create`.
+    pub action: String,
+    /// Kind of record acted on, e.g. `admin_token`.
+    pub target_kind: String,
+    /// Id of the record acted on.
+    pub target_id: String,
+    /// The request that did it, when there was one.
+    pub request_id: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What to write to the audit log (the store stamps the time).
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry<'a> {
+    /// Who.
+    pub actor: &'a Actor,
+    /// What, e.g. `admin_token.create`.
+    pub action: &'a str,
+    /// Kind of record.
+    pub target_kind: &'a str,
+    /// Id of the record.
+    pub target_id: String,
+    /// The request that did it.
+    pub request_id: Option<&'a str>,
+}
+
+/// Everything Brevet keeps. Methods that change several rows do so in one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which implementation this is.
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Names of the tables the migrations created (for readiness checks and tests).
+    async fn table_names(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Stores `token` as the bootstrap admin token if, and only if, no admin token exists yet.
+    /// Returns whether it was stored. Safe when several processes start at once: at most one wins.
+    async fn create_bootstrap_token(&self, token: &NewAdminToken) -> Result<bool, StoreError>;
+
+    /// Stores a new token and audits it, in one transaction.
+    async fn create_admin_token(
+        &self,
+        token: &NewAdminToken,
+        audit: &NewAuditEntry<'_>,
+    ) -> Result<AdminToken, StoreError>;
+
+    /// The unrevoked token with this hash, if any; records that it was used.
+    async fn authenticate_admin_token(&self, hash: &TokenHash) -> Result<Option<AdminToken>, StoreError>;
+
+    /// All tokens, oldest first.
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError>;
+
+    /// The newest audit entries, newest first.
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Connects to the store the URL names and applies its migrations.
+pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<SharedStore, StoreError> {
+    Ok(match url.backend() {
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url, max_connections).await?),
+        Backend::Postgres => Arc::new(PgStore::connect(url, max_connections).await?),
+    })
+}
+
+fn parse_role(raw: &str) -> Result<Role, StoreError> {
+    raw.parse().map_err(StoreError::Corrupt)
+}
+
+/// Name of the token [`Store::create_bootstrap_token`] creates.
+pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";

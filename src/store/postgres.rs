@@ -1,0 +1,221 @@
+//! The Postgres store: production, any number of Brevet replicas against one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use super::{
+    parse_role, AdminToken, AuditEntry, NewAdminToken, NewAuditEntry, Store, StoreError,
+    BOOTSTRAP_TOKEN_NAME,
+};
+use crate::config::{Backend, DatabaseUrl};
+use crate::domain::admin_token::TokenHash;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pool of Postgres connections.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects and applies pending migrations.
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url.expose())?.application_name("brevet");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool, for tests and tools.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[derive(FromRow)]
+struct AdminTokenRow {
+    admin_token_id: Uuid,
+    name: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<AdminTokenRow> for AdminToken {
+    type Error = StoreError;
+    fn try_from(row: AdminTokenRow) -> Result<Self, StoreError> {
+        Ok(AdminToken {
+            admin_token_id: row.admin_token_id,
+            name: row.name,
+            role: parse_role(&row.role)?,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    admin_token_id: Option<Uuid>,
+    actor: String,
+    action: String,
+    target_kind: String,
+    target_id: String,
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(row: AuditRow) -> Self {
+        AuditEntry {
+            admin_token_id: row.admin_token_id,
+            actor: row.actor,
+            action: row.action,
+            target_kind: row.target_kind,
+            target_id: row.target_id,
+            request_id: row.request_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "admin_token_id, name, role, created_at, revoked_at";
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    entry: &NewAuditEntry<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(entry.actor.token_id())
+    .bind(entry.actor.label())
+    .bind(entry.action)
+    .bind(entry.target_kind)
+    .bind(&entry.target_id)
+    .bind(entry.request_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar(
+            "select table_name::text from information_schema.tables
+             where table_schema = current_schema() and table_name not like '\\_sqlx%'
+             order by table_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
+    }
+
+    async fn create_bootstrap_token(&self, token: &NewAdminToken) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Serialise concurrent first starts: whoever takes the lock first sees an empty table.
+        sqlx::query("lock table admin_tokens in share row exclusive mode").execute(&mut *tx).await?;
+        let id = Uuid::new_v4();
+        let inserted = sqlx::query(
+            "insert into admin_tokens (admin_token_id, name, role, token_hash)
+             select $1, $2, $3, $4 where not exists (select 1 from admin_tokens)",
+        )
+        .bind(id)
+        .bind(BOOTSTRAP_TOKEN_NAME)
+        .bind(token.role.as_str())
+        .bind(token.token_hash.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            let entry = NewAuditEntry {
+                actor: &super::Actor::System,
+                action: "admin_token.bootstrap",
+                target_kind: "admin_token",
+                target_id: id.to_string(),
+                request_id: None,
+            };
+            insert_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn create_admin_token(
+        &self,
+        token: &NewAdminToken,
+        audit: &NewAuditEntry<'_>,
+    ) -> Result<AdminToken, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: AdminTokenRow = sqlx::query_as(&format!(
+            "insert into admin_tokens (admin_token_id, name, role, token_hash)
+             values ($1, $2, $3, $4) returning {TOKEN_COLUMNS}"
+        ))
+        .bind(Uuid::new_v4())
+        .bind(&token.name)
+        .bind(token.role.as_str())
+        .bind(token.token_hash.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = AdminToken::try_from(row)?;
+        let entry = NewAuditEntry { target_id: created.admin_token_id.to_string(), ..audit.clone() };
+        insert_audit(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn authenticate_admin_token(&self, hash: &TokenHash) -> Result<Option<AdminToken>, StoreError> {
+        let row: Option<AdminTokenRow> = sqlx::query_as(&format!(
+            "update admin_tokens set last_used_at = now(), updated_at = now()
+             where token_hash = $1 and revoked_at is null returning {TOKEN_COLUMNS}"
+        ))
+        .bind(hash.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(AdminToken::try_from).transpose()
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError> {
+        let rows: Vec<AdminTokenRow> = sqlx::query_as(&format!(
+            "select {TOKEN_COLUMNS} from admin_tokens order by created_at, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(AdminToken::try_from).collect()
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "select admin_token_id, actor, action, target_kind, target_id, request_id, created_at
+             from audit_log order by created_at desc, audit_id limit $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}

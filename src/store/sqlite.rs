@@ -1,0 +1,236 @@
+//! The embedded SQLite store: one file, one node, no setup. Ids are stored as hyphenated UUID text
+//! and times as RFC 3339 UTC text so that the file stays readable with the sqlite3 shell.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    parse_role, Actor, AdminToken, AuditEntry, NewAdminToken, NewAuditEntry, Store, StoreError,
+    BOOTSTRAP_TOKEN_NAME,
+};
+use crate::config::{Backend, DatabaseUrl};
+use crate::domain::admin_token::TokenHash;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQL for "now" in the format every timestamp column uses.
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+/// A pool of connections to one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if the URL says `mode=rwc`) the database and applies pending migrations.
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url.expose())?
+            // WAL lets readers run beside the single writer; NORMAL is durable in WAL mode except
+            // for the last transactions on power loss, which SQLite's docs consider the usual trade.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool, for tests and tools.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(raw).map_err(|e| StoreError::Corrupt(format!("bad uuid {raw:?}: {e}")))
+}
+
+#[derive(FromRow)]
+struct AdminTokenRow {
+    admin_token_id: String,
+    name: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<AdminTokenRow> for AdminToken {
+    type Error = StoreError;
+    fn try_from(row: AdminTokenRow) -> Result<Self, StoreError> {
+        Ok(AdminToken {
+            admin_token_id: parse_uuid(&row.admin_token_id)?,
+            name: row.name,
+            role: parse_role(&row.role)?,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    admin_token_id: Option<String>,
+    actor: String,
+    action: String,
+    target_kind: String,
+    target_id: String,
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = StoreError;
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        Ok(AuditEntry {
+            admin_token_id: row.admin_token_id.as_deref().map(parse_uuid).transpose()?,
+            actor: row.actor,
+            action: row.action,
+            target_kind: row.target_kind,
+            target_id: row.target_id,
+            request_id: row.request_id,
+            created_at: row.created_at,
+        })
+    }
+}
+
+const TOKEN_COLUMNS: &str = "admin_token_id, name, role, created_at, revoked_at";
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    entry: &NewAuditEntry<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id)
+         values (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(entry.actor.token_id().map(|id| id.to_string()))
+    .bind(entry.actor.label())
+    .bind(entry.action)
+    .bind(entry.target_kind)
+    .bind(&entry.target_id)
+    .bind(entry.request_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar(
+            "select name from sqlite_master where type = 'table'
+             and name not like '\\_sqlx%' escape '\\' and name not like 'sqlite\\_%' escape '\\'
+             order by name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
+    }
+
+    async fn create_bootstrap_token(&self, token: &NewAdminToken) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = Uuid::new_v4().to_string();
+        // One statement: SQLite runs it under the database's single write lock, so two processes
+        // starting at once cannot both find the table empty.
+        let inserted = sqlx::query(
+            "insert into admin_tokens (admin_token_id, name, role, token_hash)
+             select ?, ?, ?, ? where not exists (select 1 from admin_tokens)",
+        )
+        .bind(&id)
+        .bind(BOOTSTRAP_TOKEN_NAME)
+        .bind(token.role.as_str())
+        .bind(token.token_hash.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            let entry = NewAuditEntry {
+                actor: &Actor::System,
+                action: "admin_token.bootstrap",
+                target_kind: "admin_token",
+                target_id: id,
+                request_id: None,
+            };
+            insert_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn create_admin_token(
+        &self,
+        token: &NewAdminToken,
+        audit: &NewAuditEntry<'_>,
+    ) -> Result<AdminToken, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: AdminTokenRow = sqlx::query_as(&format!(
+            "insert into admin_tokens (admin_token_id, name, role, token_hash)
+             values (?, ?, ?, ?) returning {TOKEN_COLUMNS}"
+        ))
+        .bind(Uuid::new_v4().to_string())
+        .bind(&token.name)
+        .bind(token.role.as_str())
+        .bind(token.token_hash.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = AdminToken::try_from(row)?;
+        let entry = NewAuditEntry { target_id: created.admin_token_id.to_string(), ..audit.clone() };
+        insert_audit(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn authenticate_admin_token(&self, hash: &TokenHash) -> Result<Option<AdminToken>, StoreError> {
+        let row: Option<AdminTokenRow> = sqlx::query_as(&format!(
+            "update admin_tokens set last_used_at = {NOW}, updated_at = {NOW}
+             where token_hash = ? and revoked_at is null returning {TOKEN_COLUMNS}"
+        ))
+        .bind(hash.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(AdminToken::try_from).transpose()
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError> {
+        let rows: Vec<AdminTokenRow> = sqlx::query_as(&format!(
+            "select {TOKEN_COLUMNS} from admin_tokens order by created_at, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(AdminToken::try_from).collect()
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "select admin_token_id, actor, action, target_kind, target_id, request_id, created_at
+             from audit_log order by created_at desc, audit_id limit ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(AuditEntry::try_from).collect()
+    }
+}
