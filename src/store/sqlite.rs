@@ -41,9 +41,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&pool).await?;
+        migrate(&options, &pool).await?;
         Ok(Self { pool })
     }
 
@@ -51,6 +51,31 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// Applies pending migrations while holding an exclusive lock on `<database>.migrate.lock`.
+/// sqlx's SQLite migrator takes no lock of its own, so two processes starting together on a new
+/// file (`serve` and `worker`, say) would both try to create the tables.
+async fn migrate(options: &SqliteConnectOptions, pool: &SqlitePool) -> Result<(), StoreError> {
+    let database = options.get_filename();
+    if database.as_os_str().is_empty() || database.to_string_lossy().starts_with(':') {
+        // An in-memory database belongs to this process alone.
+        MIGRATOR.run(pool).await?;
+        return Ok(());
+    }
+    let mut lock_path = database.as_os_str().to_owned();
+    lock_path.push(".migrate.lock");
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("migration lock task failed: {e}")))?
+    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    let result = MIGRATOR.run(pool).await;
+    drop(lock);
+    Ok(result?)
 }
 
 fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {

@@ -1,0 +1,166 @@
+//! The `brevet` binary: configuration errors, first start, graceful shutdown, and the HTTP
+//! server over a real socket, on both stores.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::support::process::{brevet, Server};
+use crate::support::TestDb;
+
+/// Runs `brevet serve` with `env` in a scratch directory; expects a configuration error.
+fn config_error(env: &[(&str, &str)], args: &[&str], file: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = brevet(dir.path());
+    if let Some(contents) = file {
+        std::fs::write(dir.path().join("brevet.toml"), contents).unwrap();
+        command.args(["--config", "brevet.toml"]);
+    }
+    let output = command.envs(env.iter().copied()).args(args).arg("serve").output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "exit code for {env:?}");
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line, no backtrace: {stderr}");
+    assert!(stderr.starts_with("brevet: invalid configuration: "), "{stderr}");
+    assert!(!dir.path().join("brevet-data").exists(), "nothing created on bad configuration");
+    stderr.trim_end().to_owned()
+}
+
+#[test]
+fn bad_settings_are_one_line_errors_naming_the_setting() {
+    let cases: [(&[(&str, &str)], Option<&str>, &str); 7] = [
+        (&[("BREVET_LISTEN", "nonsense")], None, "setting `listen` (from BREVET_LISTEN)"),
+        (&[("BREVET_DATABASE_URL", "mysql://db/brevet")], None, "unsupported scheme `mysql:`"),
+        (&[("BREVET_HTTP__BODY_LIMIT_BYTES", "0")], None, "setting `http.body_limit_bytes`: must be at least 1024"),
+        (&[("BREVET_LOG_FORMAT", "xml")], None, "setting `log_format` (from BREVET_LOG_FORMAT)"),
+        (&[("BREVET_WALLET__API_VERSIONS", "[\"one\"]")], None, "setting `wallet.api_versions`: \"one\" is not of the form MAJOR.MINOR"),
+        (&[("BREVET_LISTN", "127.0.0.1:1")], None, "unknown setting `listn`"),
+        (&[], Some("listen = \"127.0.0.1:9\"\n[http]\nrequest_timeout = 3\n"), "unknown setting `request_timeout`"),
+    ];
+    for (env, file, expected) in cases {
+        let message = config_error(env, &[], file);
+        assert!(message.contains(expected), "{message:?} should contain {expected:?}");
+    }
+    let missing = config_error(&[], &["--config", "/nonexistent/brevet.toml"], None);
+    assert!(missing.ends_with("config file /nonexistent/brevet.toml does not exist"), "{missing}");
+}
+
+#[test]
+fn config_file_values_are_used_and_env_overrides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("brevet.toml"), "data_dir = \"from-file\"\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    let mut command = brevet(dir.path());
+    command.args(["--config", "brevet.toml"]);
+    // The file's listen address (port 1, privileged or taken) would fail; the variable wins.
+    let server = Server::start(command);
+    assert!(dir.path().join("from-file/brevet.db").is_file(), "data_dir came from the file");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn zero_config_serve_uses_sqlite_in_brevet_data_and_prints_the_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(brevet(dir.path()));
+    let stdout = server.stdout_lines(2);
+    assert_eq!(stdout.len(), 2, "{stdout:?}");
+    assert!(stdout[0].starts_with("Bootstrap admin token"));
+    let token = stdout[1].clone();
+    assert!(token.starts_with("brv_"));
+    assert!(dir.path().join("brevet-data/brevet.db").is_file());
+
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{}/healthz", server.base_url)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = client.get(format!("{}/readyz", server.base_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["store"], "sqlite");
+    let (code, log) = server.terminate();
+    assert_eq!(code, Some(0));
+    assert!(!log.iter().any(|line| line.contains(&token)), "the token never reaches the log");
+
+    // Second start on the same data: no new token, and the first one still works.
+    let server = Server::start(brevet(dir.path()));
+    let whoami = client
+        .get(format!("{}/admin/v1/whoami", server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.status(), 200);
+    assert!(server.stdout_lines(0).is_empty(), "the token is printed on first start only");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+both_stores! {
+    async fn serve_answers_over_http_and_stops_on_sigterm(db: TestDb) {
+        let mut command = brevet(&db.dir);
+        command.env("BREVET_DATABASE_URL", db.url.expose()).env("BREVET_LOG", "debug,sqlx=warn,hyper=info");
+        let mut server = Server::start(command);
+        let token = server.stdout_lines(2).pop().unwrap();
+        let client = reqwest::Client::new();
+        let response = client
+            .get(format!("{}/admin/v1/whoami", server.base_url))
+            .bearer_auth(&token)
+            .header("x-request-id", "trace-me-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+        let access = server.wait_for_log(|l| l["http.route"] == "/admin/v1/whoami");
+        assert_eq!(access["http.status"], 200);
+        assert_eq!(access["span"]["request_id"], "trace-me-123");
+        let ready: serde_json::Value = client.get(format!("{}/readyz", server.base_url)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(ready["store"], db.backend.as_str());
+        let (code, log) = server.terminate();
+        assert_eq!(code, Some(0));
+        let all = log.join("\n");
+        assert!(all.contains("SIGTERM received, shutting down"));
+        assert!(all.contains("brevet serve stopped"));
+        assert!(!all.contains(&token), "token never logged");
+    }
+
+    async fn requests_that_outlive_the_timeout_get_408(db: TestDb) {
+        let mut command = brevet(&db.dir);
+        command.env("BREVET_DATABASE_URL", db.url.expose()).env("BREVET_HTTP__REQUEST_TIMEOUT_SECS", "1");
+        let server = Server::start(command);
+        let address = server.base_url.trim_start_matches("http://").to_owned();
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Promise a body and never send it: the handler waits on it until the timeout fires.
+        stream
+            .write_all(b"POST /v1/vdc/healthCheck HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 408");
+        drop(server);
+    }
+
+    async fn migrate_applies_migrations_and_exits(db: TestDb) {
+        let output = brevet(&db.dir).env("BREVET_DATABASE_URL", db.url.expose()).arg("migrate").output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        let store = db.store().await;
+        assert_eq!(store.table_names().await.unwrap().len(), 9);
+        assert!(store.list_admin_tokens().await.unwrap().is_empty(), "migrate creates no token");
+    }
+}
+
+#[tokio::test]
+async fn database_passwords_never_reach_the_log() {
+    crate::support::with_db(brevet::config::Backend::Postgres, |db| async move {
+        // The test cluster trusts local connections, so any password is accepted and ignored.
+        let mut url = url::Url::parse(db.url.expose()).unwrap();
+        url.set_password(Some("s3cret-pw")).unwrap();
+        let mut command = brevet(&db.dir);
+        command.env("BREVET_DATABASE_URL", url.as_str()).env("BREVET_LOG", "debug");
+        let server = Server::start(command);
+        let (code, log) = server.terminate();
+        assert_eq!(code, Some(0));
+        let all = log.join("\n");
+        assert!(all.contains("***"), "the URL is logged, redacted:\n{all}");
+        assert!(!all.contains("s3cret-pw"));
+    })
+    .await;
+}

@@ -1,0 +1,11 @@
+//! Brevet's integration tests: one binary, so that the throwaway Postgres cluster and the build are
+//! shared. Tests that touch a store run once per store; their names end in `::sqlite` or `::postgres`.
+
+#[macro_use]
+mod support;
+
+mod cli;
+mod http_admin;
+mod http_ops;
+mod http_wallet;
+mod store;

@@ -1,0 +1,109 @@
+//! The store contract, run against both stores.
+
+use brevet::domain::admin_token::{Role, TokenHash, TokenSecret};
+use brevet::store::{Actor, NewAdminToken, NewAuditEntry, StoreError};
+
+use crate::support::TestDb;
+
+fn new_token(name: &str, role: Role) -> (TokenSecret, NewAdminToken) {
+    let secret = TokenSecret::generate();
+    let token = NewAdminToken { name: name.to_owned(), role, token_hash: secret.hash() };
+    (secret, token)
+}
+
+both_stores! {
+    async fn migrations_create_every_table(db: TestDb) {
+        let store = db.store().await;
+        assert_eq!(store.backend(), db.backend);
+        store.ping().await.unwrap();
+        assert_eq!(
+            store.table_names().await.unwrap(),
+            [
+                "admin_tokens", "audit_log", "cert_processes", "credential_versions", "credentials",
+                "devices", "mso_issuances", "outbox", "proofings",
+            ]
+        );
+    }
+
+    async fn migrations_are_idempotent_across_restarts(db: TestDb) {
+        let first = db.store().await;
+        let (_, token) = new_token("keep-me", Role::Viewer);
+        assert!(first.create_bootstrap_token(&token).await.unwrap());
+        drop(first);
+        // Connecting again re-runs the migrator: nothing to apply, nothing lost.
+        let second = db.store().await;
+        let tokens = second.list_admin_tokens().await.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].role, Role::Viewer);
+    }
+
+    async fn bootstrap_token_is_created_once_and_audited(db: TestDb) {
+        let store = db.store().await;
+        let first = brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().expect("first start creates a token");
+        assert!(brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().is_none(), "second start must not");
+        let tokens = store.list_admin_tokens().await.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!((tokens[0].name.as_str(), tokens[0].role), ("bootstrap", Role::Admin));
+        assert_eq!(tokens[0].revoked_at, None);
+        let found = store.authenticate_admin_token(&first.hash()).await.unwrap().expect("token authenticates");
+        assert_eq!(found.admin_token_id, tokens[0].admin_token_id);
+        let audit = store.list_audit(10).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].actor, "system");
+        assert_eq!(audit[0].admin_token_id, None);
+        assert_eq!(audit[0].action, "admin_token.bootstrap");
+        assert_eq!(audit[0].target_kind, "admin_token");
+        assert_eq!(audit[0].target_id, tokens[0].admin_token_id.to_string());
+    }
+
+    async fn concurrent_first_starts_create_one_token(db: TestDb) {
+        // Several processes starting at once on an empty store: exactly one bootstrap token.
+        let stores = futures::future::join_all((0..4).map(|_| db.store())).await;
+        let results = futures::future::join_all(
+            stores.iter().map(|store| brevet::bootstrap::ensure_admin_token(store.as_ref())),
+        )
+        .await;
+        let created = results.into_iter().map(|r| r.unwrap()).filter(Option::is_some).count();
+        assert_eq!(created, 1);
+        assert_eq!(stores[0].list_admin_tokens().await.unwrap().len(), 1);
+    }
+
+    async fn bootstrap_is_skipped_when_any_token_exists(db: TestDb) {
+        let store = db.store().await;
+        let (_, token) = new_token("ops", Role::Operator);
+        let entry = NewAuditEntry {
+            actor: &Actor::System, action: "admin_token.create", target_kind: "admin_token",
+            target_id: String::new(), request_id: None,
+        };
+        store.create_admin_token(&token, &entry).await.unwrap();
+        assert!(brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().is_none());
+    }
+
+    async fn created_tokens_authenticate_and_names_are_unique(db: TestDb) {
+        let store = db.store().await;
+        let actor = Actor::System;
+        let entry = NewAuditEntry {
+            actor: &actor, action: "admin_token.create", target_kind: "admin_token",
+            target_id: String::new(), request_id: Some("req-1"),
+        };
+        let (secret, token) = new_token("clerk", Role::Operator);
+        let created = store.create_admin_token(&token, &entry).await.unwrap();
+        assert_eq!((created.name.as_str(), created.role), ("clerk", Role::Operator));
+
+        let found = store.authenticate_admin_token(&secret.hash()).await.unwrap().unwrap();
+        assert_eq!(found, created);
+        assert!(store.authenticate_admin_token(&TokenHash::of("brv_wrong")).await.unwrap().is_none());
+
+        let (_, same_name) = new_token("clerk", Role::Viewer);
+        match store.create_admin_token(&same_name, &entry).await {
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // The failed insert left neither a token nor an audit row behind.
+        assert_eq!(store.list_admin_tokens().await.unwrap().len(), 1);
+        let audit = store.list_audit(10).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].target_id, created.admin_token_id.to_string());
+        assert_eq!(audit[0].request_id.as_deref(), Some("req-1"));
+    }
+}
