@@ -12,5 +12,8 @@ pub async fn ensure_admin_token(store: &dyn Store) -> Result<Option<TokenSecret>
         role: Role::Admin,
         token_hash: secret.hash(),
     };
-    Ok(store.create_bootstrap_token(&token).await?.then_some(secret))
+    Ok(store
+        .create_bootstrap_token(&token)
+        .await?
+        .then_some(secret))
 }

@@ -14,8 +14,12 @@ use crate::store::{self, SharedStore};
 pub async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
     let url = config.effective_database_url();
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
     }
     let store = store::connect(&url, config.database_max_connections)
         .await
@@ -37,7 +41,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // Standard output, not the log: the value must reach the operator once and never a log
         // pipeline. Only its existence is logged.
         let mut out = std::io::stdout().lock();
-        writeln!(out, "Bootstrap admin token (shown once; store it now, only its hash is kept):")?;
+        writeln!(
+            out,
+            "Bootstrap admin token (shown once; store it now, only its hash is kept):"
+        )?;
         writeln!(out, "{}", token.expose())?;
         out.flush()?;
         tracing::warn!("created the bootstrap admin token and printed it on standard output");
@@ -48,7 +55,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let app = http::build_app(AppState::new(store, &config), Limits::from_config(&config));
     tracing::info!(%address, "brevet serve listening on http://{address}");
-    http::run(listener, app, http::shutdown_signal()).await.context("HTTP server failed")?;
+    http::run(listener, app, http::shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
     tracing::info!("brevet serve stopped");
     Ok(())
 }

@@ -86,8 +86,13 @@ impl Default for Config {
             database_max_connections: 10,
             log: "info".to_owned(),
             log_format: LogFormat::Text,
-            http: HttpConfig { request_timeout_secs: 30, body_limit_bytes: 1024 * 1024 },
-            wallet: WalletConfig { api_versions: vec!["0.1".to_owned()] },
+            http: HttpConfig {
+                request_timeout_secs: 30,
+                body_limit_bytes: 1024 * 1024,
+            },
+            wallet: WalletConfig {
+                api_versions: vec!["0.1".to_owned()],
+            },
         }
     }
 }
@@ -103,7 +108,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -111,7 +119,10 @@ impl Config {
             .split("__")
             // BREVET_CONFIG names the file itself; BREVET_TEST_* belong to the test suite.
             .filter(|key| key != "config" && !key.as_str().starts_with("test_"));
-        let config: Config = figment.merge(env).extract().map_err(describe_figment_error)?;
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(describe_figment_error)?;
         config.validate()?;
         Ok(config)
     }
@@ -132,11 +143,17 @@ impl Config {
         }
         for version in &self.wallet.api_versions {
             if crate::http::wallet::ApiVersion::parse(version).is_none() {
-                return bad("wallet.api_versions", &format!("{version:?} is not of the form MAJOR.MINOR"));
+                return bad(
+                    "wallet.api_versions",
+                    &format!("{version:?} is not of the form MAJOR.MINOR"),
+                );
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
-            return bad("log", &format!("{:?} is not a valid tracing filter", self.log));
+            return bad(
+                "log",
+                &format!("{:?} is not a valid tracing filter", self.log),
+            );
         }
         Ok(())
     }
@@ -153,7 +170,9 @@ impl Config {
 fn describe_figment_error(error: figment::Error) -> ConfigError {
     // figment can collect several errors; the first one is enough to act on, and keeps it one line.
     let first = error.into_iter().next();
-    let Some(error) = first else { return ConfigError("invalid configuration".to_owned()) };
+    let Some(error) = first else {
+        return ConfigError("invalid configuration".to_owned());
+    };
     let key = error.path.join(".");
     let source = error
         .metadata
@@ -212,10 +231,15 @@ impl DatabaseUrl {
             "sqlite" => Backend::Sqlite,
             "postgres" | "postgresql" => Backend::Postgres,
             other => {
-                return Err(format!("unsupported scheme `{other}:` (use sqlite: or postgres://)"))
+                return Err(format!(
+                    "unsupported scheme `{other}:` (use sqlite: or postgres://)"
+                ))
             }
         };
-        Ok(Self { url: SecretString::from(raw.to_owned()), backend })
+        Ok(Self {
+            url: SecretString::from(raw.to_owned()),
+            backend,
+        })
     }
 
     /// The URL of a SQLite database file, created if missing.
@@ -247,8 +271,17 @@ impl DatabaseUrl {
                 let pairs: Vec<(String, String)> = url
                     .query_pairs()
                     .map(|(key, value)| {
-                        let secret = ["pass", "secret", "key", "token"].iter().any(|s| key.contains(s));
-                        (key.into_owned(), if secret { "***".to_owned() } else { value.into_owned() })
+                        let secret = ["pass", "secret", "key", "token"]
+                            .iter()
+                            .any(|s| key.contains(s));
+                        (
+                            key.into_owned(),
+                            if secret {
+                                "***".to_owned()
+                            } else {
+                                value.into_owned()
+                            },
+                        )
                     })
                     .collect();
                 if !pairs.is_empty() {
@@ -292,11 +325,20 @@ mod tests {
 
     #[test]
     fn database_url_redacts_password_and_query() {
-        let url = DatabaseUrl::parse("postgres://brevet:hunter2@db:5432/brevet?sslmode=require&sslpassword=x").unwrap();
+        let url = DatabaseUrl::parse(
+            "postgres://brevet:hunter2@db:5432/brevet?sslmode=require&sslpassword=x",
+        )
+        .unwrap();
         assert_eq!(url.backend(), Backend::Postgres);
-        assert_eq!(format!("{url:?}"), "postgres://brevet:***@db:5432/brevet?sslmode=require&sslpassword=***");
+        assert_eq!(
+            format!("{url:?}"),
+            "postgres://brevet:***@db:5432/brevet?sslmode=require&sslpassword=***"
+        );
         assert!(!format!("{url}").contains("hunter2"));
-        assert_eq!(url.expose(), "postgres://brevet:hunter2@db:5432/brevet?sslmode=require&sslpassword=x");
+        assert_eq!(
+            url.expose(),
+            "postgres://brevet:hunter2@db:5432/brevet?sslmode=require&sslpassword=x"
+        );
     }
 
     #[test]

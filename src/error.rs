@@ -100,7 +100,9 @@ impl IntoResponse for AdminError {
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             AdminError::Unavailable(detail) | AdminError::Internal(detail) => {
-                response.extensions_mut().insert(ErrorDetail(detail.clone()));
+                response
+                    .extensions_mut()
+                    .insert(ErrorDetail(detail.clone()));
             }
             _ => {}
         }
@@ -159,7 +161,11 @@ pub struct WalletError {
 impl WalletError {
     /// An error of `kind` described (without personal data) by `description`.
     pub fn new(kind: WalletErrorKind, description: impl Into<String>) -> Self {
-        Self { kind, description: description.into(), request_id: None }
+        Self {
+            kind,
+            description: description.into(),
+            request_id: None,
+        }
     }
 
     /// The same error, answering the request with this id.
@@ -173,22 +179,35 @@ impl WalletError {
         let empty = || Value::Object(Map::new());
         // HTTP statuses other than invalidApiVersion's 400 are our choice ([I], docs/ASSUMPTIONS.md).
         match &self.kind {
-            InvalidApiVersion { request_version, expected_version } => (
+            InvalidApiVersion {
+                request_version,
+                expected_version,
+            } => (
                 "invalidApiVersion",
                 json!({ "requestVersion": request_version, "expectedVersion": expected_version }),
                 StatusCode::BAD_REQUEST,
             ),
-            InvalidPayloadSignature => ("invalidPayloadSignature", empty(), StatusCode::UNAUTHORIZED),
-            InvalidPayloadEncryption => ("invalidPayloadEncryption", empty(), StatusCode::BAD_REQUEST),
+            InvalidPayloadSignature => {
+                ("invalidPayloadSignature", empty(), StatusCode::UNAUTHORIZED)
+            }
+            InvalidPayloadEncryption => {
+                ("invalidPayloadEncryption", empty(), StatusCode::BAD_REQUEST)
+            }
             InvalidIdentifier => ("invalidIdentifier", empty(), StatusCode::NOT_FOUND),
             InvalidFieldValue => ("invalidFieldValue", empty(), StatusCode::BAD_REQUEST),
             MissingRequiredField => ("missingRequiredField", empty(), StatusCode::BAD_REQUEST),
-            InvalidDecryptedRequest => ("invalidDecryptedRequest", empty(), StatusCode::BAD_REQUEST),
+            InvalidDecryptedRequest => {
+                ("invalidDecryptedRequest", empty(), StatusCode::BAD_REQUEST)
+            }
             PermissionDenied => ("permissionDenied", empty(), StatusCode::FORBIDDEN),
             Forbidden => ("forbidden", empty(), StatusCode::FORBIDDEN),
             InvalidState => ("invalidState", empty(), StatusCode::CONFLICT),
-            Internal { unavailable: true, .. } => ("", empty(), StatusCode::SERVICE_UNAVAILABLE),
-            Internal { unavailable: false, .. } => ("", empty(), StatusCode::INTERNAL_SERVER_ERROR),
+            Internal {
+                unavailable: true, ..
+            } => ("", empty(), StatusCode::SERVICE_UNAVAILABLE),
+            Internal {
+                unavailable: false, ..
+            } => ("", empty(), StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 }
@@ -197,7 +216,10 @@ impl From<StoreError> for WalletError {
     fn from(error: StoreError) -> Self {
         let unavailable = matches!(error, StoreError::Database(_));
         WalletError::new(
-            WalletErrorKind::Internal { unavailable, detail: error.to_string() },
+            WalletErrorKind::Internal {
+                unavailable,
+                detail: error.to_string(),
+            },
             "the issuer could not complete the request",
         )
     }
@@ -213,8 +235,14 @@ impl IntoResponse for WalletError {
             "responseMetadata".into(),
             json!({ "requestId": self.request_id.clone().unwrap_or_default() }),
         );
-        body.insert("errorDescription".into(), Value::String(self.description.clone()));
-        body.insert("issuerErrorIdentifier".into(), Value::String(issuer_error_identifier.clone()));
+        body.insert(
+            "errorDescription".into(),
+            Value::String(self.description.clone()),
+        );
+        body.insert(
+            "issuerErrorIdentifier".into(),
+            Value::String(issuer_error_identifier.clone()),
+        );
         if !member.is_empty() {
             body.insert(member.into(), value);
         }

@@ -31,11 +31,15 @@ where
 
 fn describe(rejection: JsonRejection) -> AdminError {
     match rejection {
-        JsonRejection::JsonDataError(e) => AdminError::BadRequest(format!("invalid request body: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => AdminError::BadRequest(format!("request body is not valid JSON: {}", e.body_text())),
-        JsonRejection::MissingJsonContentType(_) => {
-            AdminError::BadRequest("expected a request body with Content-Type: application/json".to_owned())
+        JsonRejection::JsonDataError(e) => {
+            AdminError::BadRequest(format!("invalid request body: {}", e.body_text()))
         }
+        JsonRejection::JsonSyntaxError(e) => {
+            AdminError::BadRequest(format!("request body is not valid JSON: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => AdminError::BadRequest(
+            "expected a request body with Content-Type: application/json".to_owned(),
+        ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AdminError::PayloadTooLarge,
         other => AdminError::BadRequest(other.body_text()),
     }

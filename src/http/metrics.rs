@@ -53,14 +53,25 @@ impl Metrics {
             "Time from receiving a request to having its response",
             durations.clone(),
         );
-        Self { registry, requests, durations }
+        Self {
+            registry,
+            requests,
+            durations,
+        }
     }
 
     /// Records one answered request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let route_labels = RouteLabels { method: method.to_owned(), route: route.to_owned() };
+        let route_labels = RouteLabels {
+            method: method.to_owned(),
+            route: route.to_owned(),
+        };
         self.durations.get_or_create(&route_labels).observe(seconds);
-        let labels = RequestLabels { method: route_labels.method, route: route_labels.route, status };
+        let labels = RequestLabels {
+            method: route_labels.method,
+            route: route_labels.route,
+            status,
+        };
         self.requests.get_or_create(&labels).inc();
     }
 

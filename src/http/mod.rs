@@ -21,7 +21,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -55,7 +57,11 @@ impl AppState {
             .filter_map(|v| ApiVersion::parse(v))
             .collect::<Vec<_>>()
             .into();
-        Self { store, metrics: Arc::new(Metrics::new()), wallet_versions }
+        Self {
+            store,
+            metrics: Arc::new(Metrics::new()),
+            wallet_versions,
+        }
     }
 }
 
@@ -98,11 +104,23 @@ pub fn build_app(state: AppState, limits: Limits) -> Router {
             // Listed outermost first.
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_response(()).on_failure(()))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(())
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-                .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    observe::observe,
+                ))
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout)),
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    limits.request_timeout,
+                )),
         )
         .with_state(state)
 }
@@ -114,7 +132,9 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "panic".to_owned());
     let mut response = AdminError::Internal(String::new()).into_response();
-    response.extensions_mut().insert(ErrorDetail(format!("handler panicked: {detail}")));
+    response
+        .extensions_mut()
+        .insert(ErrorDetail(format!("handler panicked: {detail}")));
     response
 }
 
@@ -124,7 +144,9 @@ pub async fn run(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -28,7 +28,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.observe_request(&method, &route, status, elapsed.as_secs_f64());
+    state
+        .metrics
+        .observe_request(&method, &route, status, elapsed.as_secs_f64());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     match response.extensions().get::<ErrorDetail>() {
         Some(ErrorDetail(detail)) => tracing::error!(

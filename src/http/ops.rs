@@ -33,20 +33,38 @@ async fn get_healthz() -> impl IntoResponse {
 async fn get_readyz(State(state): State<AppState>) -> impl IntoResponse {
     let backend = state.store.backend().as_str();
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "store": backend }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "store": backend })),
+        ),
         Ok(Err(error)) => {
             tracing::warn!(store = backend, error = %error, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "store": backend })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "store": backend })),
+            )
         }
         Err(_) => {
             tracing::warn!(store = backend, "readiness check timed out");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "store": backend })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "store": backend })),
+            )
         }
     }
 }
 
 /// Prometheus scrape endpoint.
 async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
-    let body = state.metrics.encode().map_err(|e| AdminError::Internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
+    let body = state
+        .metrics
+        .encode()
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    ))
 }

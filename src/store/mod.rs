@@ -162,7 +162,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AdminToken, StoreError>;
 
     /// The unrevoked token with this hash, if any; records that it was used.
-    async fn authenticate_admin_token(&self, hash: &TokenHash) -> Result<Option<AdminToken>, StoreError>;
+    async fn authenticate_admin_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AdminToken>, StoreError>;
 
     /// All tokens, oldest first.
     async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError>;

@@ -137,7 +137,9 @@ impl Store for PgStore {
     async fn create_bootstrap_token(&self, token: &NewAdminToken) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Serialise concurrent first starts: whoever takes the lock first sees an empty table.
-        sqlx::query("lock table admin_tokens in share row exclusive mode").execute(&mut *tx).await?;
+        sqlx::query("lock table admin_tokens in share row exclusive mode")
+            .execute(&mut *tx)
+            .await?;
         let id = Uuid::new_v4();
         let inserted = sqlx::query(
             "insert into admin_tokens (admin_token_id, name, role, token_hash)
@@ -182,13 +184,19 @@ impl Store for PgStore {
         .fetch_one(&mut *tx)
         .await?;
         let created = AdminToken::try_from(row)?;
-        let entry = NewAuditEntry { target_id: created.admin_token_id.to_string(), ..audit.clone() };
+        let entry = NewAuditEntry {
+            target_id: created.admin_token_id.to_string(),
+            ..audit.clone()
+        };
         insert_audit(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(created)
     }
 
-    async fn authenticate_admin_token(&self, hash: &TokenHash) -> Result<Option<AdminToken>, StoreError> {
+    async fn authenticate_admin_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AdminToken>, StoreError> {
         let row: Option<AdminTokenRow> = sqlx::query_as(&format!(
             "update admin_tokens set last_used_at = now(), updated_at = now()
              where token_hash = $1 and revoked_at is null returning {TOKEN_COLUMNS}"

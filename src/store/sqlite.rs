@@ -66,7 +66,11 @@ async fn migrate(options: &SqliteConnectOptions, pool: &SqlitePool) -> Result<()
     let mut lock_path = database.as_os_str().to_owned();
     lock_path.push(".migrate.lock");
     let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         file.lock()?;
         Ok(file)
     })
@@ -222,13 +226,19 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let created = AdminToken::try_from(row)?;
-        let entry = NewAuditEntry { target_id: created.admin_token_id.to_string(), ..audit.clone() };
+        let entry = NewAuditEntry {
+            target_id: created.admin_token_id.to_string(),
+            ..audit.clone()
+        };
         insert_audit(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(created)
     }
 
-    async fn authenticate_admin_token(&self, hash: &TokenHash) -> Result<Option<AdminToken>, StoreError> {
+    async fn authenticate_admin_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AdminToken>, StoreError> {
         let row: Option<AdminTokenRow> = sqlx::query_as(&format!(
             "update admin_tokens set last_used_at = {NOW}, updated_at = {NOW}
              where token_hash = ? and revoked_at is null returning {TOKEN_COLUMNS}"

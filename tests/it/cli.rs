@@ -16,44 +16,101 @@ fn config_error(env: &[(&str, &str)], args: &[&str], file: Option<&str>) -> Stri
         std::fs::write(dir.path().join("brevet.toml"), contents).unwrap();
         command.args(["--config", "brevet.toml"]);
     }
-    let output = command.envs(env.iter().copied()).args(args).arg("serve").output().unwrap();
+    let output = command
+        .envs(env.iter().copied())
+        .args(args)
+        .arg("serve")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "exit code for {env:?}");
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "one line, no backtrace: {stderr}");
-    assert!(stderr.starts_with("brevet: invalid configuration: "), "{stderr}");
-    assert!(!dir.path().join("brevet-data").exists(), "nothing created on bad configuration");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line, no backtrace: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("brevet: invalid configuration: "),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("brevet-data").exists(),
+        "nothing created on bad configuration"
+    );
     stderr.trim_end().to_owned()
 }
 
 #[test]
 fn bad_settings_are_one_line_errors_naming_the_setting() {
-    let cases: [(&[(&str, &str)], Option<&str>, &str); 7] = [
-        (&[("BREVET_LISTEN", "nonsense")], None, "setting `listen` (from BREVET_LISTEN)"),
-        (&[("BREVET_DATABASE_URL", "mysql://db/brevet")], None, "unsupported scheme `mysql:`"),
-        (&[("BREVET_HTTP__BODY_LIMIT_BYTES", "0")], None, "setting `http.body_limit_bytes`: must be at least 1024"),
-        (&[("BREVET_LOG_FORMAT", "xml")], None, "setting `log_format` (from BREVET_LOG_FORMAT)"),
-        (&[("BREVET_WALLET__API_VERSIONS", "[\"one\"]")], None, "setting `wallet.api_versions`: \"one\" is not of the form MAJOR.MINOR"),
-        (&[("BREVET_LISTN", "127.0.0.1:1")], None, "unknown setting `listn`"),
-        (&[], Some("listen = \"127.0.0.1:9\"\n[http]\nrequest_timeout = 3\n"), "unknown setting `request_timeout`"),
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+    let cases: [Case; 7] = [
+        (
+            &[("BREVET_LISTEN", "nonsense")],
+            None,
+            "setting `listen` (from BREVET_LISTEN)",
+        ),
+        (
+            &[("BREVET_DATABASE_URL", "mysql://db/brevet")],
+            None,
+            "unsupported scheme `mysql:`",
+        ),
+        (
+            &[("BREVET_HTTP__BODY_LIMIT_BYTES", "0")],
+            None,
+            "setting `http.body_limit_bytes`: must be at least 1024",
+        ),
+        (
+            &[("BREVET_LOG_FORMAT", "xml")],
+            None,
+            "setting `log_format` (from BREVET_LOG_FORMAT)",
+        ),
+        (
+            &[("BREVET_WALLET__API_VERSIONS", "[\"one\"]")],
+            None,
+            "setting `wallet.api_versions`: \"one\" is not of the form MAJOR.MINOR",
+        ),
+        (
+            &[("BREVET_LISTN", "127.0.0.1:1")],
+            None,
+            "unknown setting `listn`",
+        ),
+        (
+            &[],
+            Some("listen = \"127.0.0.1:9\"\n[http]\nrequest_timeout = 3\n"),
+            "unknown setting `request_timeout`",
+        ),
     ];
     for (env, file, expected) in cases {
         let message = config_error(env, &[], file);
-        assert!(message.contains(expected), "{message:?} should contain {expected:?}");
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
     }
     let missing = config_error(&[], &["--config", "/nonexistent/brevet.toml"], None);
-    assert!(missing.ends_with("config file /nonexistent/brevet.toml does not exist"), "{missing}");
+    assert!(
+        missing.ends_with("config file /nonexistent/brevet.toml does not exist"),
+        "{missing}"
+    );
 }
 
 #[test]
 fn config_file_values_are_used_and_env_overrides_them() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("brevet.toml"), "data_dir = \"from-file\"\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("brevet.toml"),
+        "data_dir = \"from-file\"\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
     let mut command = brevet(dir.path());
     command.args(["--config", "brevet.toml"]);
     // The file's listen address (port 1, privileged or taken) would fail; the variable wins.
     let server = Server::start(command);
-    assert!(dir.path().join("from-file/brevet.db").is_file(), "data_dir came from the file");
+    assert!(
+        dir.path().join("from-file/brevet.db").is_file(),
+        "data_dir came from the file"
+    );
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
 }
@@ -70,13 +127,27 @@ async fn zero_config_serve_uses_sqlite_in_brevet_data_and_prints_the_token_once(
     assert!(dir.path().join("brevet-data/brevet.db").is_file());
 
     let client = reqwest::Client::new();
-    let health = client.get(format!("{}/healthz", server.base_url)).send().await.unwrap();
+    let health = client
+        .get(format!("{}/healthz", server.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = client.get(format!("{}/readyz", server.base_url)).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = client
+        .get(format!("{}/readyz", server.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["store"], "sqlite");
     let (code, log) = server.terminate();
     assert_eq!(code, Some(0));
-    assert!(!log.iter().any(|line| line.contains(&token)), "the token never reaches the log");
+    assert!(
+        !log.iter().any(|line| line.contains(&token)),
+        "the token never reaches the log"
+    );
 
     // Second start on the same data: no new token, and the first one still works.
     let server = Server::start(brevet(dir.path()));
@@ -87,7 +158,10 @@ async fn zero_config_serve_uses_sqlite_in_brevet_data_and_prints_the_token_once(
         .await
         .unwrap();
     assert_eq!(whoami.status(), 200);
-    assert!(server.stdout_lines(0).is_empty(), "the token is printed on first start only");
+    assert!(
+        server.stdout_lines(0).is_empty(),
+        "the token is printed on first start only"
+    );
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
 }
@@ -154,7 +228,9 @@ async fn database_passwords_never_reach_the_log() {
         let mut url = url::Url::parse(db.url.expose()).unwrap();
         url.set_password(Some("s3cret-pw")).unwrap();
         let mut command = brevet(&db.dir);
-        command.env("BREVET_DATABASE_URL", url.as_str()).env("BREVET_LOG", "debug");
+        command
+            .env("BREVET_DATABASE_URL", url.as_str())
+            .env("BREVET_LOG", "debug");
         let server = Server::start(command);
         let (code, log) = server.terminate();
         assert_eq!(code, Some(0));

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 use crate::support::TestDb;
 
 fn error_of(body: &Value) -> (&str, &str) {
-    (body["error"]["code"].as_str().unwrap(), body["error"]["message"].as_str().unwrap())
+    (
+        body["error"]["code"].as_str().unwrap(),
+        body["error"]["message"].as_str().unwrap(),
+    )
 }
 
 both_stores! {

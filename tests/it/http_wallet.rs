@@ -16,12 +16,23 @@ fn health_check(version: Value) -> Value {
 fn error_member(body: &Value, request_id: &str) -> (String, Value) {
     let object = body.as_object().expect("ErrorResponse is an object");
     assert_eq!(body["responseMetadata"], json!({ "requestId": request_id }));
-    assert!(body["errorDescription"].as_str().is_some_and(|d| !d.is_empty()));
-    let id = body["issuerErrorIdentifier"].as_str().expect("issuerErrorIdentifier");
+    assert!(body["errorDescription"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    let id = body["issuerErrorIdentifier"]
+        .as_str()
+        .expect("issuerErrorIdentifier");
     assert!(uuid::Uuid::parse_str(id).is_ok());
     let members: Vec<(&String, &Value)> = object
         .iter()
-        .filter(|(k, _)| !["responseMetadata", "errorDescription", "issuerErrorIdentifier"].contains(&k.as_str()))
+        .filter(|(k, _)| {
+            ![
+                "responseMetadata",
+                "errorDescription",
+                "issuerErrorIdentifier",
+            ]
+            .contains(&k.as_str())
+        })
         .collect();
     assert_eq!(members.len(), 1, "exactly one union member in {body}");
     (members[0].0.clone(), members[0].1.clone())

@@ -7,7 +7,11 @@ use crate::support::TestDb;
 
 fn new_token(name: &str, role: Role) -> (TokenSecret, NewAdminToken) {
     let secret = TokenSecret::generate();
-    let token = NewAdminToken { name: name.to_owned(), role, token_hash: secret.hash() };
+    let token = NewAdminToken {
+        name: name.to_owned(),
+        role,
+        token_hash: secret.hash(),
+    };
     (secret, token)
 }
 

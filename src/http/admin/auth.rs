@@ -36,7 +36,10 @@ impl Principal {
 
     /// This principal as the actor of an audited change.
     pub fn actor(&self) -> Actor {
-        Actor::Token { admin_token_id: self.token_id, name: self.name.clone() }
+        Actor::Token {
+            admin_token_id: self.token_id,
+            name: self.name.clone(),
+        }
     }
 }
 
@@ -47,21 +50,29 @@ impl FromRequestParts<AppState> for Principal {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(AdminError::Unauthorized("missing Authorization: Bearer <admin token> header"))?;
+            .ok_or(AdminError::Unauthorized(
+                "missing Authorization: Bearer <admin token> header",
+            ))?;
         let presented = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or(AdminError::Unauthorized("Authorization header must be `Bearer <admin token>`"))?;
+            .ok_or(AdminError::Unauthorized(
+                "Authorization header must be `Bearer <admin token>`",
+            ))?;
         let token = state
             .store
             .authenticate_admin_token(&TokenHash::of(presented))
             .await?
             .ok_or(AdminError::Unauthorized("unknown or revoked admin token"))?;
         tracing::debug!(admin.token = %token.name, "admin request authenticated");
-        Ok(Principal { token_id: token.admin_token_id, name: token.name, role: token.role })
+        Ok(Principal {
+            token_id: token.admin_token_id,
+            name: token.name,
+            role: token.role,
+        })
     }
 }
 

@@ -11,7 +11,8 @@ use super::AppState;
 
 /// Routes of the admin surface (nested under `/admin/v1`).
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/whoami", get(auth::get_whoami))
-        .route("/tokens", get(tokens::list_tokens).post(tokens::create_token))
+    Router::new().route("/whoami", get(auth::get_whoami)).route(
+        "/tokens",
+        get(tokens::list_tokens).post(tokens::create_token),
+    )
 }

@@ -50,7 +50,9 @@ pub async fn list_tokens(
 ) -> Result<AdminJson<TokenList>, AdminError> {
     principal.require(Role::Admin)?;
     let tokens = state.store.list_admin_tokens().await?;
-    Ok(AdminJson(TokenList { tokens: tokens.into_iter().map(TokenView::from).collect() }))
+    Ok(AdminJson(TokenList {
+        tokens: tokens.into_iter().map(TokenView::from).collect(),
+    }))
 }
 
 /// Body of `POST /admin/v1/tokens`.
@@ -82,15 +84,24 @@ pub async fn create_token(
 ) -> Result<(StatusCode, AdminJson<CreatedToken>), AdminError> {
     principal.require(Role::Admin)?;
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
         return Err(AdminError::BadRequest(format!(
             "name must be 1 to {MAX_NAME_CHARS} printable characters"
         )));
     }
     let secret = TokenSecret::generate();
-    let new_token = NewAdminToken { name: name.to_owned(), role: body.role, token_hash: secret.hash() };
+    let new_token = NewAdminToken {
+        name: name.to_owned(),
+        role: body.role,
+        token_hash: secret.hash(),
+    };
     let actor = principal.actor();
-    let request_id = request_id.as_ref().and_then(|id| id.0.header_value().to_str().ok());
+    let request_id = request_id
+        .as_ref()
+        .and_then(|id| id.0.header_value().to_str().ok());
     let audit = NewAuditEntry {
         actor: &actor,
         action: "admin_token.create",
@@ -98,13 +109,23 @@ pub async fn create_token(
         target_id: String::new(),
         request_id,
     };
-    let created = state.store.create_admin_token(&new_token, &audit).await.map_err(|e| match e {
-        crate::store::StoreError::Conflict(_) => {
-            AdminError::Conflict(format!("a token named {name:?} already exists"))
-        }
-        other => other.into(),
-    })?;
+    let created = state
+        .store
+        .create_admin_token(&new_token, &audit)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                AdminError::Conflict(format!("a token named {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
     tracing::info!(admin.token = %created.name, admin.role = %created.role, "admin token created");
     let view = TokenView::from(created);
-    Ok((StatusCode::CREATED, AdminJson(CreatedToken { view, token: secret.expose().to_owned() })))
+    Ok((
+        StatusCode::CREATED,
+        AdminJson(CreatedToken {
+            view,
+            token: secret.expose().to_owned(),
+        }),
+    ))
 }

@@ -30,7 +30,9 @@ pub struct ResponseMetadata {
 impl ResponseMetadata {
     /// Metadata answering the request with this id.
     pub fn answering(request_id: &str) -> Self {
-        Self { request_id: request_id.to_owned() }
+        Self {
+            request_id: request_id.to_owned(),
+        }
     }
 }
 
@@ -47,5 +49,8 @@ pub async fn health_check(
     request: WalletRequest<HealthCheckRequest>,
 ) -> Result<Json<HealthCheckResponse>, WalletError> {
     let response_metadata = ResponseMetadata::answering(request.request_id());
-    Ok(Json(HealthCheckResponse { response_metadata, client_message: request.body.client_message }))
+    Ok(Json(HealthCheckResponse {
+        response_metadata,
+        client_message: request.body.client_message,
+    }))
 }

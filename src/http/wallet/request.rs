@@ -23,7 +23,10 @@ impl ApiVersion {
     /// Parses "MAJOR.MINOR".
     pub fn parse(raw: &str) -> Option<Self> {
         let (major, minor) = raw.split_once('.')?;
-        Some(Self { major: major.parse().ok()?, minor: minor.parse().ok()? })
+        Some(Self {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
     }
 }
 
@@ -71,11 +74,19 @@ where
     type Rejection = WalletError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, WalletError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            WalletError::new(WalletErrorKind::InvalidFieldValue, format!("unreadable request body: {}", rejection.body_text()))
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                WalletError::new(
+                    WalletErrorKind::InvalidFieldValue,
+                    format!("unreadable request body: {}", rejection.body_text()),
+                )
+            })?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            WalletError::new(WalletErrorKind::InvalidFieldValue, format!("request body is not valid JSON: {e}"))
+            WalletError::new(
+                WalletErrorKind::InvalidFieldValue,
+                format!("request body is not valid JSON: {e}"),
+            )
         })?;
         let request_id = value
             .pointer("/requestMetadata/requestId")
@@ -84,7 +95,8 @@ where
         // The version is checked before the rest of the body: a caller on another version may
         // well send a body of another shape, and should learn about the version first.
         if let Some(version) = value.pointer("/requestMetadata/version") {
-            check_version(version, &state.wallet_versions).map_err(|e| e.for_request(request_id.clone()))?;
+            check_version(version, &state.wallet_versions)
+                .map_err(|e| e.for_request(request_id.clone()))?;
         }
         let body: T = serde_json::from_value(value).map_err(|e| {
             let message = e.to_string();
@@ -93,7 +105,8 @@ where
             } else {
                 WalletErrorKind::InvalidFieldValue
             };
-            WalletError::new(kind, format!("invalid request body: {message}")).for_request(request_id.clone())
+            WalletError::new(kind, format!("invalid request body: {message}"))
+                .for_request(request_id.clone())
         })?;
         Ok(Self { body })
     }
@@ -101,12 +114,18 @@ where
 
 fn check_version(version: &Value, accepted: &[ApiVersion]) -> Result<(), WalletError> {
     let parsed: ApiVersion = serde_json::from_value(version.clone()).map_err(|e| {
-        WalletError::new(WalletErrorKind::InvalidFieldValue, format!("requestMetadata.version: {e}"))
+        WalletError::new(
+            WalletErrorKind::InvalidFieldValue,
+            format!("requestMetadata.version: {e}"),
+        )
     })?;
     if accepted.contains(&parsed) {
         return Ok(());
     }
-    let expected = accepted.last().copied().unwrap_or(ApiVersion { major: 0, minor: 1 });
+    let expected = accepted
+        .last()
+        .copied()
+        .unwrap_or(ApiVersion { major: 0, minor: 1 });
     Err(WalletError::new(
         WalletErrorKind::InvalidApiVersion {
             request_version: serde_json::json!(parsed),
@@ -125,8 +144,17 @@ mod tests {
 
     #[test]
     fn parses_versions() {
-        assert_eq!(ApiVersion::parse("0.1"), Some(ApiVersion { major: 0, minor: 1 }));
-        assert_eq!(ApiVersion::parse("12.34"), Some(ApiVersion { major: 12, minor: 34 }));
+        assert_eq!(
+            ApiVersion::parse("0.1"),
+            Some(ApiVersion { major: 0, minor: 1 })
+        );
+        assert_eq!(
+            ApiVersion::parse("12.34"),
+            Some(ApiVersion {
+                major: 12,
+                minor: 34
+            })
+        );
         for bad in ["", "1", "1.", ".1", "a.b", "1.2.3"] {
             assert_eq!(ApiVersion::parse(bad), None, "{bad:?}");
         }

@@ -31,8 +31,12 @@ pub struct TestResponse {
 impl TestResponse {
     /// The body as JSON; panics with the body text when it is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// The body as text.
@@ -44,11 +48,26 @@ impl TestResponse {
 impl TestApp {
     /// Sends a request and reads the whole response.
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.expect("router is infallible");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("read body").to_bytes().to_vec();
-        TestResponse { status, headers, body }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read body")
+            .to_bytes()
+            .to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// `GET path`, with a bearer token when given.
@@ -57,13 +76,21 @@ impl TestApp {
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        self.send(builder.body(Body::empty()).expect("request")).await
+        self.send(builder.body(Body::empty()).expect("request"))
+            .await
     }
 
     /// `POST path` with a JSON body (raw bytes, so tests can send broken JSON), bearer token optional.
-    pub async fn post_raw(&self, path: &str, body: impl Into<Body>, token: Option<&str>) -> TestResponse {
-        let mut builder =
-            Request::builder().method(Method::POST).uri(path).header("content-type", "application/json");
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<Body>,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", "application/json");
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }

@@ -2,8 +2,8 @@
 //! one test body against SQLite and against Postgres.
 
 pub mod http;
-pub mod process;
 pub mod postgres;
+pub mod process;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -51,12 +51,18 @@ pub struct TestDb {
 impl TestDb {
     /// A configuration that uses this database and otherwise the defaults.
     pub fn config(&self) -> Config {
-        Config { database_url: Some(self.url.clone()), data_dir: self.dir.clone(), ..Config::default() }
+        Config {
+            database_url: Some(self.url.clone()),
+            data_dir: self.dir.clone(),
+            ..Config::default()
+        }
     }
 
     /// The store, connected and migrated.
     pub async fn store(&self) -> SharedStore {
-        store::connect(&self.url, 5).await.expect("connect to the test store")
+        store::connect(&self.url, 5)
+            .await
+            .expect("connect to the test store")
     }
 
     /// The whole HTTP app over this database, with default limits.
@@ -67,7 +73,10 @@ impl TestDb {
     /// The whole HTTP app over this database, with `config`'s settings.
     pub async fn app_with(&self, config: Config) -> http::TestApp {
         let store = self.store().await;
-        let router = build_app(AppState::new(store.clone(), &config), Limits::from_config(&config));
+        let router = build_app(
+            AppState::new(store.clone(), &config),
+            Limits::from_config(&config),
+        );
         http::TestApp { router, store }
     }
 }
@@ -78,15 +87,25 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::Builder::new().prefix("brevet-test-").tempdir().expect("temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("brevet-test-")
+        .tempdir()
+        .expect("temp dir");
     let (url, pg_name) = match backend {
-        Backend::Sqlite => (DatabaseUrl::sqlite_file(&dir.path().join("brevet.db")), None),
+        Backend::Sqlite => (
+            DatabaseUrl::sqlite_file(&dir.path().join("brevet.db")),
+            None,
+        ),
         Backend::Postgres => {
             let name = postgres::create_database().await;
             (postgres::database_url(&name), Some(name))
         }
     };
-    let db = TestDb { backend, url, dir: dir.path().to_owned() };
+    let db = TestDb {
+        backend,
+        url,
+        dir: dir.path().to_owned(),
+    };
     let outcome = AssertUnwindSafe(body(db)).catch_unwind().await;
     if let Some(name) = pg_name {
         postgres::drop_database(&name).await;

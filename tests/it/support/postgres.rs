@@ -32,7 +32,10 @@ fn server() -> &'static Server {
         Ok(raw) => {
             let mut base = url::Url::parse(&raw).expect("BREVET_TEST_DATABASE_URL is not a URL");
             base.set_path("");
-            Server { base, _watchdog: None }
+            Server {
+                base,
+                _watchdog: None,
+            }
         }
         Err(_) => start_cluster().unwrap_or_else(|why| panic!("{why}\n{INSTALL_HINT}")),
     })
@@ -47,14 +50,19 @@ pub fn database_url(name: &str) -> DatabaseUrl {
 
 async fn admin_connection() -> PgConnection {
     let url = database_url("postgres");
-    PgConnection::connect(url.expose()).await.expect("connect to the test Postgres server")
+    PgConnection::connect(url.expose())
+        .await
+        .expect("connect to the test Postgres server")
 }
 
 /// Creates an empty database with a unique name and returns the name.
 pub async fn create_database() -> String {
     let name = format!("brevet_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = admin_connection().await;
-    sqlx::query(&format!("create database {name}")).execute(&mut conn).await.expect("create test database");
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     conn.close().await.ok();
     name
 }
@@ -80,7 +88,10 @@ fn bin_dir() -> Option<PathBuf> {
     // Highest major version first (directory names are the major versions).
     candidates.sort_by_key(|bin| {
         std::cmp::Reverse(
-            bin.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()),
+            bin.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok()),
         )
     });
     candidates.into_iter().next().or_else(|| {
@@ -90,7 +101,9 @@ fn bin_dir() -> Option<PathBuf> {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// Postgres refuses to run as root; as root, run it as the `postgres` system user.
@@ -105,17 +118,26 @@ fn as_cluster_user(program: &Path) -> Result<Command, String> {
 
 fn postgres_user_ids() -> Result<(u32, u32), String> {
     let id = |flag: &str| -> Result<u32, String> {
-        let out = Command::new("id").args([flag, "postgres"]).output().map_err(|e| e.to_string())?;
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err("running as root, and there is no `postgres` user to run the cluster as".to_owned());
+            return Err(
+                "running as root, and there is no `postgres` user to run the cluster as".to_owned(),
+            );
         }
-        String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("id {flag} postgres: {e}"))
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("id {flag} postgres: {e}"))
     };
     Ok((id("-u")?, id("-g")?))
 }
 
 fn start_cluster() -> Result<Server, String> {
-    let bin = bin_dir().ok_or("no Postgres binaries (initdb) found under /usr/lib/postgresql or on PATH")?;
+    let bin = bin_dir()
+        .ok_or("no Postgres binaries (initdb) found under /usr/lib/postgresql or on PATH")?;
     let root = tempfile::Builder::new()
         .prefix("brevet-pg-")
         .tempdir()
@@ -124,16 +146,27 @@ fn start_cluster() -> Result<Server, String> {
         .keep();
     if running_as_root() {
         let (uid, gid) = postgres_user_ids()?;
-        std::os::unix::fs::chown(&root, Some(uid), Some(gid)).map_err(|e| format!("chown test cluster dir: {e}"))?;
+        std::os::unix::fs::chown(&root, Some(uid), Some(gid))
+            .map_err(|e| format!("chown test cluster dir: {e}"))?;
     }
     let data = root.join("data");
     let init = as_cluster_user(&bin.join("initdb"))?
-        .args(["--auth=trust", "--username=postgres", "--encoding=UTF8", "--locale=C", "--no-sync", "-D"])
+        .args([
+            "--auth=trust",
+            "--username=postgres",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
         .arg(&data)
         .output()
         .map_err(|e| format!("cannot run initdb: {e}"))?;
     if !init.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&init.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        ));
     }
     // The watchdog runs postgres in the background and waits for its stdin to close (this process
     // ending); then it stops postgres and removes the cluster.
@@ -156,9 +189,15 @@ fn start_cluster() -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("cannot start the test cluster: {e}"))?;
     wait_until_ready(&bin, &root)?;
-    let base = url::Url::parse(&format!("postgres://postgres@localhost:5432?host={}", root.display()))
-        .map_err(|e| e.to_string())?;
-    Ok(Server { base, _watchdog: Some(Mutex::new(child)) })
+    let base = url::Url::parse(&format!(
+        "postgres://postgres@localhost:5432?host={}",
+        root.display()
+    ))
+    .map_err(|e| e.to_string())?;
+    Ok(Server {
+        base,
+        _watchdog: Some(Mutex::new(child)),
+    })
 }
 
 fn wait_until_ready(bin: &Path, root: &Path) -> Result<(), String> {
@@ -177,8 +216,12 @@ fn wait_until_ready(bin: &Path, root: &Path) -> Result<(), String> {
         }
         if Instant::now() > deadline {
             let mut log = String::new();
-            std::fs::File::open(root.join("log")).and_then(|mut f| f.read_to_string(&mut log)).ok();
-            return Err(format!("the test cluster did not become ready in 60 s; its log:\n{log}"));
+            std::fs::File::open(root.join("log"))
+                .and_then(|mut f| f.read_to_string(&mut log))
+                .ok();
+            return Err(format!(
+                "the test cluster did not become ready in 60 s; its log:\n{log}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

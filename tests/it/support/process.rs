@@ -56,8 +56,19 @@ impl Server {
         let mut child = command.spawn().expect("spawn brevet serve");
         let stderr = lines(child.stderr.take().expect("stderr"));
         let stdout = lines(child.stdout.take().expect("stdout"));
-        let mut server = Server { child, stderr, stdout, log: Vec::new(), base_url: String::new() };
-        let listening = server.wait_for_log(|line| line["address"].is_string() && line["message"].as_str().is_some_and(|m| m.contains("listening")));
+        let mut server = Server {
+            child,
+            stderr,
+            stdout,
+            log: Vec::new(),
+            base_url: String::new(),
+        };
+        let listening = server.wait_for_log(|line| {
+            line["address"].is_string()
+                && line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("listening"))
+        });
         server.base_url = format!("http://{}", listening["address"].as_str().expect("address"));
         server
     }
@@ -98,7 +109,10 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code and the rest of its log.
     pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let exit = self.child.wait().expect("wait for brevet");
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
