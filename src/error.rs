@@ -12,13 +12,32 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::http::wallet::{ApiVersion, ResponseMetadata};
 use crate::store::StoreError;
 
 /// Internal detail of a failed request, for the access log only.
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub String);
+
+/// Error body of the admin and operations surfaces.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminErrorBody {
+    /// The error.
+    pub error: AdminErrorDetail,
+}
+
+/// What went wrong, for programs (`code`) and people (`message`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminErrorDetail {
+    /// Stable code: unauthorized, forbidden, not_found, bad_request, payload_too_large, conflict,
+    /// unavailable or internal.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
 
 /// Errors of the admin and operations surfaces.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +110,12 @@ impl From<StoreError> for AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let body = AdminErrorBody {
+            error: AdminErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         match &self {
             AdminError::Unauthorized(_) => {
@@ -114,12 +138,7 @@ impl IntoResponse for AdminError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WalletErrorKind {
     /// `requestMetadata.version` is not one this server implements.
-    InvalidApiVersion {
-        /// The version the request carried.
-        request_version: Value,
-        /// The version this server expects.
-        expected_version: Value,
-    },
+    InvalidApiVersion(InvalidApiVersion),
     /// A payload signature is invalid or by an unknown key.
     InvalidPayloadSignature,
     /// A payload could not be decrypted.
@@ -174,42 +193,144 @@ impl WalletError {
         self
     }
 
-    fn member(&self) -> (&'static str, Value, StatusCode) {
-        use WalletErrorKind::*;
-        let empty = || Value::Object(Map::new());
-        // HTTP statuses other than invalidApiVersion's 400 are our choice ([I], docs/ASSUMPTIONS.md).
-        match &self.kind {
-            InvalidApiVersion {
-                request_version,
-                expected_version,
-            } => (
-                "invalidApiVersion",
-                json!({ "requestVersion": request_version, "expectedVersion": expected_version }),
-                StatusCode::BAD_REQUEST,
+    /// The response body and HTTP status. Statuses other than invalidApiVersion's 400 are our
+    /// choice ([I], docs/ASSUMPTIONS.md).
+    fn render(&self, issuer_error_identifier: String) -> (StatusCode, ErrorResponse) {
+        use WalletErrorKind as K;
+        let mut body = ErrorResponse {
+            response_metadata: ResponseMetadata::answering(
+                self.request_id.as_deref().unwrap_or_default(),
             ),
-            InvalidPayloadSignature => {
-                ("invalidPayloadSignature", empty(), StatusCode::UNAUTHORIZED)
+            error_description: self.description.clone(),
+            issuer_error_identifier,
+            ..ErrorResponse::default()
+        };
+        let empty = Some(Empty {});
+        let status = match &self.kind {
+            K::InvalidApiVersion(versions) => {
+                body.invalid_api_version = Some(versions.clone());
+                StatusCode::BAD_REQUEST
             }
-            InvalidPayloadEncryption => {
-                ("invalidPayloadEncryption", empty(), StatusCode::BAD_REQUEST)
+            K::InvalidPayloadSignature => {
+                body.invalid_payload_signature = empty;
+                StatusCode::UNAUTHORIZED
             }
-            InvalidIdentifier => ("invalidIdentifier", empty(), StatusCode::NOT_FOUND),
-            InvalidFieldValue => ("invalidFieldValue", empty(), StatusCode::BAD_REQUEST),
-            MissingRequiredField => ("missingRequiredField", empty(), StatusCode::BAD_REQUEST),
-            InvalidDecryptedRequest => {
-                ("invalidDecryptedRequest", empty(), StatusCode::BAD_REQUEST)
+            K::InvalidPayloadEncryption => {
+                body.invalid_payload_encryption = empty;
+                StatusCode::BAD_REQUEST
             }
-            PermissionDenied => ("permissionDenied", empty(), StatusCode::FORBIDDEN),
-            Forbidden => ("forbidden", empty(), StatusCode::FORBIDDEN),
-            InvalidState => ("invalidState", empty(), StatusCode::CONFLICT),
-            Internal {
+            K::InvalidIdentifier => {
+                body.invalid_identifier = empty;
+                StatusCode::NOT_FOUND
+            }
+            K::InvalidFieldValue => {
+                body.invalid_field_value = empty;
+                StatusCode::BAD_REQUEST
+            }
+            K::MissingRequiredField => {
+                body.missing_required_field = empty;
+                StatusCode::BAD_REQUEST
+            }
+            K::InvalidDecryptedRequest => {
+                body.invalid_decrypted_request = empty;
+                StatusCode::BAD_REQUEST
+            }
+            K::PermissionDenied => {
+                body.permission_denied = empty;
+                StatusCode::FORBIDDEN
+            }
+            K::Forbidden => {
+                body.forbidden = empty;
+                StatusCode::FORBIDDEN
+            }
+            K::InvalidState => {
+                body.invalid_state = empty;
+                StatusCode::CONFLICT
+            }
+            K::Internal {
                 unavailable: true, ..
-            } => ("", empty(), StatusCode::SERVICE_UNAVAILABLE),
-            Internal {
+            } => StatusCode::SERVICE_UNAVAILABLE,
+            K::Internal {
                 unavailable: false, ..
-            } => ("", empty(), StatusCode::INTERNAL_SERVER_ERROR),
+            } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, body)
+    }
+
+    fn member_name(&self) -> &'static str {
+        use WalletErrorKind as K;
+        match &self.kind {
+            K::InvalidApiVersion(_) => "invalidApiVersion",
+            K::InvalidPayloadSignature => "invalidPayloadSignature",
+            K::InvalidPayloadEncryption => "invalidPayloadEncryption",
+            K::InvalidIdentifier => "invalidIdentifier",
+            K::InvalidFieldValue => "invalidFieldValue",
+            K::MissingRequiredField => "missingRequiredField",
+            K::InvalidDecryptedRequest => "invalidDecryptedRequest",
+            K::PermissionDenied => "permissionDenied",
+            K::Forbidden => "forbidden",
+            K::InvalidState => "invalidState",
+            K::Internal { .. } => "internal",
         }
     }
+}
+
+/// `InvalidApiVersion`: the version the request carried and the one this issuer expects.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidApiVersion {
+    /// The version the request carried.
+    pub request_version: ApiVersion,
+    /// The version this issuer implements.
+    pub expected_version: ApiVersion,
+}
+
+/// A union member without fields, serialised as `{}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Empty {}
+
+/// `ErrorResponse` (spec/wallet-api.md §3.6): returned instead of the method's response. Exactly one
+/// of the optional members (the `result` union) is present, except on a server failure (5xx),
+/// which carries none.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponse {
+    /// Echoes the request's `requestId`.
+    pub response_metadata: ResponseMetadata,
+    /// For Google's support staff; never personal data.
+    pub error_description: String,
+    /// Brevet's id of this error, also in Brevet's log.
+    pub issuer_error_identifier: String,
+    /// The request's API version is unsupported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_api_version: Option<InvalidApiVersion>,
+    /// A payload signature is invalid or by an unknown key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_payload_signature: Option<Empty>,
+    /// A payload could not be decrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_payload_encryption: Option<Empty>,
+    /// An identifier is unknown or unusable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_identifier: Option<Empty>,
+    /// A field value is not allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_field_value: Option<Empty>,
+    /// A required field is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_required_field: Option<Empty>,
+    /// A decrypted payload does not parse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_decrypted_request: Option<Empty>,
+    /// The caller may not do this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission_denied: Option<Empty>,
+    /// Access to the resource is forbidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forbidden: Option<Empty>,
+    /// The operation is illegal in the resource's current state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_state: Option<Empty>,
 }
 
 impl From<StoreError> for WalletError {
@@ -227,32 +348,16 @@ impl From<StoreError> for WalletError {
 
 impl IntoResponse for WalletError {
     fn into_response(self) -> Response {
-        let (member, value, status) = self.member();
         // Lets Google's support staff quote one id that an operator finds in Brevet's log.
         let issuer_error_identifier = uuid::Uuid::new_v4().to_string();
-        let mut body = Map::new();
-        body.insert(
-            "responseMetadata".into(),
-            json!({ "requestId": self.request_id.clone().unwrap_or_default() }),
-        );
-        body.insert(
-            "errorDescription".into(),
-            Value::String(self.description.clone()),
-        );
-        body.insert(
-            "issuerErrorIdentifier".into(),
-            Value::String(issuer_error_identifier.clone()),
-        );
-        if !member.is_empty() {
-            body.insert(member.into(), value);
-        }
         tracing::info!(
-            wallet.error = if member.is_empty() { "internal" } else { member },
+            wallet.error = self.member_name(),
             wallet.issuer_error_identifier = %issuer_error_identifier,
             wallet.error_description = %self.description,
             "wallet request refused"
         );
-        let mut response = (status, Json(Value::Object(body))).into_response();
+        let (status, body) = self.render(issuer_error_identifier);
+        let mut response = (status, Json(body)).into_response();
         if let WalletErrorKind::Internal { detail, .. } = self.kind {
             response.extensions_mut().insert(ErrorDetail(detail));
         }

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 const PREFIX: &str = "brv_";
 
 /// What a token holder may do. Each role includes everything the roles before it may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read records, versions, outbox and audit log.

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod json;
 pub mod metrics;
 mod observe;
+pub mod openapi;
 pub mod ops;
 pub mod wallet;
 
@@ -94,10 +95,11 @@ pub fn build_app(state: AppState, limits: Limits) -> Router {
             .unwrap_or("-");
         tracing::info_span!("http", request_id = %request_id)
     };
+    let (admin, _) = openapi::admin_surface();
+    let (wallet, _) = openapi::wallet_surface();
     Router::new()
-        .merge(ops::router())
-        .nest("/admin/v1", admin::router())
-        .nest("/v1/vdc", wallet::router())
+        .merge(admin)
+        .merge(wallet)
         .fallback(|| async { AdminError::NotFound("no such route".to_owned()) })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(

@@ -6,9 +6,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use crate::error::AdminError;
@@ -17,44 +19,71 @@ use crate::error::AdminError;
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Routes of the operations surface.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(get_healthz))
-        .route("/readyz", get(get_readyz))
-        .route("/metrics", get(get_metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_healthz))
+        .routes(routes!(get_readyz))
+        .routes(routes!(get_metrics))
+}
+
+/// Body of `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (live), `ready` or `unavailable`.
+    status: &'static str,
+    /// The store in use (`sqlite` or `postgres`); readiness only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<&'static str>,
 }
 
 /// Liveness: the process is up and serving HTTP.
-async fn get_healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Status)))]
+async fn get_healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok",
+        store: None,
+    })
 }
 
 /// Readiness: the store answers a query in time.
-async fn get_readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let backend = state.store.backend().as_str();
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "store": backend })),
-        ),
-        Ok(Err(error)) => {
-            tracing::warn!(store = backend, error = %error, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "store": backend })),
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses((status = 200, body = Status), (status = 503, description = "The store does not answer", body = Status))
+)]
+async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
+    let store = Some(state.store.backend().as_str());
+    let failure = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => {
+            return (
+                StatusCode::OK,
+                Json(Status {
+                    status: "ready",
+                    store,
+                }),
             )
         }
-        Err(_) => {
-            tracing::warn!(store = backend, "readiness check timed out");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "store": backend })),
-            )
-        }
-    }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    };
+    tracing::warn!(store = ?store, error = %failure, "readiness check failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Status {
+            status: "unavailable",
+            store,
+        }),
+    )
 }
 
-/// Prometheus scrape endpoint.
+/// Prometheus scrape endpoint (OpenMetrics text).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+)]
 async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
     let body = state
         .metrics

@@ -1,7 +1,10 @@
 //! Brevet's integration tests: one binary, so that the throwaway Postgres cluster and the build are
 //! shared. Tests that touch a store run once per store; their names end in `::sqlite` or `::postgres`.
 
-#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test, with its location")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with its location"
+)]
 
 #[macro_use]
 mod support;
@@ -10,4 +13,5 @@ mod cli;
 mod http_admin;
 mod http_ops;
 mod http_wallet;
+mod openapi;
 mod store;

@@ -4,16 +4,17 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::admin_token::{Role, TokenHash};
-use crate::error::AdminError;
+use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::AdminJson;
 use crate::http::AppState;
 use crate::store::Actor;
 
 /// The holder of a valid admin token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
     /// The token's id.
@@ -77,6 +78,16 @@ impl FromRequestParts<AppState> for Principal {
 }
 
 /// `GET /admin/v1/whoami`: the token's own identity and role.
+#[utoipa::path(
+    get,
+    path = "/whoami",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Principal),
+        (status = 401, description = "No valid admin token", body = AdminErrorBody),
+    )
+)]
 pub async fn get_whoami(principal: Principal) -> AdminJson<Principal> {
     AdminJson(principal)
 }

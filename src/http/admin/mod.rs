@@ -4,15 +4,14 @@
 pub mod auth;
 mod tokens;
 
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 
-/// Routes of the admin surface (nested under `/admin/v1`).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/whoami", get(auth::get_whoami)).route(
-        "/tokens",
-        get(tokens::list_tokens).post(tokens::create_token),
-    )
+/// Routes of the admin surface (nested under `/admin/v1`), with their OpenAPI descriptions.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::get_whoami))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
 }

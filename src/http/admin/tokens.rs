@@ -5,17 +5,18 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tower_http::request_id::RequestId;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Principal;
 use crate::domain::admin_token::{Role, TokenSecret};
-use crate::error::AdminError;
+use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::AdminJson;
 use crate::http::AppState;
 use crate::store::{AdminToken, NewAdminToken, NewAuditEntry};
 
 /// A token as the API shows it (never its value or hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     token_id: Uuid,
@@ -38,12 +39,23 @@ impl From<AdminToken> for TokenView {
 }
 
 /// Response of `GET /admin/v1/tokens`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     tokens: Vec<TokenView>,
 }
 
-/// `GET /admin/v1/tokens`
+/// `GET /admin/v1/tokens`: every token, oldest first (admin role).
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TokenList),
+        (status = 401, description = "No valid admin token", body = AdminErrorBody),
+        (status = 403, description = "The token is not an admin's", body = AdminErrorBody),
+    )
+)]
 pub async fn list_tokens(
     principal: Principal,
     State(state): State<AppState>,
@@ -56,7 +68,7 @@ pub async fn list_tokens(
 }
 
 /// Body of `POST /admin/v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
@@ -64,7 +76,7 @@ pub struct CreateToken {
 }
 
 /// Response of `POST /admin/v1/tokens`: the only time the token's value is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     #[serde(flatten)]
@@ -75,7 +87,22 @@ pub struct CreatedToken {
 /// Longest accepted token name.
 const MAX_NAME_CHARS: usize = 100;
 
-/// `POST /admin/v1/tokens`
+/// `POST /admin/v1/tokens`: create a token (admin role); its value is in this response only.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateToken,
+    responses(
+        (status = 201, body = CreatedToken),
+        (status = 400, description = "Malformed body or bad name", body = AdminErrorBody),
+        (status = 401, description = "No valid admin token", body = AdminErrorBody),
+        (status = 403, description = "The token is not an admin's", body = AdminErrorBody),
+        (status = 409, description = "A token with this name exists", body = AdminErrorBody),
+        (status = 413, description = "Body over the limit", body = AdminErrorBody),
+    )
+)]
 pub async fn create_token(
     principal: Principal,
     State(state): State<AppState>,

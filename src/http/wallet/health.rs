@@ -3,11 +3,13 @@
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::request::{HasMetadata, RequestMetadata, WalletRequest};
-use crate::error::WalletError;
+use utoipa::ToSchema;
+
+use super::request::{HasMetadata, RequestMetadata, ResponseMetadata, WalletRequest};
+use crate::error::{ErrorResponse, WalletError};
 
 /// Request of `healthCheck`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckRequest {
     request_metadata: RequestMetadata,
@@ -20,31 +22,25 @@ impl HasMetadata for HealthCheckRequest {
     }
 }
 
-/// `responseMetadata` of every Wallet response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResponseMetadata {
-    request_id: String,
-}
-
-impl ResponseMetadata {
-    /// Metadata answering the request with this id.
-    pub fn answering(request_id: &str) -> Self {
-        Self {
-            request_id: request_id.to_owned(),
-        }
-    }
-}
-
 /// Response of `healthCheck`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckResponse {
     response_metadata: ResponseMetadata,
     client_message: String,
 }
 
-/// `POST /v1/vdc/healthCheck`
+/// `POST /v1/vdc/healthCheck`: connectivity test; echoes `clientMessage`.
+#[utoipa::path(
+    post,
+    path = "/healthCheck",
+    tag = "wallet",
+    request_body = HealthCheckRequest,
+    responses(
+        (status = 200, description = "A healthy system", body = HealthCheckResponse),
+        (status = 400, description = "Malformed request or unsupported API version", body = ErrorResponse),
+    )
+)]
 pub async fn health_check(
     request: WalletRequest<HealthCheckRequest>,
 ) -> Result<Json<HealthCheckResponse>, WalletError> {

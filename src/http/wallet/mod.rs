@@ -5,13 +5,13 @@
 mod health;
 mod request;
 
-use axum::routing::post;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-pub use request::{ApiVersion, RequestMetadata, WalletRequest};
+pub use request::{ApiVersion, RequestMetadata, ResponseMetadata, WalletRequest};
 
-/// Routes of the Wallet surface (nested under `/v1/vdc`).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthCheck", post(health::health_check))
+/// Routes of the Wallet surface (nested under `/v1/vdc`), with their OpenAPI descriptions.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health::health_check))
 }

@@ -6,12 +6,13 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
-use crate::error::{WalletError, WalletErrorKind};
+use crate::error::{InvalidApiVersion, WalletError, WalletErrorKind};
 use crate::http::AppState;
 
 /// `Version`: "major.minor" as two integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiVersion {
     /// Major version.
     pub major: i64,
@@ -31,7 +32,7 @@ impl ApiVersion {
 }
 
 /// `RequestMetadata`, present in every Wallet request that has a body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestMetadata {
     /// Different on every retry; for correlation only, never for idempotency.
@@ -40,6 +41,23 @@ pub struct RequestMetadata {
     pub version: ApiVersion,
     /// The issuer Google believes it is talking to.
     pub issuer_id: String,
+}
+
+/// `ResponseMetadata`, in every Wallet response and ErrorResponse.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseMetadata {
+    /// The `requestId` of the request answered; empty when the request could not be read.
+    pub request_id: String,
+}
+
+impl ResponseMetadata {
+    /// Metadata answering the request with this id.
+    pub fn answering(request_id: &str) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+        }
+    }
 }
 
 /// A Wallet request body that carries `requestMetadata`.
@@ -127,10 +145,10 @@ fn check_version(version: &Value, accepted: &[ApiVersion]) -> Result<(), WalletE
         .copied()
         .unwrap_or(ApiVersion { major: 0, minor: 1 });
     Err(WalletError::new(
-        WalletErrorKind::InvalidApiVersion {
-            request_version: serde_json::json!(parsed),
-            expected_version: serde_json::json!(expected),
-        },
+        WalletErrorKind::InvalidApiVersion(InvalidApiVersion {
+            request_version: parsed,
+            expected_version: expected,
+        }),
         format!(
             "API version {}.{} is not supported; this issuer implements {}.{}",
             parsed.major, parsed.minor, expected.major, expected.minor

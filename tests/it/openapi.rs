@@ -1,0 +1,64 @@
+//! The checked-in OpenAPI documents must be exactly what the code generates. To accept a change
+//! in the API, run `BREVET_UPDATE_OPENAPI=1 cargo test openapi` and commit the files.
+
+use std::path::Path;
+
+use brevet::http::openapi::{admin_surface, render, wallet_surface};
+
+fn check(file: &str, generated: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    if std::env::var_os("BREVET_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{file} differs from the API the code serves; run `BREVET_UPDATE_OPENAPI=1 cargo test openapi` and commit it"
+    );
+}
+
+#[test]
+fn admin_document_matches_the_code() {
+    let (_, doc) = admin_surface();
+    let json = render(&doc);
+    check("openapi/admin.json", &json);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let paths: Vec<&String> = value["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        [
+            "/admin/v1/tokens",
+            "/admin/v1/whoami",
+            "/healthz",
+            "/metrics",
+            "/readyz"
+        ]
+    );
+    assert_eq!(
+        value["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[test]
+fn wallet_document_matches_the_code() {
+    let (_, doc) = wallet_surface();
+    let json = render(&doc);
+    check("openapi/wallet.json", &json);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let paths: Vec<&String> = value["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/v1/vdc/healthCheck"]);
+    let error = &value["components"]["schemas"]["ErrorResponse"]["properties"];
+    for member in [
+        "invalidApiVersion",
+        "missingRequiredField",
+        "invalidState",
+        "responseMetadata",
+    ] {
+        assert!(
+            error.get(member).is_some(),
+            "ErrorResponse documents {member}"
+        );
+    }
+}
