@@ -240,3 +240,60 @@ async fn database_passwords_never_reach_the_log() {
     })
     .await;
 }
+
+both_stores! {
+    async fn worker_runs_until_sigterm(db: TestDb) {
+        let mut command = brevet(&db.dir);
+        command.env("BREVET_DATABASE_URL", db.url.expose());
+        let mut worker = Server::spawn(command, "worker");
+        worker.wait_for_log(|l| l["message"].as_str().is_some_and(|m| m.starts_with("brevet worker started")));
+        let (code, log) = worker.terminate();
+        assert_eq!(code, Some(0));
+        assert!(log.join("\n").contains("brevet worker stopped"));
+        assert_eq!(db.store().await.table_names().await.unwrap().len(), 9, "the worker migrated the store");
+    }
+}
+
+/// Runs `brevet serve` expecting it to fail at start; returns its one-line error.
+fn start_failure(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = brevet(dir.path())
+        .envs(env.iter().copied())
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("brevet: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    errors[0].to_owned()
+}
+
+#[test]
+fn an_unreachable_database_is_a_one_line_error() {
+    let message = start_failure(&[(
+        "BREVET_DATABASE_URL",
+        "postgres://brevet:pw@127.0.0.1:1/brevet",
+    )]);
+    assert!(
+        message.starts_with(
+            "brevet: cannot open the store at postgres://brevet:***@127.0.0.1:1/brevet: "
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_taken_port_is_a_one_line_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let message = start_failure(&[("BREVET_LISTEN", &address)]);
+    assert!(
+        message.starts_with(&format!("brevet: cannot listen on {address}: ")),
+        "{message}"
+    );
+}

@@ -46,23 +46,8 @@ fn lines(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
 
 impl Server {
     /// Starts `command serve` on port 0 with JSON logs and waits until it listens.
-    pub fn start(mut command: Command) -> Self {
-        command
-            .arg("serve")
-            .env("BREVET_LISTEN", "127.0.0.1:0")
-            .env("BREVET_LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn brevet serve");
-        let stderr = lines(child.stderr.take().expect("stderr"));
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let mut server = Server {
-            child,
-            stderr,
-            stdout,
-            log: Vec::new(),
-            base_url: String::new(),
-        };
+    pub fn start(command: Command) -> Self {
+        let mut server = Self::spawn(command, "serve");
         let listening = server.wait_for_log(|line| {
             line["address"].is_string()
                 && line["message"]
@@ -71,6 +56,26 @@ impl Server {
         });
         server.base_url = format!("http://{}", listening["address"].as_str().expect("address"));
         server
+    }
+
+    /// Starts `command <subcommand>` with JSON logs, without waiting for anything.
+    pub fn spawn(mut command: Command, subcommand: &str) -> Self {
+        command
+            .arg(subcommand)
+            .env("BREVET_LISTEN", "127.0.0.1:0")
+            .env("BREVET_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn brevet");
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        let stdout = lines(child.stdout.take().expect("stdout"));
+        Server {
+            child,
+            stderr,
+            stdout,
+            log: Vec::new(),
+            base_url: String::new(),
+        }
     }
 
     /// Reads stderr until a JSON line satisfies `predicate` (60 s at most) and returns it.
