@@ -7,5 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod pki;
 pub mod store;
 pub mod telemetry;

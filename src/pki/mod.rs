@@ -1,0 +1,9 @@
+//! Keys and certificates: the `Signer` seam (software keys now, an HSM later), the IACA root and
+//! document-signer (DS) certificates of ISO 18013-5 Annex B, and the key files `brevet keys`
+//! manages.
+
+pub mod certs;
+
+pub mod signer;
+
+pub use signer::{Signer, SignerError, SoftwareSigner};
