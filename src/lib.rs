@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod mdoc;
 pub mod pki;
 pub mod store;
 pub mod telemetry;
