@@ -13,5 +13,6 @@ mod cli;
 mod http_admin;
 mod http_ops;
 mod http_wallet;
+mod mdoc;
 mod openapi;
 mod store;
