@@ -105,10 +105,12 @@ pub fn x5chain(sign1: &CoseSign1) -> Result<Vec<Vec<u8>>, CborError> {
     }
 }
 
-/// Checks the ES256 signature of `sign1` with `key`.
-pub fn verify_signature(sign1: &CoseSign1, key: &VerifyingKey) -> Result<(), ()> {
-    sign1.verify_signature(b"", |signature, data| {
-        let signature = Signature::from_slice(signature).map_err(|_| ())?;
-        key.verify(data, &signature).map_err(|_| ())
-    })
+/// Whether the ES256 signature of `sign1` verifies with `key`.
+pub fn signature_verifies(sign1: &CoseSign1, key: &VerifyingKey) -> bool {
+    sign1
+        .verify_signature(b"", |signature, data| {
+            let signature = Signature::from_slice(signature).map_err(|_| ())?;
+            key.verify(data, &signature).map_err(|_| ())
+        })
+        .is_ok()
 }

@@ -26,6 +26,9 @@ pub struct ValidityInfo {
     pub expected_update: Option<DateTime<Utc>>,
 }
 
+/// Digest ID → digest, for one namespace.
+pub type DigestIds = Vec<(u64, Vec<u8>)>;
+
 /// `MobileSecurityObject`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MobileSecurityObject {
@@ -34,7 +37,7 @@ pub struct MobileSecurityObject {
     /// "SHA-256".
     pub digest_algorithm: String,
     /// Per namespace, digest ID → digest.
-    pub value_digests: Vec<(String, Vec<(u64, Vec<u8>)>)>,
+    pub value_digests: Vec<(String, DigestIds)>,
     /// `deviceKeyInfo.deviceKey` as the COSE_Key map received or produced.
     pub device_key: Value,
     /// The doc type.

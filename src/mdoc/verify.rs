@@ -187,7 +187,9 @@ pub fn verify_issuer_auth(
         }
     }
     let ds_key = certs::public_key(&ds)?;
-    cose::verify_signature(sign1, &ds_key).map_err(|()| VerifyError::Signature)?;
+    if !cose::signature_verifies(sign1, &ds_key) {
+        return Err(VerifyError::Signature);
+    }
     let payload = sign1
         .payload
         .as_deref()

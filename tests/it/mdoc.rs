@@ -372,7 +372,7 @@ fn issuance_refuses_validity_beyond_the_ds_certificate() {
     let issued = prepared.complete(&signature);
     verify::verify_issuer_signed(
         &issued.issuer_signed(),
-        Trust::Iaca(&[issuer.iaca.clone()]),
+        Trust::Iaca(std::slice::from_ref(&issuer.iaca)),
         now,
         None,
     )
@@ -382,7 +382,7 @@ fn issuance_refuses_validity_beyond_the_ds_certificate() {
     let forged = prepared.sign(&issuer.iaca_key).unwrap();
     let err = verify::verify_issuer_signed(
         &forged.issuer_signed(),
-        Trust::Iaca(&[issuer.iaca.clone()]),
+        Trust::Iaca(std::slice::from_ref(&issuer.iaca)),
         now,
         None,
     )
