@@ -10,6 +10,7 @@
 mod support;
 
 mod cli;
+mod crosscheck;
 mod http_admin;
 mod http_ops;
 mod http_wallet;

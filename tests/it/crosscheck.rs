@@ -1,0 +1,129 @@
+//! Brevet's MSOs checked by an independent implementation: pymdoccbor (Python; cbor2, pycose,
+//! cryptography) must accept the signature, the DS chain to our IACA and every element digest.
+//! The package is installed into target/pydeps on first use.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use brevet::mdoc::cbor;
+use brevet::mdoc::doctype::{DocTypes, MDL_DOC_TYPE};
+use brevet::pki::SoftwareSigner;
+use ciborium::Value;
+
+use crate::mdoc::{sample_mdl, TestIssuer};
+
+const PYMDOCCBOR: &str = "pymdoccbor==1.4.0";
+
+fn pydeps() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pydeps");
+    let importable = |dir: &Path| {
+        Command::new("python3")
+            .args(["-c", "import pymdoccbor.mdoc.verifier"])
+            .env("PYTHONPATH", dir)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !importable(&dir) {
+        let status = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(PYMDOCCBOR)
+            .status()
+            .expect("python3 with pip is needed for the cross-check");
+        assert!(status.success(), "pip could not install {PYMDOCCBOR}");
+        assert!(
+            importable(&dir),
+            "{PYMDOCCBOR} installed but does not import"
+        );
+    }
+    dir
+}
+
+fn device_response(doc_type: &str, issuer_signed: Value) -> Vec<u8> {
+    cbor::to_vec(&Value::Map(vec![
+        (Value::Text("version".into()), Value::Text("1.0".into())),
+        (
+            Value::Text("documents".into()),
+            Value::Array(vec![Value::Map(vec![
+                (Value::Text("docType".into()), Value::Text(doc_type.into())),
+                (Value::Text("issuerSigned".into()), issuer_signed),
+            ])]),
+        ),
+        (Value::Text("status".into()), Value::Integer(0.into())),
+    ]))
+}
+
+fn pymdoccbor_verdict(response: &[u8], iaca_pem: &Path) -> serde_json::Value {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crosscheck/pymdoccbor_verify.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(iaca_pem)
+        .env("PYTHONPATH", pydeps())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hex::encode(response).as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn pymdoccbor_accepts_what_brevet_issues_and_rejects_a_forgery() {
+    let issuer = TestIssuer::new();
+    let dir = tempfile::tempdir().unwrap();
+    let iaca_pem = dir.path().join("iaca.pem");
+    std::fs::write(&iaca_pem, brevet::pki::certs::to_pem(&issuer.iaca).unwrap()).unwrap();
+    let values = DocTypes::builtin()
+        .validate(MDL_DOC_TYPE, &sample_mdl())
+        .unwrap();
+    let issued = issuer.issue(&values, &SoftwareSigner::generate());
+
+    let verdict = pymdoccbor_verdict(
+        &device_response(MDL_DOC_TYPE, issued.issuer_signed()),
+        &iaca_pem,
+    );
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["valid_documents"], 1);
+    assert_eq!(verdict["hashes_valid"], serde_json::json!([true]));
+    let claims = &verdict["claims"]["org.iso.18013.5.1"];
+    assert_eq!(claims["family_name"], "Doe");
+    assert_eq!(claims["birth_date"], "1990-05-17");
+    assert_eq!(claims["portrait"], "ffd8ffe000104a464946");
+    assert_eq!(claims["age_over_21"], "True");
+
+    // The same check fails when one element value is swapped after signing.
+    let mut forged = issued.clone();
+    let item = &mut forged.items[0].1[0];
+    *item = brevet::mdoc::item::IssuerSignedItem::with_salt(
+        item.digest_id,
+        item.random.clone(),
+        &item.element_identifier,
+        Value::Text("Mallory".into()),
+    );
+    let verdict = pymdoccbor_verdict(
+        &device_response(MDL_DOC_TYPE, forged.issuer_signed()),
+        &iaca_pem,
+    );
+    assert_eq!(verdict["valid"], false, "{verdict}");
+}
