@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `listen` | `BREVET_LISTEN` | `127.0.0.1:8080` | address `brevet serve` binds |
 //! | `data_dir` | `BREVET_DATA_DIR` | `./brevet-data` | where the embedded SQLite store (and, later, dev keys) live |
+//! | `keys_dir` | `BREVET_KEYS_DIR` | `<data_dir>/keys` | IACA and DS keys and certificates (`brevet keys`) |
 //! | `database_url` | `BREVET_DATABASE_URL` | `sqlite://<data_dir>/brevet.db` | `sqlite:` or `postgres://` URL; secret, redacted in logs |
 //! | `database_max_connections` | `BREVET_DATABASE_MAX_CONNECTIONS` | `10` | connection pool size |
 //! | `log` | `BREVET_LOG` | `info` | tracing filter, e.g. `info,brevet=debug` |
@@ -34,6 +35,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for the embedded SQLite store and other local state.
     pub data_dir: PathBuf,
+    /// Key directory; `None` means `<data_dir>/keys`.
+    pub keys_dir: Option<PathBuf>,
     /// Store URL; `None` means the SQLite file in `data_dir`.
     pub database_url: Option<DatabaseUrl>,
     /// Size of the store's connection pool.
@@ -82,6 +85,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./brevet-data"),
+            keys_dir: None,
             database_url: None,
             database_max_connections: 10,
             log: "info".to_owned(),
@@ -156,6 +160,13 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The key directory in force.
+    pub fn effective_keys_dir(&self) -> PathBuf {
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 
     /// The store URL in force: the configured one, or the SQLite file in `data_dir`.

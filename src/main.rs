@@ -26,6 +26,21 @@ enum Command {
     Worker,
     /// Apply the store's migrations and exit.
     Migrate,
+    /// Manage the IACA root and document-signer keys and certificates.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an IACA root and a first DS key and certificate (ISO 18013-5 Annex B profiles).
+    Init(brevet::commands::keys::InitArgs),
+    /// Import an existing IACA certificate (and optionally its key) and a DS certificate and key (PEM).
+    Import(brevet::commands::keys::ImportArgs),
+    /// Print the chain, fingerprints and expiry dates (never key material).
+    Show,
+    /// Add a new DS key signed by the IACA; older DS keys stay for MSOs already issued.
+    RotateDs(brevet::commands::keys::RotateArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +66,14 @@ fn main() -> ExitCode {
             Command::Serve => brevet::commands::serve(config).await,
             Command::Worker => brevet::commands::worker(config).await,
             Command::Migrate => brevet::commands::migrate(config).await,
+            Command::Keys(KeysCommand::Init(args)) => brevet::commands::keys::init(&config, &args),
+            Command::Keys(KeysCommand::Import(args)) => {
+                brevet::commands::keys::import(&config, &args)
+            }
+            Command::Keys(KeysCommand::Show) => brevet::commands::keys::show(&config),
+            Command::Keys(KeysCommand::RotateDs(args)) => {
+                brevet::commands::keys::rotate_ds(&config, &args)
+            }
         }
     });
     match result {

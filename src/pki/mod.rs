@@ -3,6 +3,7 @@
 //! manages.
 
 pub mod certs;
+pub mod keystore;
 
 pub mod signer;
 

@@ -1,5 +1,7 @@
 //! What each `brevet` subcommand does, once the configuration is loaded.
 
+pub mod keys;
+
 use std::io::Write;
 
 use anyhow::Context;

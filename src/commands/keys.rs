@@ -1,0 +1,133 @@
+//! `brevet keys …`: create, import, show and rotate the IACA and DS keys in the key directory.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+use crate::pki::keystore::{AuthorityFile, ImportMaterial, KeyStore, Lifetimes};
+
+/// Options of `keys init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// ISO 3166-1 alpha-2 country of the issuing authority.
+    #[arg(long)]
+    pub country: String,
+    /// Subdivision (stateOrProvinceName), if the authority is a state's.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Common name of the IACA root certificate.
+    #[arg(long)]
+    pub iaca_name: String,
+    /// Common name of DS certificates (a number is appended). Default: "<iaca-name> DS".
+    #[arg(long)]
+    pub ds_name: Option<String>,
+    /// Contact for IssuerAlternativeName: an email address or an https URL.
+    #[arg(long)]
+    pub contact: String,
+    /// CRL distribution point URL.
+    #[arg(long)]
+    pub crl_url: Option<String>,
+    /// IACA validity in days.
+    #[arg(long, default_value_t = 3650)]
+    pub iaca_days: u64,
+    /// DS validity in days (at most 457).
+    #[arg(long, default_value_t = 365)]
+    pub ds_days: u64,
+}
+
+/// Options of `keys import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// IACA certificate (PEM).
+    #[arg(long)]
+    pub iaca_cert: PathBuf,
+    /// IACA private key (PKCS#8 PEM); leave out to keep the IACA key offline.
+    #[arg(long)]
+    pub iaca_key: Option<PathBuf>,
+    /// DS certificate (PEM).
+    #[arg(long)]
+    pub ds_cert: PathBuf,
+    /// DS private key (PKCS#8 PEM).
+    #[arg(long)]
+    pub ds_key: PathBuf,
+}
+
+/// Options of `keys rotate-ds`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Validity of the new DS certificate in days (at most 457).
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
+}
+
+/// `keys init`
+pub fn init(config: &Config, args: &InitArgs) -> anyhow::Result<()> {
+    let store = KeyStore::new(config.effective_keys_dir());
+    let authority = AuthorityFile {
+        country: args.country.clone(),
+        state: args.state.clone(),
+        ds_common_name: args
+            .ds_name
+            .clone()
+            .unwrap_or_else(|| format!("{} DS", args.iaca_name)),
+        iaca_common_name: args.iaca_name.clone(),
+        contact: args.contact.clone(),
+        crl_url: args.crl_url.clone(),
+    };
+    store
+        .init(
+            &authority,
+            Lifetimes {
+                iaca: days(args.iaca_days),
+                ds: days(args.ds_days),
+            },
+        )
+        .context("keys init failed")?;
+    print!("{}", store.describe(SystemTime::now())?);
+    Ok(())
+}
+
+/// `keys import`
+pub fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
+    let store = KeyStore::new(config.effective_keys_dir());
+    let material = ImportMaterial {
+        iaca_cert: args.iaca_cert.clone(),
+        iaca_key: args.iaca_key.clone(),
+        ds_cert: args.ds_cert.clone(),
+        ds_key: args.ds_key.clone(),
+    };
+    let number = store.import(&material).context("keys import failed")?;
+    println!("imported DS {number:04}; it is now the active document signer");
+    print!("{}", store.describe(SystemTime::now())?);
+    Ok(())
+}
+
+/// `keys show`
+pub fn show(config: &Config) -> anyhow::Result<()> {
+    let store = KeyStore::new(config.effective_keys_dir());
+    print!(
+        "{}",
+        store
+            .describe(SystemTime::now())
+            .context("keys show failed")?
+    );
+    Ok(())
+}
+
+/// `keys rotate-ds`
+pub fn rotate_ds(config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
+    let store = KeyStore::new(config.effective_keys_dir());
+    let number = store
+        .rotate_ds(days(args.days))
+        .context("keys rotate-ds failed")?;
+    println!("created DS {number:04}; it is now the active document signer (older ones stay valid for MSOs they signed)");
+    print!("{}", store.describe(SystemTime::now())?);
+    Ok(())
+}

@@ -1,0 +1,563 @@
+//! The key directory (`keys_dir`, default `<data_dir>/keys`): the IACA root, the document signers,
+//! and the naming of the issuing authority. Private keys are PKCS#8 PEM files created 0600 in a
+//! 0700 directory and never overwritten; nothing here logs key material.
+//!
+//! ```text
+//! keys/authority.toml      country, state, IACA name, contact, CRL URL (used by rotate-ds)
+//! keys/iaca.cert.pem       IACA root certificate
+//! keys/iaca.key.pem        IACA private key (optional: an IACA kept offline is imported without it)
+//! keys/ds/NNNN.cert.pem    DS certificates; the highest NNNN is the active one
+//! keys/ds/NNNN.key.pem     their private keys
+//! ```
+//! Older DS keys stay: MSOs they signed remain valid until they expire, and `keys show` lists them.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use x509_cert::der::Encode;
+use x509_cert::Certificate;
+
+use super::certs::{self, Authority, CertError};
+use super::signer::{Signer, SignerError, SoftwareSigner};
+
+/// Failures of the key directory.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Keys exist where none were expected, or the reverse.
+    #[error("{0}")]
+    State(String),
+    /// A certificate problem.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// A key problem.
+    #[error("{path}: {source}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: SignerError,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
+    move |source| KeyStoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The naming of the issuing authority, as kept in `authority.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorityFile {
+    /// ISO 3166-1 alpha-2 country.
+    pub country: String,
+    /// Optional subdivision.
+    pub state: Option<String>,
+    /// IACA common name.
+    pub iaca_common_name: String,
+    /// Common name given to DS certificates (a number is appended).
+    pub ds_common_name: String,
+    /// Email or URL for IssuerAlternativeName.
+    pub contact: String,
+    /// CRL distribution point, if any.
+    pub crl_url: Option<String>,
+}
+
+impl AuthorityFile {
+    /// As the certificate module's authority.
+    pub fn authority(&self) -> Authority {
+        Authority {
+            country: self.country.clone(),
+            state: self.state.clone(),
+            iaca_common_name: self.iaca_common_name.clone(),
+            contact: self.contact.clone(),
+            crl_url: self.crl_url.clone(),
+        }
+    }
+}
+
+/// One document signer on disk.
+pub struct DocumentSignerKey {
+    /// Its number (file stem).
+    pub number: u32,
+    /// Its certificate.
+    pub certificate: Certificate,
+    /// Its key.
+    pub signer: SoftwareSigner,
+}
+
+/// The key directory.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+/// Validity lifetimes used by `init` and `rotate-ds`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// IACA certificate lifetime.
+    pub iaca: Duration,
+    /// DS certificate lifetime (at most 457 days).
+    pub ds: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            iaca: Duration::from_secs(10 * 365 * 86_400),
+            ds: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    file.write_all(contents).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+fn read(path: &Path) -> Result<String, KeyStoreError> {
+    fs::read_to_string(path).map_err(io(path))
+}
+
+impl KeyStore {
+    /// The key directory at `dir` (which need not exist yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// Where it is.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn iaca_cert_path(&self) -> PathBuf {
+        self.dir.join("iaca.cert.pem")
+    }
+
+    fn iaca_key_path(&self) -> PathBuf {
+        self.dir.join("iaca.key.pem")
+    }
+
+    fn authority_path(&self) -> PathBuf {
+        self.dir.join("authority.toml")
+    }
+
+    fn ds_dir(&self) -> PathBuf {
+        self.dir.join("ds")
+    }
+
+    /// Whether an IACA certificate is present.
+    pub fn is_initialised(&self) -> bool {
+        self.iaca_cert_path().is_file()
+    }
+
+    fn create_dirs(&self) -> Result<(), KeyStoreError> {
+        for dir in [self.dir.clone(), self.ds_dir()] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io(&dir))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Creates an IACA root and a first DS. Refuses if keys already exist.
+    pub fn init(
+        &self,
+        authority: &AuthorityFile,
+        lifetimes: Lifetimes,
+    ) -> Result<(), KeyStoreError> {
+        if self.is_initialised() {
+            return Err(KeyStoreError::State(format!(
+                "{} already holds keys; use `keys rotate-ds` or a new directory",
+                self.dir.display()
+            )));
+        }
+        let now = SystemTime::now();
+        let iaca_key = SoftwareSigner::generate();
+        let iaca = certs::issue_iaca(&iaca_key, &authority.authority(), now, lifetimes.iaca)?;
+        self.create_dirs()?;
+        let toml = toml::to_string(authority).map_err(|e| KeyStoreError::State(e.to_string()))?;
+        write_new(&self.authority_path(), toml.as_bytes(), 0o644)?;
+        let key_pem = iaca_key
+            .to_pkcs8_pem()
+            .map_err(|source| KeyStoreError::Key {
+                path: self.iaca_key_path(),
+                source,
+            })?;
+        write_new(&self.iaca_key_path(), key_pem.as_bytes(), 0o600)?;
+        write_new(
+            &self.iaca_cert_path(),
+            certs::to_pem(&iaca)?.as_bytes(),
+            0o644,
+        )?;
+        self.rotate_ds(lifetimes.ds).map(|_| ())
+    }
+
+    /// Adds a new DS key and certificate signed by the IACA key, and makes it the active one.
+    pub fn rotate_ds(&self, lifetime: Duration) -> Result<u32, KeyStoreError> {
+        let authority: AuthorityFile =
+            toml::from_str(&read(&self.authority_path())?).map_err(|e| {
+                KeyStoreError::State(format!("{}: {e}", self.authority_path().display()))
+            })?;
+        if !self.iaca_key_path().is_file() {
+            return Err(KeyStoreError::State(
+                "the IACA private key is not in the key directory (kept offline?): sign a DS certificate elsewhere and use `keys import`".into(),
+            ));
+        }
+        let iaca_key = self.load_key(&self.iaca_key_path())?;
+        let iaca = self.iaca_certificate()?;
+        let number = self.ds_numbers()?.last().map_or(1, |n| n + 1);
+        let ds_key = SoftwareSigner::generate();
+        let name = format!("{} {number}", authority.ds_common_name);
+        let ds = certs::issue_ds(
+            &iaca_key,
+            &iaca,
+            &authority.authority(),
+            &name,
+            &ds_key.verifying_key(),
+            SystemTime::now(),
+            lifetime,
+        )?;
+        self.write_ds(number, &ds_key, &ds)?;
+        Ok(number)
+    }
+
+    fn write_ds(
+        &self,
+        number: u32,
+        key: &SoftwareSigner,
+        cert: &Certificate,
+    ) -> Result<(), KeyStoreError> {
+        let key_path = self.ds_dir().join(format!("{number:04}.key.pem"));
+        let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
+            path: key_path.clone(),
+            source,
+        })?;
+        write_new(&key_path, pem.as_bytes(), 0o600)?;
+        write_new(
+            &self.ds_dir().join(format!("{number:04}.cert.pem")),
+            certs::to_pem(cert)?.as_bytes(),
+            0o644,
+        )
+    }
+
+    /// Imports existing PEM material: an IACA certificate (with its key, or without to keep the
+    /// IACA offline) and a DS certificate with its key. The DS must chain to the IACA now, and
+    /// each key must match its certificate. Into an empty directory the IACA is installed; into an
+    /// initialised one it must be the same IACA and the DS is added as the new active one.
+    pub fn import(&self, material: &ImportMaterial) -> Result<u32, KeyStoreError> {
+        let iaca = certs::from_pem(&read(&material.iaca_cert)?)?;
+        let ds = certs::from_pem(&read(&material.ds_cert)?)?;
+        let ds_key = self.load_key(&material.ds_key)?;
+        certs::verify_ds_chain(&ds, &iaca, SystemTime::now())?;
+        if certs::public_key(&ds)? != ds_key.verifying_key() {
+            return Err(KeyStoreError::State(format!(
+                "{} is not the key of {}",
+                material.ds_key.display(),
+                material.ds_cert.display()
+            )));
+        }
+        let iaca_key = match &material.iaca_key {
+            Some(path) => {
+                let key = self.load_key(path)?;
+                if certs::public_key(&iaca)? != key.verifying_key() {
+                    return Err(KeyStoreError::State(format!(
+                        "{} is not the key of {}",
+                        path.display(),
+                        material.iaca_cert.display()
+                    )));
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        if self.is_initialised() {
+            if self.iaca_certificate()? != iaca {
+                return Err(KeyStoreError::State(
+                    "the key directory holds a different IACA certificate".into(),
+                ));
+            }
+        } else {
+            self.create_dirs()?;
+            let authority = authority_of(&iaca);
+            let toml =
+                toml::to_string(&authority).map_err(|e| KeyStoreError::State(e.to_string()))?;
+            write_new(&self.authority_path(), toml.as_bytes(), 0o644)?;
+            if let Some(key) = &iaca_key {
+                let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
+                    path: self.iaca_key_path(),
+                    source,
+                })?;
+                write_new(&self.iaca_key_path(), pem.as_bytes(), 0o600)?;
+            }
+            write_new(
+                &self.iaca_cert_path(),
+                certs::to_pem(&iaca)?.as_bytes(),
+                0o644,
+            )?;
+        }
+        let number = self.ds_numbers()?.last().map_or(1, |n| n + 1);
+        self.write_ds(number, &ds_key, &ds)?;
+        Ok(number)
+    }
+
+    fn load_key(&self, path: &Path) -> Result<SoftwareSigner, KeyStoreError> {
+        SoftwareSigner::from_pkcs8_pem(&read(path)?).map_err(|source| KeyStoreError::Key {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The IACA certificate.
+    pub fn iaca_certificate(&self) -> Result<Certificate, KeyStoreError> {
+        if !self.is_initialised() {
+            return Err(KeyStoreError::State(format!(
+                "no keys in {}; run `brevet keys init` or `brevet keys import`",
+                self.dir.display()
+            )));
+        }
+        Ok(certs::from_pem(&read(&self.iaca_cert_path())?)?)
+    }
+
+    fn ds_numbers(&self) -> Result<Vec<u32>, KeyStoreError> {
+        let dir = self.ds_dir();
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut numbers: Vec<u32> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|entry| {
+                entry
+                    .ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".cert.pem")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    /// Every DS certificate, oldest first.
+    pub fn ds_certificates(&self) -> Result<Vec<(u32, Certificate)>, KeyStoreError> {
+        self.ds_numbers()?
+            .into_iter()
+            .map(|n| {
+                Ok((
+                    n,
+                    certs::from_pem(&read(&self.ds_dir().join(format!("{n:04}.cert.pem")))?)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The active (newest) document signer with its key.
+    pub fn active_ds(&self) -> Result<DocumentSignerKey, KeyStoreError> {
+        let number = *self
+            .ds_numbers()?
+            .last()
+            .ok_or_else(|| KeyStoreError::State("no DS key; run `brevet keys rotate-ds`".into()))?;
+        let certificate =
+            certs::from_pem(&read(&self.ds_dir().join(format!("{number:04}.cert.pem")))?)?;
+        let signer = self.load_key(&self.ds_dir().join(format!("{number:04}.key.pem")))?;
+        Ok(DocumentSignerKey {
+            number,
+            certificate,
+            signer,
+        })
+    }
+
+    /// A human-readable description of the chain, for `brevet keys show`.
+    pub fn describe(&self, now: SystemTime) -> Result<String, KeyStoreError> {
+        let iaca = self.iaca_certificate()?;
+        let mut out = format!("key directory: {}\n", self.dir.display());
+        out += &describe_cert("IACA", &iaca, now)?;
+        out += &format!(
+            "  private key: {}\n",
+            if self.iaca_key_path().is_file() {
+                "present"
+            } else {
+                "not here (offline)"
+            }
+        );
+        let all = self.ds_certificates()?;
+        let active = all.last().map(|(n, _)| *n);
+        for (number, cert) in &all {
+            let label = format!(
+                "DS {number:04}{}",
+                if Some(*number) == active {
+                    " (active)"
+                } else {
+                    ""
+                }
+            );
+            out += &describe_cert(&label, cert, now)?;
+            let chain = match certs::verify_ds_chain(cert, &iaca, now) {
+                Ok(()) => "chains to the IACA".to_owned(),
+                Err(e) => format!("NOT USABLE: {e}"),
+            };
+            out += &format!("  status: {chain}\n");
+        }
+        Ok(out)
+    }
+}
+
+fn describe_cert(
+    label: &str,
+    cert: &Certificate,
+    now: SystemTime,
+) -> Result<String, KeyStoreError> {
+    let tbs = &cert.tbs_certificate;
+    let not_after = tbs.validity.not_after.to_system_time();
+    let days = |t: SystemTime| match t.duration_since(now) {
+        Ok(left) => format!("expires in {} days", left.as_secs() / 86_400),
+        Err(past) => format!("EXPIRED {} days ago", past.duration().as_secs() / 86_400),
+    };
+    let der = cert
+        .to_der()
+        .map_err(|e| CertError::Encoding(e.to_string()))?;
+    Ok(format!(
+        "{label}: {}\n  serial: {}\n  valid: {} .. {} ({})\n  sha256: {}\n",
+        tbs.subject,
+        hex::encode_upper(tbs.serial_number.as_bytes()),
+        tbs.validity.not_before,
+        tbs.validity.not_after,
+        days(not_after),
+        hex::encode(Sha256::digest(der)),
+    ))
+}
+
+/// What `keys import` reads.
+#[derive(Debug, Clone)]
+pub struct ImportMaterial {
+    /// IACA certificate PEM.
+    pub iaca_cert: PathBuf,
+    /// IACA private key PEM, if it is to live here.
+    pub iaca_key: Option<PathBuf>,
+    /// DS certificate PEM.
+    pub ds_cert: PathBuf,
+    /// DS private key PEM (PKCS#8).
+    pub ds_key: PathBuf,
+}
+
+/// Best-effort naming read back from an imported IACA certificate, for later rotations.
+fn authority_of(iaca: &Certificate) -> AuthorityFile {
+    let mut country = String::new();
+    let mut state = None;
+    let mut common_name = String::new();
+    for rdn in iaca.tbs_certificate.subject.0.iter() {
+        for attr in rdn.0.iter() {
+            let text = attr.to_string();
+            if let Some(v) = text.strip_prefix("C=") {
+                country = v.to_owned();
+            } else if let Some(v) = text.strip_prefix("ST=") {
+                state = Some(v.to_owned());
+            } else if let Some(v) = text.strip_prefix("CN=") {
+                common_name = v.to_owned();
+            }
+        }
+    }
+    AuthorityFile {
+        country,
+        state,
+        ds_common_name: format!("{common_name} DS"),
+        iaca_common_name: common_name,
+        contact: "https://issuer.invalid/contact".into(),
+        crl_url: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn authority() -> AuthorityFile {
+        AuthorityFile {
+            country: "US".into(),
+            state: Some("Utopia".into()),
+            iaca_common_name: "Utopia IACA".into(),
+            ds_common_name: "Utopia DS".into(),
+            contact: "mdl@utopia.example".into(),
+            crl_url: None,
+        }
+    }
+
+    #[test]
+    fn init_rotate_and_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path().join("keys"));
+        store.init(&authority(), Lifetimes::default()).unwrap();
+        assert_eq!(fs::metadata(store.dir()).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(store.iaca_key_path()).unwrap().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(store.ds_dir().join("0001.key.pem"))
+                .unwrap()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        let err = store.init(&authority(), Lifetimes::default()).unwrap_err();
+        assert!(err.to_string().contains("already holds keys"));
+
+        let first = store.active_ds().unwrap();
+        assert_eq!(first.number, 1);
+        assert_eq!(
+            store.rotate_ds(Duration::from_secs(90 * 86_400)).unwrap(),
+            2
+        );
+        let second = store.active_ds().unwrap();
+        assert_eq!(second.number, 2);
+        assert_ne!(second.signer.verifying_key(), first.signer.verifying_key());
+        let iaca = store.iaca_certificate().unwrap();
+        for (_, cert) in store.ds_certificates().unwrap() {
+            certs::verify_ds_chain(&cert, &iaca, SystemTime::now()).unwrap();
+        }
+        let shown = store.describe(SystemTime::now()).unwrap();
+        assert!(
+            shown.contains("IACA: CN=Utopia IACA,ST=Utopia,C=US"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("DS 0001: CN=Utopia DS 1,ST=Utopia,C=US"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("DS 0002 (active): CN=Utopia DS 2"),
+            "{shown}"
+        );
+        assert!(shown.contains("expires in 89 days"), "{shown}");
+        assert!(!shown.contains("PRIVATE KEY"));
+    }
+}
