@@ -94,9 +94,31 @@ impl Tag24 {
         Value::Tag(TAG_ENCODED_CBOR, Box::new(Value::Bytes(self.inner.clone())))
     }
 
-    /// The full encoding of `#6.24(bstr)`: what mdoc digests and COSE payloads cover.
+    /// The full encoding of `#6.24(bstr)`: what mdoc digests and COSE payloads cover. Written
+    /// directly (tag head, byte-string head, bytes) rather than through a cloned `Value`.
     pub fn tagged_bytes(&self) -> Vec<u8> {
-        to_vec(&self.to_value())
+        let len = self.inner.len() as u64;
+        let mut out = Vec::with_capacity(self.inner.len() + 11);
+        out.extend_from_slice(&[0xd8, TAG_ENCODED_CBOR as u8]);
+        // Major type 2 (byte string) head in its shortest form.
+        match len {
+            0..=23 => out.push(0x40 | len as u8),
+            24..=0xff => out.extend_from_slice(&[0x58, len as u8]),
+            0x100..=0xffff => {
+                out.push(0x59);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0x5a);
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0x5b);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&self.inner);
+        out
     }
 }
 
@@ -210,6 +232,16 @@ mod tests {
         assert_eq!(hex::encode(tagged.tagged_bytes()), "d818426178");
         let read = Tag24::from_value(&tagged.to_value(), "t").unwrap();
         assert_eq!(read, tagged);
+        // The direct encoding agrees with the general encoder at every length boundary.
+        for len in [0usize, 23, 24, 255, 256, 65_535, 65_536] {
+            let t = Tag24::encode(Value::Bytes(vec![7; len]));
+            assert_eq!(
+                t.tagged_bytes(),
+                to_vec(&t.to_value()),
+                "inner length {}",
+                t.inner_bytes().len()
+            );
+        }
         assert!(Tag24::from_value(&Value::Bytes(vec![0x61, 0x78]), "t").is_err());
         assert!(
             Tag24::from_value(&Value::Tag(24, Box::new(Value::Text("x".into()))), "t").is_err()

@@ -114,7 +114,7 @@ pub fn prepare(
     }
 
     let mut digest_ids: Vec<u64> = (0..values.len() as u64).collect();
-    digest_ids.shuffle(&mut rand::rngs::OsRng);
+    digest_ids.shuffle(&mut rand::thread_rng());
     let mut ids = digest_ids.into_iter();
     let mut items = Vec::new();
     let mut value_digests = Vec::new();

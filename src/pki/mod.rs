@@ -7,4 +7,4 @@ pub mod keystore;
 
 pub mod signer;
 
-pub use signer::{Signer, SignerError, SoftwareSigner};
+pub use signer::{fast_signer, Signer, SignerError, SoftwareSigner};

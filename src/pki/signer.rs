@@ -6,6 +6,7 @@ use std::fmt;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+
 use zeroize::Zeroizing;
 
 /// Why a signature could not be made or a key could not be read.
@@ -107,5 +108,89 @@ mod tests {
             SoftwareSigner::from_pkcs8_pem("hello"),
             Err(SignerError::BadKey(_))
         ));
+    }
+}
+
+/// A P-256 key signed with ring's assembly-optimised ECDSA (feature `ring`, on by default).
+/// Same key files, same signatures on the wire; only faster.
+#[cfg(feature = "ring")]
+pub struct RingSigner {
+    key: ring::signature::EcdsaKeyPair,
+    verifying_key: VerifyingKey,
+    rng: ring::rand::SystemRandom,
+}
+
+#[cfg(feature = "ring")]
+impl RingSigner {
+    /// The same key as `software`, signing through ring.
+    pub fn from_software(software: &SoftwareSigner) -> Result<Self, SignerError> {
+        let der = software
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| SignerError::BadKey(e.to_string()))?;
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            der.as_bytes(),
+            &rng,
+        )
+        .map_err(|e| SignerError::BadKey(e.to_string()))?;
+        Ok(Self {
+            key,
+            verifying_key: software.verifying_key(),
+            rng,
+        })
+    }
+}
+
+#[cfg(feature = "ring")]
+impl Signer for RingSigner {
+    fn verifying_key(&self) -> VerifyingKey {
+        self.verifying_key
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        let signature = self
+            .key
+            .sign(&self.rng, message)
+            .map_err(|e| SignerError::Failed(e.to_string()))?;
+        Signature::from_slice(signature.as_ref()).map_err(|e| SignerError::Failed(e.to_string()))
+    }
+}
+
+#[cfg(feature = "ring")]
+impl fmt::Debug for RingSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let point = self.verifying_key.to_encoded_point(true);
+        write!(f, "RingSigner({})", hex::encode(point.as_bytes()))
+    }
+}
+
+/// The fastest signer this build has for `key`: ring when the `ring` feature is on.
+pub fn fast_signer(key: &SoftwareSigner) -> Result<Box<dyn Signer>, SignerError> {
+    #[cfg(feature = "ring")]
+    {
+        Ok(Box::new(RingSigner::from_software(key)?))
+    }
+    #[cfg(not(feature = "ring"))]
+    {
+        Ok(Box::new(key.clone()))
+    }
+}
+
+#[cfg(all(test, feature = "ring"))]
+mod ring_tests {
+    use p256::ecdsa::signature::Verifier;
+
+    use super::*;
+
+    #[test]
+    fn ring_signatures_verify_under_the_same_key() {
+        let software = SoftwareSigner::generate();
+        let ring = RingSigner::from_software(&software).unwrap();
+        assert_eq!(ring.verifying_key(), software.verifying_key());
+        let signature = ring.sign(b"mso").unwrap();
+        software.verifying_key().verify(b"mso", &signature).unwrap();
+        assert!(software.verifying_key().verify(b"msO", &signature).is_err());
     }
 }
