@@ -2,6 +2,11 @@
 //! rate of the same signer, in the same run. `cargo bench --bench mso` prints criterion's figures
 //! and then a summary line with both rates and their ratio.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark stops loudly on a broken setup"
+)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
