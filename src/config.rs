@@ -13,6 +13,7 @@
 //! | `log_format` | `BREVET_LOG_FORMAT` | `text` | `text` for people, `json` for log pipelines |
 //! | `http.request_timeout_secs` | `BREVET_HTTP__REQUEST_TIMEOUT_SECS` | `30` | a request still running after this gets 408 |
 //! | `http.body_limit_bytes` | `BREVET_HTTP__BODY_LIMIT_BYTES` | `1048576` | larger request bodies get 413 |
+//! | `mdoc.doc_types_dir` | `BREVET_MDOC__DOC_TYPES_DIR` | none | directory of doc type files (`*.toml`) beside the built-in mDL; docs/DOC_TYPES.md |
 //! | `wallet.api_versions` | `BREVET_WALLET__API_VERSIONS` | `["0.1"]` | Wallet API versions accepted in `requestMetadata.version` |
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
@@ -47,8 +48,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP server limits.
     pub http: HttpConfig,
+    /// Settings of the mdoc core.
+    pub mdoc: MdocConfig,
     /// Settings of the issuer-hosted Wallet API.
     pub wallet: WalletConfig,
+}
+
+/// Settings of the mdoc core.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdocConfig {
+    /// Directory of extra doc type definitions; `None` means the built-in mDL only.
+    pub doc_types_dir: Option<PathBuf>,
 }
 
 /// Limits applied to every HTTP request.
@@ -94,6 +105,7 @@ impl Default for Config {
                 request_timeout_secs: 30,
                 body_limit_bytes: 1024 * 1024,
             },
+            mdoc: MdocConfig::default(),
             wallet: WalletConfig {
                 api_versions: vec!["0.1".to_owned()],
             },

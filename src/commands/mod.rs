@@ -33,8 +33,21 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SharedStore> {
     Ok(store)
 }
 
+/// The doc types this process can issue: the built-in mDL plus `mdoc.doc_types_dir`.
+pub fn load_doc_types(config: &Config) -> anyhow::Result<crate::mdoc::doctype::DocTypes> {
+    let types = match &config.mdoc.doc_types_dir {
+        Some(dir) => crate::mdoc::doctype::DocTypes::load_dir(dir)?,
+        None => crate::mdoc::doctype::DocTypes::builtin(),
+    };
+    let names: Vec<&str> = types.names().collect();
+    tracing::info!(doc_types = ?names, "doc types loaded");
+    Ok(types)
+}
+
 /// `brevet serve`: the HTTP server, until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Checked before anything else so that a broken doc type file stops the start, not a request.
+    load_doc_types(&config)?;
     let store = open_store(&config).await?;
     if let Some(token) = crate::bootstrap::ensure_admin_token(store.as_ref())
         .await

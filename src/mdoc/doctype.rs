@@ -206,7 +206,8 @@ impl DocTypes {
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         {
             let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
-            let spec: DocTypeSpec = toml::from_str(&text).map_err(|e| err(&path, e.to_string()))?;
+            let spec: DocTypeSpec =
+                toml::from_str(&text).map_err(|e| err(&path, one_line(&text, &e)))?;
             spec.check().map_err(|reason| err(&path, reason))?;
             types.specs.insert(spec.doc_type.clone(), spec);
         }
@@ -228,6 +229,20 @@ impl DocTypes {
         self.get(doc_type)
             .ok_or_else(|| ElementError::UnknownDocType(doc_type.to_owned()))?
             .validate(holder)
+    }
+}
+
+/// A TOML error on one line: "line L, column C: message".
+fn one_line(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
     }
 }
 

@@ -297,3 +297,27 @@ fn a_taken_port_is_a_one_line_error() {
         "{message}"
     );
 }
+
+#[test]
+fn a_broken_doc_type_file_stops_serve_with_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("types")).unwrap();
+    std::fs::write(dir.path().join("types/id.toml"), "doc_type = \"org.example.id\"\n[[namespace]]\nname = \"n\"\nelements = [{ id = \"a\", type = \"decimal\" }]\n").unwrap();
+    let output = brevet(dir.path())
+        .env("BREVET_MDOC__DOC_TYPES_DIR", "types")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let line = stderr.lines().find(|l| l.starts_with("brevet: ")).unwrap();
+    assert!(
+        line.starts_with("brevet: doc type file types/id.toml: ")
+            && line.contains("unknown variant `decimal`"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("brevet-data").exists(),
+        "nothing was created"
+    );
+}
