@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Backend, Config};
 use crate::http::{self, AppState, Limits};
+use crate::pki::keystore::{AuthorityFile, KeyStore, Lifetimes};
 use crate::store::{self, SharedStore};
 
 /// Opens the configured store (creating the data directory for the default SQLite file) and
@@ -44,10 +45,45 @@ pub fn load_doc_types(config: &Config) -> anyhow::Result<crate::mdoc::doctype::D
     Ok(types)
 }
 
+/// Common name of the IACA that zero-configuration starts create; it says what it is.
+pub const DEV_IACA_NAME: &str = "Brevet DEVELOPMENT IACA - NOT FOR PRODUCTION";
+
+/// Makes sure there are mdoc keys. In the zero-configuration mode (embedded SQLite, no database
+/// URL) an empty key directory gets development keys, loudly marked as such; otherwise missing
+/// keys are only reported, because production keys come from `brevet keys init` or `import`.
+fn ensure_keys(config: &Config) -> anyhow::Result<()> {
+    let store = KeyStore::new(config.effective_keys_dir());
+    if store.is_initialised() {
+        let active = store
+            .active_ds()
+            .context("cannot read the active document signer")?;
+        tracing::info!(keys_dir = %store.dir().display(), ds = active.number, "mdoc keys ready");
+        return Ok(());
+    }
+    if config.database_url.is_some() {
+        tracing::warn!(keys_dir = %store.dir().display(), "no mdoc keys: MSOs cannot be issued until `brevet keys init` or `brevet keys import`");
+        return Ok(());
+    }
+    let authority = AuthorityFile {
+        country: "XX".into(),
+        state: None,
+        iaca_common_name: DEV_IACA_NAME.into(),
+        ds_common_name: "Brevet DEVELOPMENT DS".into(),
+        contact: "https://brevet.invalid/development".into(),
+        crl_url: None,
+    };
+    store
+        .init(&authority, Lifetimes::default())
+        .context("cannot create development keys")?;
+    tracing::warn!(keys_dir = %store.dir().display(), "created DEVELOPMENT mdoc keys (IACA \"{DEV_IACA_NAME}\"); never use them for real credentials");
+    Ok(())
+}
+
 /// `brevet serve`: the HTTP server, until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Checked before anything else so that a broken doc type file stops the start, not a request.
     load_doc_types(&config)?;
+    ensure_keys(&config)?;
     let store = open_store(&config).await?;
     if let Some(token) = crate::bootstrap::ensure_admin_token(store.as_ref())
         .await

@@ -125,6 +125,15 @@ async fn zero_config_serve_uses_sqlite_in_brevet_data_and_prints_the_token_once(
     let token = stdout[1].clone();
     assert!(token.starts_with("brv_"));
     assert!(dir.path().join("brevet-data/brevet.db").is_file());
+    let keys = brevet::pki::keystore::KeyStore::new(dir.path().join("brevet-data/keys"));
+    let iaca = keys
+        .iaca_certificate()
+        .expect("zero-config start creates development keys");
+    assert_eq!(
+        iaca.tbs_certificate.subject.to_string(),
+        format!("CN={},C=XX", brevet::commands::DEV_IACA_NAME)
+    );
+    let dev_iaca_fingerprint = x509_cert::der::Encode::to_der(&iaca).unwrap();
 
     let client = reqwest::Client::new();
     let health = client
@@ -149,8 +158,12 @@ async fn zero_config_serve_uses_sqlite_in_brevet_data_and_prints_the_token_once(
         "the token never reaches the log"
     );
 
-    // Second start on the same data: no new token, and the first one still works.
+    // Second start on the same data: no new token or keys, and the first token still works.
     let server = Server::start(brevet(dir.path()));
+    assert_eq!(
+        x509_cert::der::Encode::to_der(&keys.iaca_certificate().unwrap()).unwrap(),
+        dev_iaca_fingerprint
+    );
     let whoami = client
         .get(format!("{}/admin/v1/whoami", server.base_url))
         .bearer_auth(&token)
