@@ -2,3 +2,4 @@
 //! can be tested exhaustively and read on their own.
 
 pub mod admin_token;
+pub mod credential;

@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 use crate::config::{Backend, DatabaseUrl};
 use crate::domain::admin_token::{Role, TokenHash};
+use crate::domain::credential::{
+    CredentialRecord, CredentialStatus, CredentialVersion, IllegalChange,
+};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -138,6 +141,80 @@ pub struct NewAuditEntry<'a> {
     pub request_id: Option<&'a str>,
 }
 
+/// Who asked for a change, for its audit entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Provenance<'a> {
+    /// Who.
+    pub actor: &'a Actor,
+    /// The request, when there was one.
+    pub request_id: Option<&'a str>,
+}
+
+/// Which credential records to list.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialFilter {
+    /// Only records in this status.
+    pub status: Option<CredentialStatus>,
+    /// Only records of this doc type.
+    pub doc_type: Option<String>,
+    /// Only records created after this one (the cursor).
+    pub after: Option<Uuid>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Why a change to a credential record was not made. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No such record.
+    #[error("no such credential")]
+    NotFound,
+    /// Someone else changed the record since the caller read it.
+    #[error("the credential is at version {current}, not the version given in If-Match")]
+    VersionMismatch {
+        /// The record's current version number.
+        current: i32,
+    },
+    /// The record's status does not allow it.
+    #[error(transparent)]
+    Illegal(#[from] IllegalChange),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ChangeError {
+    fn from(error: sqlx::Error) -> Self {
+        ChangeError::Store(error.into())
+    }
+}
+
+/// Kind of the outbox job that tells Google a credential's status may have changed.
+pub const NOTIFY_CREDENTIAL_STATUS: &str = "notify_credential_status";
+
+/// A durable job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxJob {
+    /// Id.
+    pub outbox_id: Uuid,
+    /// What to do, e.g. [`NOTIFY_CREDENTIAL_STATUS`].
+    pub kind: String,
+    /// Its parameters.
+    pub payload: serde_json::Value,
+    /// Pending jobs with the same key may be dispatched as one.
+    pub coalesce_key: Option<String>,
+    /// `pending`, `done` or `dead`.
+    pub state: String,
+    /// Dispatch attempts so far.
+    pub attempts: i32,
+    /// Not before.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Enqueued.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Everything Brevet keeps. Methods that change several rows do so in one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -172,6 +249,69 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest audit entries, newest first.
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Creates a credential record with its first version, audited, in one transaction.
+    async fn create_credential(
+        &self,
+        doc_type: &str,
+        holder_data: &serde_json::Value,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, StoreError>;
+
+    /// One record.
+    async fn get_credential(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// Records in creation order, filtered, after the cursor.
+    async fn list_credentials(
+        &self,
+        filter: &CredentialFilter,
+    ) -> Result<Vec<CredentialRecord>, StoreError>;
+
+    /// Every version of a record, oldest first (empty when there is no such record).
+    async fn list_versions(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Vec<CredentialVersion>, StoreError>;
+
+    /// Writes a new version if the record is still at `expected_version` and may change; the
+    /// version, the record, an outbox job and the audit entry commit together.
+    async fn update_holder_data(
+        &self,
+        credential_id: Uuid,
+        expected_version: i32,
+        holder_data: &serde_json::Value,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError>;
+
+    /// Revokes the record; the status, an outbox job and the audit entry commit together.
+    async fn revoke_credential(
+        &self,
+        credential_id: Uuid,
+        reason: &str,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError>;
+
+    /// Outbox jobs, newest first, optionally in one state.
+    async fn list_outbox(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxJob>, StoreError>;
+}
+
+/// The outbox job announcing a change to `credential_id`.
+fn notify_job(credential_id: Uuid) -> (serde_json::Value, String) {
+    (
+        serde_json::json!({ "credentialId": credential_id }),
+        format!("credential:{credential_id}"),
+    )
+}
+
+fn parse_status(raw: &str) -> Result<CredentialStatus, StoreError> {
+    raw.parse().map_err(StoreError::Corrupt)
 }
 
 /// Connects to the store the URL names and applies its migrations.

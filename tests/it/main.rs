@@ -18,3 +18,4 @@ mod keys_cli;
 mod mdoc;
 mod openapi;
 mod store;
+mod store_credentials;

@@ -9,12 +9,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
+mod credentials;
+
 use super::{
-    parse_role, AdminToken, AuditEntry, NewAdminToken, NewAuditEntry, Store, StoreError,
-    BOOTSTRAP_TOKEN_NAME,
+    parse_role, AdminToken, AuditEntry, ChangeError, CredentialFilter, NewAdminToken,
+    NewAuditEntry, OutboxJob, Provenance, Store, StoreError, BOOTSTRAP_TOKEN_NAME,
 };
 use crate::config::{Backend, DatabaseUrl};
 use crate::domain::admin_token::TokenHash;
+use crate::domain::credential::{CredentialRecord, CredentialVersion};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -92,7 +95,7 @@ impl From<AuditRow> for AuditEntry {
 
 const TOKEN_COLUMNS: &str = "admin_token_id, name, role, created_at, revoked_at";
 
-async fn insert_audit(
+pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     entry: &NewAuditEntry<'_>,
 ) -> Result<(), StoreError> {
@@ -214,6 +217,64 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(AdminToken::try_from).collect()
+    }
+
+    async fn create_credential(
+        &self,
+        doc_type: &str,
+        holder_data: &serde_json::Value,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, StoreError> {
+        self.create_credential_impl(doc_type, holder_data, by).await
+    }
+
+    async fn get_credential(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        self.get_credential_impl(credential_id).await
+    }
+
+    async fn list_credentials(
+        &self,
+        filter: &CredentialFilter,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.list_credentials_impl(filter).await
+    }
+
+    async fn list_versions(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Vec<CredentialVersion>, StoreError> {
+        self.list_versions_impl(credential_id).await
+    }
+
+    async fn update_holder_data(
+        &self,
+        credential_id: Uuid,
+        expected_version: i32,
+        holder_data: &serde_json::Value,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        self.update_holder_data_impl(credential_id, expected_version, holder_data, by)
+            .await
+    }
+
+    async fn revoke_credential(
+        &self,
+        credential_id: Uuid,
+        reason: &str,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        self.revoke_credential_impl(credential_id, reason, by).await
+    }
+
+    async fn list_outbox(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxJob>, StoreError> {
+        self.list_outbox_impl(state, limit).await
     }
 
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

@@ -10,17 +10,20 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
+mod credentials;
+
 use super::{
-    parse_role, Actor, AdminToken, AuditEntry, NewAdminToken, NewAuditEntry, Store, StoreError,
-    BOOTSTRAP_TOKEN_NAME,
+    parse_role, Actor, AdminToken, AuditEntry, ChangeError, CredentialFilter, NewAdminToken,
+    NewAuditEntry, OutboxJob, Provenance, Store, StoreError, BOOTSTRAP_TOKEN_NAME,
 };
 use crate::config::{Backend, DatabaseUrl};
 use crate::domain::admin_token::TokenHash;
+use crate::domain::credential::{CredentialRecord, CredentialVersion};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// SQL for "now" in the format every timestamp column uses.
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// A pool of connections to one SQLite file.
 #[derive(Debug, Clone)]
@@ -82,7 +85,7 @@ async fn migrate(options: &SqliteConnectOptions, pool: &SqlitePool) -> Result<()
     Ok(result?)
 }
 
-fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
+pub(super) fn parse_uuid(raw: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(raw).map_err(|e| StoreError::Corrupt(format!("bad uuid {raw:?}: {e}")))
 }
 
@@ -136,7 +139,7 @@ impl TryFrom<AuditRow> for AuditEntry {
 
 const TOKEN_COLUMNS: &str = "admin_token_id, name, role, created_at, revoked_at";
 
-async fn insert_audit(
+pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     entry: &NewAuditEntry<'_>,
 ) -> Result<(), StoreError> {
@@ -256,6 +259,64 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(AdminToken::try_from).collect()
+    }
+
+    async fn create_credential(
+        &self,
+        doc_type: &str,
+        holder_data: &serde_json::Value,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, StoreError> {
+        self.create_credential_impl(doc_type, holder_data, by).await
+    }
+
+    async fn get_credential(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        self.get_credential_impl(credential_id).await
+    }
+
+    async fn list_credentials(
+        &self,
+        filter: &CredentialFilter,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.list_credentials_impl(filter).await
+    }
+
+    async fn list_versions(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Vec<CredentialVersion>, StoreError> {
+        self.list_versions_impl(credential_id).await
+    }
+
+    async fn update_holder_data(
+        &self,
+        credential_id: Uuid,
+        expected_version: i32,
+        holder_data: &serde_json::Value,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        self.update_holder_data_impl(credential_id, expected_version, holder_data, by)
+            .await
+    }
+
+    async fn revoke_credential(
+        &self,
+        credential_id: Uuid,
+        reason: &str,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        self.revoke_credential_impl(credential_id, reason, by).await
+    }
+
+    async fn list_outbox(
+        &self,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<OutboxJob>, StoreError> {
+        self.list_outbox_impl(state, limit).await
     }
 
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
