@@ -33,7 +33,7 @@ pub struct AdminErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminErrorDetail {
     /// Stable code: unauthorized, forbidden, not_found, bad_request, payload_too_large, conflict,
-    /// unavailable or internal.
+    /// precondition_required, precondition_failed, unavailable or internal.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
@@ -60,6 +60,12 @@ pub enum AdminError {
     /// The request conflicts with the current state of a record.
     #[error("{0}")]
     Conflict(String),
+    /// A change needs `If-Match` with the version the caller read.
+    #[error("this change needs an If-Match header with the credential's ETag")]
+    PreconditionRequired,
+    /// `If-Match` names a version that is no longer current.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The store cannot be reached right now.
     #[error("the store is unavailable")]
     Unavailable(String),
@@ -77,6 +83,8 @@ impl AdminError {
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            AdminError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,6 +99,8 @@ impl AdminError {
             AdminError::BadRequest(_) => "bad_request",
             AdminError::PayloadTooLarge => "payload_too_large",
             AdminError::Conflict(_) => "conflict",
+            AdminError::PreconditionRequired => "precondition_required",
+            AdminError::PreconditionFailed(_) => "precondition_failed",
             AdminError::Unavailable(_) => "unavailable",
             AdminError::Internal(_) => "internal",
         }

@@ -82,7 +82,7 @@ fn ensure_keys(config: &Config) -> anyhow::Result<()> {
 /// `brevet serve`: the HTTP server, until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Checked before anything else so that a broken doc type file stops the start, not a request.
-    load_doc_types(&config)?;
+    let doc_types = load_doc_types(&config)?;
     ensure_keys(&config)?;
     let store = open_store(&config).await?;
     if let Some(token) = crate::bootstrap::ensure_admin_token(store.as_ref())
@@ -104,7 +104,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let app = http::build_app(AppState::new(store, &config), Limits::from_config(&config));
+    let state = AppState::new(store, &config).with_doc_types(doc_types);
+    let app = http::build_app(state, Limits::from_config(&config));
     tracing::info!(%address, "brevet serve listening on http://{address}");
     http::run(listener, app, http::shutdown_signal())
         .await

@@ -50,3 +50,25 @@ impl<T: Serialize> IntoResponse for AdminJson<T> {
         axum::Json(self.0).into_response()
     }
 }
+
+/// Query parameters of an admin request, with rejections in the admin error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for AdminQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, AdminError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| AdminError::BadRequest(rejection.body_text()))
+    }
+}

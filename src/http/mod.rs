@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::error::{AdminError, ErrorDetail};
+use crate::mdoc::doctype::DocTypes;
 use crate::store::SharedStore;
 use metrics::Metrics;
 use wallet::ApiVersion;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wallet API versions accepted in `requestMetadata.version`.
     pub wallet_versions: Arc<[ApiVersion]>,
+    /// The doc types holder data is validated against.
+    pub doc_types: Arc<DocTypes>,
 }
 
 impl AppState {
@@ -62,7 +65,14 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::new()),
             wallet_versions,
+            doc_types: Arc::new(DocTypes::builtin()),
         }
+    }
+
+    /// The same state validating holder data against `doc_types`.
+    pub fn with_doc_types(mut self, doc_types: DocTypes) -> Self {
+        self.doc_types = Arc::new(doc_types);
+        self
     }
 }
 

@@ -12,6 +12,7 @@ mod support;
 mod cli;
 mod crosscheck;
 mod http_admin;
+mod http_credentials;
 mod http_ops;
 mod http_wallet;
 mod keys_cli;

@@ -28,6 +28,12 @@ fn admin_document_matches_the_code() {
     assert_eq!(
         paths,
         [
+            "/admin/v1/audit",
+            "/admin/v1/credentials",
+            "/admin/v1/credentials/{credential_id}",
+            "/admin/v1/credentials/{credential_id}/revoke",
+            "/admin/v1/credentials/{credential_id}/versions",
+            "/admin/v1/outbox",
             "/admin/v1/tokens",
             "/admin/v1/whoami",
             "/healthz",

@@ -2,6 +2,8 @@
 //! token ([`auth::Principal`]); every write is audited in the same transaction as the change.
 
 pub mod auth;
+mod credentials;
+mod journal;
 mod tokens;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -14,4 +16,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(auth::get_whoami))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(
+            credentials::list_credentials,
+            credentials::create_credential
+        ))
+        .routes(routes!(
+            credentials::get_credential,
+            credentials::update_credential
+        ))
+        .routes(routes!(credentials::list_versions))
+        .routes(routes!(credentials::revoke_credential))
+        .routes(routes!(journal::list_audit))
+        .routes(routes!(journal::list_outbox))
 }

@@ -1,0 +1,392 @@
+//! `/admin/v1/credentials`: issuer staff create, read, list, edit and revoke credential records.
+//! Edits need `If-Match` with the record's ETag (its version number), so two clerks cannot
+//! overwrite each other; every change is audited and queued for Google in the same transaction.
+
+use axum::extract::{Path, State};
+use axum::http::header::{ETAG, IF_MATCH, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tower_http::request_id::RequestId;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::Principal;
+use crate::domain::admin_token::Role;
+use crate::domain::credential::{CredentialRecord, CredentialStatus, CredentialVersion};
+use crate::error::{AdminError, AdminErrorBody};
+use crate::http::json::{AdminJson, AdminQuery};
+use crate::http::AppState;
+use crate::store::{ChangeError, CredentialFilter, Provenance};
+
+/// A credential record as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialView {
+    credential_id: Uuid,
+    doc_type: String,
+    status: CredentialStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_reason: Option<String>,
+    /// The credentialVersionId provisionCredential serves.
+    current_version_id: Uuid,
+    /// 1 for the first version; also the ETag.
+    version_number: i32,
+    /// `{ namespace: { element: value } }`.
+    #[schema(value_type = Object)]
+    holder_data: serde_json::Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<CredentialRecord> for CredentialView {
+    fn from(r: CredentialRecord) -> Self {
+        Self {
+            credential_id: r.credential_id,
+            doc_type: r.doc_type,
+            status: r.status,
+            status_reason: r.status_reason,
+            current_version_id: r.current_version_id,
+            version_number: r.current_version_number,
+            holder_data: r.holder_data,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn etag(version: i32) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\""))
+        .expect("a quoted number is a valid header value")
+}
+
+fn with_etag(status: StatusCode, record: CredentialRecord) -> Response {
+    let tag = etag(record.current_version_number);
+    let mut response = (status, AdminJson(CredentialView::from(record))).into_response();
+    response.headers_mut().insert(ETAG, tag);
+    response
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, AdminError> {
+    Uuid::parse_str(raw).map_err(|_| AdminError::NotFound("no such credential".into()))
+}
+
+fn provenance<'a>(
+    actor: &'a crate::store::Actor,
+    request_id: &'a Option<axum::Extension<RequestId>>,
+) -> Provenance<'a> {
+    Provenance {
+        actor,
+        request_id: request_id
+            .as_ref()
+            .and_then(|id| id.0.header_value().to_str().ok()),
+    }
+}
+
+fn change_error(error: ChangeError) -> AdminError {
+    match error {
+        ChangeError::NotFound => AdminError::NotFound("no such credential".into()),
+        ChangeError::VersionMismatch { current } => AdminError::PreconditionFailed(format!(
+            "the credential changed since it was read: it is at version {current} (ETag \"{current}\"); read it again"
+        )),
+        ChangeError::Illegal(illegal) => AdminError::Conflict(illegal.to_string()),
+        ChangeError::Store(store) => store.into(),
+    }
+}
+
+/// Body of `POST /admin/v1/credentials`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateCredential {
+    /// A configured doc type, e.g. `org.iso.18013.5.1.mDL`.
+    doc_type: String,
+    /// `{ namespace: { element: value } }`, validated against the doc type.
+    #[schema(value_type = Object)]
+    holder_data: serde_json::Value,
+}
+
+/// `POST /admin/v1/credentials`: create a record (operator).
+#[utoipa::path(
+    post, path = "/credentials", tag = "admin", security(("bearer" = [])),
+    request_body = CreateCredential,
+    responses(
+        (status = 201, body = CredentialView, headers(("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Unknown doc type or invalid holder data; the message names the element", body = AdminErrorBody),
+        (status = 403, description = "Needs the operator role", body = AdminErrorBody),
+    )
+)]
+pub async fn create_credential(
+    principal: Principal,
+    State(state): State<AppState>,
+    request_id: Option<axum::Extension<RequestId>>,
+    AdminJson(body): AdminJson<CreateCredential>,
+) -> Result<Response, AdminError> {
+    principal.require(Role::Operator)?;
+    state
+        .doc_types
+        .validate(&body.doc_type, &body.holder_data)
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let actor = principal.actor();
+    let record = state
+        .store
+        .create_credential(
+            &body.doc_type,
+            &body.holder_data,
+            provenance(&actor, &request_id),
+        )
+        .await?;
+    tracing::info!(credential_id = %record.credential_id, doc_type = %record.doc_type, "credential created");
+    let location =
+        HeaderValue::from_str(&format!("/admin/v1/credentials/{}", record.credential_id))
+            .expect("a UUID path is a valid header value");
+    let mut response = with_etag(StatusCode::CREATED, record);
+    response.headers_mut().insert(LOCATION, location);
+    Ok(response)
+}
+
+/// `GET /admin/v1/credentials/{credential_id}` (viewer).
+#[utoipa::path(
+    get, path = "/credentials/{credential_id}", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    responses((status = 200, body = CredentialView, headers(("ETag" = String))), (status = 404, body = AdminErrorBody))
+)]
+pub async fn get_credential(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    principal.require(Role::Viewer)?;
+    let record = state
+        .store
+        .get_credential(parse_id(&id)?)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
+    Ok(with_etag(StatusCode::OK, record))
+}
+
+/// Query of `GET /admin/v1/credentials`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only records in this status.
+    status: Option<CredentialStatus>,
+    /// Only records of this doc type.
+    doc_type: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<Uuid>,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialPage {
+    credentials: Vec<CredentialView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<Uuid>,
+}
+
+/// `GET /admin/v1/credentials` (viewer): records in creation order, filtered, a page at a time.
+#[utoipa::path(
+    get, path = "/credentials", tag = "admin", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = CredentialPage), (status = 400, body = AdminErrorBody))
+)]
+pub async fn list_credentials(
+    principal: Principal,
+    State(state): State<AppState>,
+    AdminQuery(query): AdminQuery<ListQuery>,
+) -> Result<AdminJson<CredentialPage>, AdminError> {
+    principal.require(Role::Viewer)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AdminError::BadRequest(
+            "limit must be between 1 and 200".into(),
+        ));
+    }
+    // One more than asked tells whether another page exists.
+    let filter = CredentialFilter {
+        status: query.status,
+        doc_type: query.doc_type,
+        after: query.cursor,
+        limit: limit + 1,
+    };
+    let mut records = state.store.list_credentials(&filter).await?;
+    let next_cursor = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|r| r.credential_id)
+    } else {
+        None
+    };
+    Ok(AdminJson(CredentialPage {
+        credentials: records.into_iter().map(CredentialView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Body of `PATCH /admin/v1/credentials/{credential_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateCredential {
+    /// The complete new holder data (it replaces the current version's).
+    #[schema(value_type = Object)]
+    holder_data: serde_json::Value,
+}
+
+fn expected_version(headers: &HeaderMap) -> Result<i32, AdminError> {
+    let value = headers
+        .get(IF_MATCH)
+        .ok_or(AdminError::PreconditionRequired)?;
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text);
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| {
+            AdminError::BadRequest("If-Match must be the ETag of the credential, e.g. \"3\"".into())
+        })
+}
+
+/// `PATCH /admin/v1/credentials/{credential_id}` (operator): new holder data as a new version.
+#[utoipa::path(
+    patch, path = "/credentials/{credential_id}", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path), ("If-Match" = String, Header, description = "ETag of the version read")),
+    request_body = UpdateCredential,
+    responses(
+        (status = 200, body = CredentialView, headers(("ETag" = String))),
+        (status = 400, description = "Invalid holder data; the message names the element", body = AdminErrorBody),
+        (status = 404, body = AdminErrorBody),
+        (status = 409, description = "The record is revoked", body = AdminErrorBody),
+        (status = 412, description = "Someone changed the record since it was read", body = AdminErrorBody),
+        (status = 428, description = "If-Match is missing", body = AdminErrorBody),
+    )
+)]
+pub async fn update_credential(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    request_id: Option<axum::Extension<RequestId>>,
+    AdminJson(body): AdminJson<UpdateCredential>,
+) -> Result<Response, AdminError> {
+    principal.require(Role::Operator)?;
+    let id = parse_id(&id)?;
+    let expected = expected_version(&headers)?;
+    let current = state
+        .store
+        .get_credential(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
+    state
+        .doc_types
+        .validate(&current.doc_type, &body.holder_data)
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let actor = principal.actor();
+    let record = state
+        .store
+        .update_holder_data(
+            id,
+            expected,
+            &body.holder_data,
+            provenance(&actor, &request_id),
+        )
+        .await
+        .map_err(change_error)?;
+    tracing::info!(credential_id = %id, version = record.current_version_number, "credential updated");
+    Ok(with_etag(StatusCode::OK, record))
+}
+
+/// A version as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView {
+    credential_version_id: Uuid,
+    version_number: i32,
+    #[schema(value_type = Object)]
+    holder_data: serde_json::Value,
+    /// Admin token that wrote it.
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+/// Every version of a record, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    versions: Vec<VersionView>,
+}
+
+/// `GET /admin/v1/credentials/{credential_id}/versions` (viewer).
+#[utoipa::path(
+    get, path = "/credentials/{credential_id}/versions", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    responses((status = 200, body = VersionList), (status = 404, body = AdminErrorBody))
+)]
+pub async fn list_versions(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<AdminJson<VersionList>, AdminError> {
+    principal.require(Role::Viewer)?;
+    let versions = state.store.list_versions(parse_id(&id)?).await?;
+    if versions.is_empty() {
+        return Err(AdminError::NotFound("no such credential".into()));
+    }
+    let view = |v: CredentialVersion| VersionView {
+        credential_version_id: v.credential_version_id,
+        version_number: v.version_number,
+        holder_data: v.holder_data,
+        created_by: v.created_by,
+        created_at: v.created_at,
+    };
+    Ok(AdminJson(VersionList {
+        versions: versions.into_iter().map(view).collect(),
+    }))
+}
+
+/// Body of `POST /admin/v1/credentials/{credential_id}/revoke`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeCredential {
+    /// Why, for the record (1 to 500 characters; not shown to the holder).
+    reason: String,
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/revoke` (operator): final; Google is told.
+#[utoipa::path(
+    post, path = "/credentials/{credential_id}/revoke", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    request_body = RevokeCredential,
+    responses(
+        (status = 200, body = CredentialView),
+        (status = 400, body = AdminErrorBody),
+        (status = 404, body = AdminErrorBody),
+        (status = 409, description = "Already revoked", body = AdminErrorBody),
+    )
+)]
+pub async fn revoke_credential(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request_id: Option<axum::Extension<RequestId>>,
+    AdminJson(body): AdminJson<RevokeCredential>,
+) -> Result<Response, AdminError> {
+    principal.require(Role::Operator)?;
+    let id = parse_id(&id)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(AdminError::BadRequest(
+            "reason must be 1 to 500 characters".into(),
+        ));
+    }
+    let actor = principal.actor();
+    let record = state
+        .store
+        .revoke_credential(id, reason, provenance(&actor, &request_id))
+        .await
+        .map_err(change_error)?;
+    tracing::info!(credential_id = %id, "credential revoked");
+    Ok(with_etag(StatusCode::OK, record))
+}

@@ -1,0 +1,145 @@
+//! Read-only views for staff: the audit log and the outbox of notifications to Google.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::Principal;
+use crate::domain::admin_token::Role;
+use crate::error::{AdminError, AdminErrorBody};
+use crate::http::json::{AdminJson, AdminQuery};
+use crate::http::AppState;
+
+/// Query of the journal listings.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JournalQuery {
+    /// How many, 1 to 500 (default 100).
+    limit: Option<u32>,
+    /// Outbox only: `pending`, `done` or `dead`.
+    state: Option<String>,
+}
+
+impl JournalQuery {
+    fn limit(&self) -> Result<u32, AdminError> {
+        let limit = self.limit.unwrap_or(100);
+        if (1..=500).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(AdminError::BadRequest(
+                "limit must be between 1 and 500".into(),
+            ))
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    actor: String,
+    admin_token_id: Option<Uuid>,
+    action: String,
+    target_kind: String,
+    target_id: String,
+    request_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    entries: Vec<AuditView>,
+}
+
+/// `GET /admin/v1/audit` (viewer): who did what to which record, newest first. Never holder data.
+#[utoipa::path(
+    get, path = "/audit", tag = "admin", security(("bearer" = [])),
+    params(JournalQuery),
+    responses((status = 200, body = AuditList), (status = 400, body = AdminErrorBody))
+)]
+pub async fn list_audit(
+    principal: Principal,
+    State(state): State<AppState>,
+    AdminQuery(query): AdminQuery<JournalQuery>,
+) -> Result<AdminJson<AuditList>, AdminError> {
+    principal.require(Role::Viewer)?;
+    let entries = state.store.list_audit(query.limit()?).await?;
+    Ok(AdminJson(AuditList {
+        entries: entries
+            .into_iter()
+            .map(|e| AuditView {
+                actor: e.actor,
+                admin_token_id: e.admin_token_id,
+                action: e.action,
+                target_kind: e.target_kind,
+                target_id: e.target_id,
+                request_id: e.request_id,
+                created_at: e.created_at,
+            })
+            .collect(),
+    }))
+}
+
+/// One outbox job.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxView {
+    outbox_id: Uuid,
+    kind: String,
+    #[schema(value_type = Object)]
+    payload: serde_json::Value,
+    state: String,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxList {
+    jobs: Vec<OutboxView>,
+}
+
+/// `GET /admin/v1/outbox` (viewer): notifications to Google and their delivery state.
+#[utoipa::path(
+    get, path = "/outbox", tag = "admin", security(("bearer" = [])),
+    params(JournalQuery),
+    responses((status = 200, body = OutboxList), (status = 400, body = AdminErrorBody))
+)]
+pub async fn list_outbox(
+    principal: Principal,
+    State(state): State<AppState>,
+    AdminQuery(query): AdminQuery<JournalQuery>,
+) -> Result<AdminJson<OutboxList>, AdminError> {
+    principal.require(Role::Viewer)?;
+    if let Some(s) = &query.state {
+        if !["pending", "done", "dead"].contains(&s.as_str()) {
+            return Err(AdminError::BadRequest(
+                "state must be pending, done or dead".into(),
+            ));
+        }
+    }
+    let jobs = state
+        .store
+        .list_outbox(query.state.as_deref(), query.limit()?)
+        .await?;
+    Ok(AdminJson(OutboxList {
+        jobs: jobs
+            .into_iter()
+            .map(|j| OutboxView {
+                outbox_id: j.outbox_id,
+                kind: j.kind,
+                payload: j.payload,
+                state: j.state,
+                attempts: j.attempts,
+                next_attempt_at: j.next_attempt_at,
+                last_error: j.last_error,
+                created_at: j.created_at,
+            })
+            .collect(),
+    }))
+}
