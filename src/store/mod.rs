@@ -300,13 +300,52 @@ pub trait Store: Send + Sync + 'static {
         state: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OutboxJob>, StoreError>;
+
+    /// Records that Google's `wallet_credential_id` on `device_reference_id` is a copy of the
+    /// record; a second call for the same id changes nothing. (provisionCredential's job.)
+    async fn bind_wallet_credential(
+        &self,
+        wallet_credential_id: &str,
+        credential_id: Uuid,
+        device_reference_id: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Claims the most overdue pending job for `worker` until `lease` has passed, counting the
+    /// attempt; pending unclaimed jobs with the same coalescing key are folded into it (marked
+    /// done), since one delivery after their commit announces them all.
+    async fn claim_outbox_job(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<OutboxJob>, StoreError>;
+
+    /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).
+    async fn complete_outbox_job(&self, outbox_id: Uuid, worker: &str) -> Result<bool, StoreError>;
+
+    /// Records a failed attempt: the job waits until `retry_at`, or is dead when `retry_at` is
+    /// `None`. False when `worker` no longer holds it.
+    async fn fail_outbox_job(
+        &self,
+        outbox_id: Uuid,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Puts a dead job back in the queue, due now, audited. False when there is no such dead job.
+    async fn retry_dead_job(&self, outbox_id: Uuid, by: Provenance<'_>)
+        -> Result<bool, StoreError>;
 }
 
-/// The outbox job announcing a change to `credential_id`.
-fn notify_job(credential_id: Uuid) -> (serde_json::Value, String) {
+/// The outbox job announcing a change to one device copy: the payload of
+/// notifyCredentialStatusUpdateAvailable (spec/wallet-api.md §5.2) and its coalescing key.
+fn notify_job(
+    device_reference_id: &str,
+    wallet_credential_id: &str,
+) -> (serde_json::Value, String) {
     (
-        serde_json::json!({ "credentialId": credential_id }),
-        format!("credential:{credential_id}"),
+        serde_json::json!({ "deviceReferenceId": device_reference_id, "credentialId": wallet_credential_id }),
+        format!("wallet_credential:{wallet_credential_id}"),
     )
 }
 

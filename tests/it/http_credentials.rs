@@ -61,6 +61,8 @@ both_stores! {
         assert_eq!(body["holderData"], sample_mdl());
 
         let path = format!("/admin/v1/credentials/{id}");
+        let record_id = uuid::Uuid::parse_str(&id).unwrap();
+        app.store.bind_wallet_credential("wallet-copy-1", record_id, "device-ref-1").await.unwrap();
         let read = app.get(&path, Some(&auditor)).await;
         assert_eq!(read.status, StatusCode::OK);
         assert_eq!(read.headers["etag"], "\"1\"");
@@ -101,7 +103,8 @@ both_stores! {
         let outbox = app.get("/admin/v1/outbox?state=pending", Some(&auditor)).await.json();
         let jobs = outbox["jobs"].as_array().unwrap();
         assert_eq!(jobs.len(), 3, "two edits and a revocation: {outbox}");
-        assert!(jobs.iter().all(|j| j["payload"]["credentialId"] == id.as_str() && j["kind"] == "notify_credential_status"));
+        assert!(jobs.iter().all(|j| j["payload"] == json!({ "deviceReferenceId": "device-ref-1", "credentialId": "wallet-copy-1" })
+            && j["kind"] == "notify_credential_status"));
 
         let audit = app.get("/admin/v1/audit?limit=5", Some(&auditor)).await.json();
         let entries: Vec<(&str, &str)> = audit["entries"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();

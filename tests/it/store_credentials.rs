@@ -18,6 +18,10 @@ both_stores! {
         let created = store.create_credential("org.iso.18013.5.1.mDL", &json!({ "n": { "family_name": "Doe" } }), BY).await.unwrap();
         assert_eq!((created.status, created.current_version_number), (CredentialStatus::Active, 1));
         assert!(store.list_outbox(None, 10).await.unwrap().is_empty(), "creation alone notifies nobody");
+        // Two device copies, one of them bound twice (a retried provisionCredential).
+        for (copy, device) in [("w-1", "dev-a"), ("w-2", "dev-b"), ("w-1", "dev-a")] {
+            store.bind_wallet_credential(copy, created.credential_id, device).await.unwrap();
+        }
 
         let updated = store
             .update_holder_data(created.credential_id, 1, &json!({ "n": { "family_name": "Roe" } }), BY)
@@ -34,12 +38,13 @@ both_stores! {
         assert_eq!(versions[0].credential_version_id, created.current_version_id);
         assert_eq!(versions[1].credential_version_id, updated.current_version_id);
 
-        let jobs = store.list_outbox(Some("pending"), 10).await.unwrap();
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(jobs[0].kind, NOTIFY_CREDENTIAL_STATUS);
-        assert_eq!(jobs[0].payload, json!({ "credentialId": created.credential_id }));
-        assert_eq!(jobs[0].coalesce_key.as_deref(), Some(format!("credential:{}", created.credential_id).as_str()));
-        assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("pending", 0));
+        let mut jobs = store.list_outbox(Some("pending"), 10).await.unwrap();
+        jobs.sort_by(|a, b| a.coalesce_key.cmp(&b.coalesce_key));
+        assert_eq!(jobs.len(), 2, "one notification per device copy");
+        assert!(jobs.iter().all(|j| j.kind == NOTIFY_CREDENTIAL_STATUS && j.state == "pending" && j.attempts == 0));
+        assert_eq!(jobs[0].payload, json!({ "deviceReferenceId": "dev-a", "credentialId": "w-1" }));
+        assert_eq!(jobs[1].payload, json!({ "deviceReferenceId": "dev-b", "credentialId": "w-2" }));
+        assert_eq!(jobs[0].coalesce_key.as_deref(), Some("wallet_credential:w-1"));
 
         let audit = store.list_audit(10).await.unwrap();
         let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
@@ -50,6 +55,7 @@ both_stores! {
     async fn stale_versions_and_revoked_records_change_nothing(db: TestDb) {
         let store = db.store().await;
         let id = store.create_credential("t", &json!({ "v": 1 }), BY).await.unwrap().credential_id;
+        store.bind_wallet_credential("w-1", id, "dev-a").await.unwrap();
         store.update_holder_data(id, 1, &json!({ "v": 2 }), BY).await.unwrap();
         let counts = || async {
             (
@@ -88,6 +94,7 @@ both_stores! {
     async fn concurrent_edits_of_one_version_let_exactly_one_win(db: TestDb) {
         let store = db.store().await;
         let id = store.create_credential("t", &json!({ "v": 0 }), BY).await.unwrap().credential_id;
+        store.bind_wallet_credential("w-1", id, "dev-a").await.unwrap();
         let attempts = (0..6).map(|i| {
             let store = store.clone();
             async move { store.update_holder_data(id, 1, &json!({ "v": i }), BY).await }

@@ -5,11 +5,11 @@ use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
+use super::outbox::enqueue_notification;
 use super::{insert_audit, PgStore};
 use crate::domain::credential::{Change, CredentialRecord, CredentialStatus, CredentialVersion};
 use crate::store::{
-    notify_job, parse_status, ChangeError, CredentialFilter, NewAuditEntry, OutboxJob, Provenance,
-    StoreError, NOTIFY_CREDENTIAL_STATUS,
+    parse_status, ChangeError, CredentialFilter, NewAuditEntry, Provenance, StoreError,
 };
 
 const RECORD_COLUMNS: &str = "credential_id, doc_type, status, status_reason, current_version_id, \
@@ -57,19 +57,6 @@ struct VersionRow {
     created_at: DateTime<Utc>,
 }
 
-#[derive(FromRow)]
-struct OutboxRow {
-    outbox_id: Uuid,
-    kind: String,
-    payload: Json<serde_json::Value>,
-    coalesce_key: Option<String>,
-    state: String,
-    attempts: i32,
-    next_attempt_at: DateTime<Utc>,
-    last_error: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
 fn audit<'a>(by: Provenance<'a>, action: &'a str, credential_id: Uuid) -> NewAuditEntry<'a> {
     NewAuditEntry {
         actor: by.actor,
@@ -78,21 +65,6 @@ fn audit<'a>(by: Provenance<'a>, action: &'a str, credential_id: Uuid) -> NewAud
         target_id: credential_id.to_string(),
         request_id: by.request_id,
     }
-}
-
-async fn enqueue_notification(
-    tx: &mut Transaction<'_, Postgres>,
-    credential_id: Uuid,
-) -> Result<(), StoreError> {
-    let (payload, key) = notify_job(credential_id);
-    sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values ($1, $2, $3, $4, 'pending')")
-        .bind(Uuid::now_v7())
-        .bind(NOTIFY_CREDENTIAL_STATUS)
-        .bind(Json(payload))
-        .bind(key)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Locks the record and checks that `change` is allowed (and, when given, the version).
@@ -286,34 +258,5 @@ impl PgStore {
         let record = fetch_record(&mut tx, credential_id).await?;
         tx.commit().await?;
         Ok(record)
-    }
-
-    pub(super) async fn list_outbox_impl(
-        &self,
-        state: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<OutboxJob>, StoreError> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "select outbox_id, kind, payload, coalesce_key, state, attempts, next_attempt_at, last_error, created_at
-             from outbox where ($1::text is null or state = $1) order by outbox_id desc limit $2",
-        )
-        .bind(state)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| OutboxJob {
-                outbox_id: r.outbox_id,
-                kind: r.kind,
-                payload: r.payload.0,
-                coalesce_key: r.coalesce_key,
-                state: r.state,
-                attempts: r.attempts,
-                next_attempt_at: r.next_attempt_at,
-                last_error: r.last_error,
-                created_at: r.created_at,
-            })
-            .collect())
     }
 }

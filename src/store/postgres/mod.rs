@@ -10,6 +10,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 mod credentials;
+mod outbox;
 
 use super::{
     parse_role, AdminToken, AuditEntry, ChangeError, CredentialFilter, NewAdminToken,
@@ -275,6 +276,47 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<OutboxJob>, StoreError> {
         self.list_outbox_impl(state, limit).await
+    }
+
+    async fn bind_wallet_credential(
+        &self,
+        wallet_credential_id: &str,
+        credential_id: Uuid,
+        device_reference_id: &str,
+    ) -> Result<(), StoreError> {
+        self.bind_wallet_credential_impl(wallet_credential_id, credential_id, device_reference_id)
+            .await
+    }
+
+    async fn claim_outbox_job(
+        &self,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<OutboxJob>, StoreError> {
+        self.claim_outbox_job_impl(worker, lease).await
+    }
+
+    async fn complete_outbox_job(&self, outbox_id: Uuid, worker: &str) -> Result<bool, StoreError> {
+        self.complete_outbox_job_impl(outbox_id, worker).await
+    }
+
+    async fn fail_outbox_job(
+        &self,
+        outbox_id: Uuid,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.fail_outbox_job_impl(outbox_id, worker, error, retry_at)
+            .await
+    }
+
+    async fn retry_dead_job(
+        &self,
+        outbox_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<bool, StoreError> {
+        self.retry_dead_job_impl(outbox_id, by).await
     }
 
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {

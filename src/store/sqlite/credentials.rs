@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
+use super::outbox::enqueue_notification;
 use super::{insert_audit, parse_uuid, SqliteStore, NOW};
 use crate::domain::credential::{Change, CredentialRecord, CredentialStatus, CredentialVersion};
 use crate::store::{
-    notify_job, parse_status, ChangeError, CredentialFilter, NewAuditEntry, OutboxJob, Provenance,
-    StoreError, NOTIFY_CREDENTIAL_STATUS,
+    parse_status, ChangeError, CredentialFilter, NewAuditEntry, Provenance, StoreError,
 };
 
 const RECORD_COLUMNS: &str = "credential_id, doc_type, status, status_reason, current_version_id, \
@@ -63,19 +63,6 @@ struct VersionRow {
     created_at: DateTime<Utc>,
 }
 
-#[derive(FromRow)]
-struct OutboxRow {
-    outbox_id: String,
-    kind: String,
-    payload: String,
-    coalesce_key: Option<String>,
-    state: String,
-    attempts: i32,
-    next_attempt_at: DateTime<Utc>,
-    last_error: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
 fn audit<'a>(by: Provenance<'a>, action: &'a str, credential_id: Uuid) -> NewAuditEntry<'a> {
     NewAuditEntry {
         actor: by.actor,
@@ -84,21 +71,6 @@ fn audit<'a>(by: Provenance<'a>, action: &'a str, credential_id: Uuid) -> NewAud
         target_id: credential_id.to_string(),
         request_id: by.request_id,
     }
-}
-
-async fn enqueue_notification(
-    tx: &mut Transaction<'_, Sqlite>,
-    credential_id: Uuid,
-) -> Result<(), StoreError> {
-    let (payload, key) = notify_job(credential_id);
-    sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values (?, ?, ?, ?, 'pending')")
-        .bind(Uuid::now_v7().to_string())
-        .bind(NOTIFY_CREDENTIAL_STATUS)
-        .bind(payload.to_string())
-        .bind(key)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Checks that `change` is allowed (and, when given, the version); the IMMEDIATE transaction
@@ -302,35 +274,5 @@ impl SqliteStore {
         let record = fetch_record(&mut tx, credential_id).await?;
         tx.commit().await?;
         Ok(record)
-    }
-
-    pub(super) async fn list_outbox_impl(
-        &self,
-        state: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<OutboxJob>, StoreError> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "select outbox_id, kind, payload, coalesce_key, state, attempts, next_attempt_at, last_error, created_at
-             from outbox where (?1 is null or state = ?1) order by outbox_id desc limit ?2",
-        )
-        .bind(state)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(OutboxJob {
-                    outbox_id: parse_uuid(&r.outbox_id)?,
-                    kind: r.kind,
-                    payload: parse_json(&r.payload)?,
-                    coalesce_key: r.coalesce_key,
-                    state: r.state,
-                    attempts: r.attempts,
-                    next_attempt_at: r.next_attempt_at,
-                    last_error: r.last_error,
-                    created_at: r.created_at,
-                })
-            })
-            .collect()
     }
 }
