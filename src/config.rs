@@ -14,6 +14,16 @@
 //! | `http.request_timeout_secs` | `BREVET_HTTP__REQUEST_TIMEOUT_SECS` | `30` | a request still running after this gets 408 |
 //! | `http.body_limit_bytes` | `BREVET_HTTP__BODY_LIMIT_BYTES` | `1048576` | larger request bodies get 413 |
 //! | `mdoc.doc_types_dir` | `BREVET_MDOC__DOC_TYPES_DIR` | none | directory of doc type files (`*.toml`) beside the built-in mDL; docs/DOC_TYPES.md |
+//! | `google.base_url` | `BREVET_GOOGLE__BASE_URL` | none | Google's Wallet backend (`https://vgw.sandbox.google.com` or `https://vgw.googleapis.com`); unset disables notifications |
+//! | `google.issuer_id` | `BREVET_GOOGLE__ISSUER_ID` | none | the issuer id Google assigned; required with `base_url` |
+//! | `google.client_identity` | `BREVET_GOOGLE__CLIENT_IDENTITY` | none | PEM file with the mTLS client certificate and its key |
+//! | `google.timeout_secs` | `BREVET_GOOGLE__TIMEOUT_SECS` | `10` | per-call timeout; must be shorter than the outbox lease |
+//! | `outbox.dispatch_in_serve` | `BREVET_OUTBOX__DISPATCH_IN_SERVE` | `false` | also dispatch notifications from `brevet serve` (single-node set-ups) |
+//! | `outbox.lease_secs` | `BREVET_OUTBOX__LEASE_SECS` | `60` | how long a claimed job is held before another worker may take it |
+//! | `outbox.max_attempts` | `BREVET_OUTBOX__MAX_ATTEMPTS` | `12` | attempts before a job is dead |
+//! | `outbox.backoff_base_ms` | `BREVET_OUTBOX__BACKOFF_BASE_MS` | `2000` | first retry delay; doubles per attempt, with jitter |
+//! | `outbox.backoff_max_secs` | `BREVET_OUTBOX__BACKOFF_MAX_SECS` | `3600` | longest retry delay |
+//! | `outbox.poll_interval_ms` | `BREVET_OUTBOX__POLL_INTERVAL_MS` | `1000` | how often an idle dispatcher looks for due jobs |
 //! | `wallet.api_versions` | `BREVET_WALLET__API_VERSIONS` | `["0.1"]` | Wallet API versions accepted in `requestMetadata.version` |
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
@@ -52,6 +62,62 @@ pub struct Config {
     pub mdoc: MdocConfig,
     /// Settings of the issuer-hosted Wallet API.
     pub wallet: WalletConfig,
+    /// Google's endpoints Brevet calls.
+    pub google: GoogleConfig,
+    /// Delivery of outbox jobs.
+    pub outbox: OutboxConfig,
+}
+
+/// Google's Wallet backend, for the notifications Brevet sends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoogleConfig {
+    /// Base URL; `None` disables notifications.
+    pub base_url: Option<String>,
+    /// Issuer id assigned by Google.
+    pub issuer_id: Option<String>,
+    /// PEM file holding the mTLS client certificate and private key (a secret; never logged).
+    pub client_identity: Option<PathBuf>,
+    /// Per-call timeout in seconds.
+    pub timeout_secs: Option<u64>,
+}
+
+/// Delivery of outbox jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Whether `brevet serve` dispatches too.
+    pub dispatch_in_serve: bool,
+    /// Lease of a claimed job, seconds.
+    pub lease_secs: u64,
+    /// Attempts before a job is dead.
+    pub max_attempts: u32,
+    /// First retry delay, milliseconds.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, seconds.
+    pub backoff_max_secs: u64,
+    /// Idle polling interval, milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            dispatch_in_serve: false,
+            lease_secs: 60,
+            max_attempts: 12,
+            backoff_base_ms: 2000,
+            backoff_max_secs: 3600,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+impl GoogleConfig {
+    /// The per-call timeout.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs.unwrap_or(10))
+    }
 }
 
 /// Settings of the mdoc core.
@@ -106,6 +172,8 @@ impl Default for Config {
                 body_limit_bytes: 1024 * 1024,
             },
             mdoc: MdocConfig::default(),
+            google: GoogleConfig::default(),
+            outbox: OutboxConfig::default(),
             wallet: WalletConfig {
                 api_versions: vec!["0.1".to_owned()],
             },
@@ -164,6 +232,40 @@ impl Config {
                     &format!("{version:?} is not of the form MAJOR.MINOR"),
                 );
             }
+        }
+        if let Some(base) = &self.google.base_url {
+            match url::Url::parse(base) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                _ => {
+                    return bad(
+                        "google.base_url",
+                        &format!("{base:?} is not an http(s) URL"),
+                    )
+                }
+            }
+            if self
+                .google
+                .issuer_id
+                .as_deref()
+                .is_none_or(|id| id.trim().is_empty())
+            {
+                return bad(
+                    "google.issuer_id",
+                    "is required when google.base_url is set",
+                );
+            }
+        }
+        if self.outbox.lease_secs == 0
+            || self.outbox.max_attempts == 0
+            || self.outbox.poll_interval_ms == 0
+        {
+            return bad(
+                "outbox",
+                "lease_secs, max_attempts and poll_interval_ms must be at least 1",
+            );
+        }
+        if self.google.timeout() >= std::time::Duration::from_secs(self.outbox.lease_secs) {
+            return bad("google.timeout_secs", "must be shorter than outbox.lease_secs, or a slow call could be made twice at once");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad(

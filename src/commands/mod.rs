@@ -3,12 +3,16 @@
 pub mod keys;
 
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::{Backend, Config};
+use crate::google::GoogleClient;
 use crate::http::{self, AppState, Limits};
+use crate::outbox::{Dispatcher, RetryPolicy};
 use crate::pki::keystore::{AuthorityFile, KeyStore, Lifetimes};
 use crate::store::{self, SharedStore};
 
@@ -104,6 +108,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let stop_dispatch = Arc::new(tokio::sync::Notify::new());
+    if config.outbox.dispatch_in_serve {
+        match dispatcher(&config, store.clone())? {
+            Some(dispatcher) => {
+                let poll = Duration::from_millis(config.outbox.poll_interval_ms);
+                let stop = stop_dispatch.clone();
+                tokio::spawn(async move { dispatcher.run(poll, stop.notified()).await });
+                tracing::info!("delivering notifications from brevet serve");
+            }
+            None => tracing::warn!("outbox.dispatch_in_serve is set but google.base_url is not: notifications are disabled"),
+        }
+    }
     let state = AppState::new(store, &config).with_doc_types(doc_types);
     let app = http::build_app(state, Limits::from_config(&config));
     tracing::info!(%address, "brevet serve listening on http://{address}");
@@ -114,13 +130,53 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `brevet worker`: background jobs, until SIGINT or SIGTERM. The outbox dispatcher and the
-/// certificate-provisioning adapter register here as they are built; for now the worker opens and
-/// migrates the store and waits.
+/// The outbox dispatcher for `config`, or `None` when Google is not configured.
+pub fn dispatcher(config: &Config, store: SharedStore) -> anyhow::Result<Option<Dispatcher>> {
+    let Some(client) = GoogleClient::from_config(&config.google)? else {
+        return Ok(None);
+    };
+    let worker_id = format!(
+        "{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let policy = RetryPolicy {
+        max_attempts: config.outbox.max_attempts,
+        base: Duration::from_millis(config.outbox.backoff_base_ms),
+        max: Duration::from_secs(config.outbox.backoff_max_secs),
+    };
+    let lease = Duration::from_secs(config.outbox.lease_secs);
+    Ok(Some(Dispatcher::new(
+        store,
+        Arc::new(client),
+        worker_id,
+        lease,
+        policy,
+    )))
+}
+
+/// `brevet worker`: background jobs, until SIGINT or SIGTERM. It delivers the outbox's
+/// notifications to Google; the certificate-provisioning adapter will join it.
 pub async fn worker(config: Config) -> anyhow::Result<()> {
-    let _store = open_store(&config).await?;
-    tracing::info!("brevet worker started; no job kinds are enabled in this build");
-    http::shutdown_signal().await;
+    let store = open_store(&config).await?;
+    match dispatcher(&config, store)? {
+        Some(dispatcher) => {
+            tracing::info!(
+                google = config.google.base_url.as_deref().unwrap_or_default(),
+                "brevet worker started; delivering notifications"
+            );
+            dispatcher
+                .run(
+                    Duration::from_millis(config.outbox.poll_interval_ms),
+                    http::shutdown_signal(),
+                )
+                .await;
+        }
+        None => {
+            tracing::warn!("brevet worker started; notifications are disabled because google.base_url is not set");
+            http::shutdown_signal().await;
+        }
+    }
     tracing::info!("brevet worker stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,13 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of an outbox state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// pending, done or dead.
+    pub state: String,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The metrics Brevet records, and the registry they are exported from.
@@ -34,6 +42,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: HistogramFamily,
+    outbox_jobs: Family<StateLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -53,10 +62,17 @@ impl Metrics {
             "Time from receiving a request to having its response",
             durations.clone(),
         );
+        let outbox_jobs = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "outbox_jobs",
+            "Outbox jobs by state, read from the store at scrape time",
+            outbox_jobs.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
+            outbox_jobs,
         }
     }
 
@@ -73,6 +89,21 @@ impl Metrics {
             status,
         };
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Sets the outbox gauges (dead jobs need an operator).
+    pub fn set_outbox_counts(&self, counts: &[(String, i64)]) {
+        for state in ["pending", "done", "dead"] {
+            let count = counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            self.outbox_jobs
+                .get_or_create(&StateLabels {
+                    state: state.to_owned(),
+                })
+                .set(count);
+        }
     }
 
     /// The registry in the OpenMetrics text format.

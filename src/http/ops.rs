@@ -85,6 +85,11 @@ async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>)
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
 )]
 async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
+    match state.store.count_outbox_by_state().await {
+        Ok(counts) => state.metrics.set_outbox_counts(&counts),
+        // Scrapes still answer when the store is down; the gauges keep their last values.
+        Err(error) => tracing::warn!(%error, "cannot read outbox counts for metrics"),
+    }
     let body = state
         .metrics
         .encode()

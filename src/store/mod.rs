@@ -332,6 +332,9 @@ pub trait Store: Send + Sync + 'static {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
 
+    /// How many outbox jobs are in each state.
+    async fn count_outbox_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// Puts a dead job back in the queue, due now, audited. False when there is no such dead job.
     async fn retry_dead_job(&self, outbox_id: Uuid, by: Provenance<'_>)
         -> Result<bool, StoreError>;

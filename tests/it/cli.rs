@@ -44,7 +44,7 @@ fn config_error(env: &[(&str, &str)], args: &[&str], file: Option<&str>) -> Stri
 #[test]
 fn bad_settings_are_one_line_errors_naming_the_setting() {
     type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         (
             &[("BREVET_LISTEN", "nonsense")],
             None,
@@ -69,6 +69,16 @@ fn bad_settings_are_one_line_errors_naming_the_setting() {
             &[("BREVET_WALLET__API_VERSIONS", "[\"one\"]")],
             None,
             "setting `wallet.api_versions`: \"one\" is not of the form MAJOR.MINOR",
+        ),
+        (
+            &[("BREVET_GOOGLE__BASE_URL", "https://vgw.sandbox.google.com")],
+            None,
+            "setting `google.issuer_id`: is required when google.base_url is set",
+        ),
+        (
+            &[("BREVET_GOOGLE__TIMEOUT_SECS", "60")],
+            None,
+            "setting `google.timeout_secs`: must be shorter than outbox.lease_secs",
         ),
         (
             &[("BREVET_LISTN", "127.0.0.1:1")],

@@ -18,5 +18,6 @@ mod http_wallet;
 mod keys_cli;
 mod mdoc;
 mod openapi;
+mod outbox;
 mod store;
 mod store_credentials;

@@ -143,3 +143,36 @@ pub async fn list_outbox(
             .collect(),
     }))
 }
+
+/// `POST /admin/v1/outbox/{outbox_id}/retry` (operator): put a dead job back in the queue.
+#[utoipa::path(
+    post, path = "/outbox/{outbox_id}/retry", tag = "admin", security(("bearer" = [])),
+    params(("outbox_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "The job is pending again, due now"),
+        (status = 404, description = "No dead job with this id", body = AdminErrorBody),
+    )
+)]
+pub async fn retry_outbox_job(
+    principal: Principal,
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    request_id: Option<axum::Extension<tower_http::request_id::RequestId>>,
+) -> Result<axum::http::StatusCode, AdminError> {
+    principal.require(Role::Operator)?;
+    let not_found = || AdminError::NotFound("no dead outbox job with this id".into());
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let actor = principal.actor();
+    let by = crate::store::Provenance {
+        actor: &actor,
+        request_id: request_id
+            .as_ref()
+            .and_then(|r| r.0.header_value().to_str().ok()),
+    };
+    if state.store.retry_dead_job(id, by).await? {
+        tracing::info!(outbox.id = %id, "dead outbox job queued again");
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found())
+    }
+}

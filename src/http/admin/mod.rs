@@ -28,4 +28,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::revoke_credential))
         .routes(routes!(journal::list_audit))
         .routes(routes!(journal::list_outbox))
+        .routes(routes!(journal::retry_outbox_job))
 }

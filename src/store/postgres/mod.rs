@@ -311,6 +311,14 @@ impl Store for PgStore {
             .await
     }
 
+    async fn count_outbox_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("select state, count(*) from outbox group by state order by state")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     async fn retry_dead_job(
         &self,
         outbox_id: Uuid,

@@ -112,6 +112,12 @@ impl Server {
         out
     }
 
+    /// Kills the process with SIGKILL, as a crash or an OOM kill would.
+    pub fn kill_hard(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit code and the rest of its log.
     pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
         let status = Command::new("kill")

@@ -1,0 +1,269 @@
+//! Notifications to Google never lost: the dispatcher against the fake Google backend, on both
+//! stores — coalescing, retries with backoff, refusals, Google down or hanging, two dispatchers
+//! racing, an expired lease, and a worker killed mid-dispatch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use brevet::config::GoogleConfig;
+use brevet::google::GoogleClient;
+use brevet::outbox::{Dispatcher, RetryPolicy, Step};
+use brevet::sim::google::{Behaviour, FakeGoogle};
+use brevet::store::{Actor, Provenance, SharedStore};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::TestDb;
+
+const ISSUER: &str = "Utopia_US_MDL";
+const BY: Provenance<'static> = Provenance {
+    actor: &Actor::System,
+    request_id: None,
+};
+
+fn client(google: &FakeGoogle, timeout_secs: u64) -> Arc<GoogleClient> {
+    let config = GoogleConfig {
+        base_url: Some(google.base_url()),
+        issuer_id: Some(ISSUER.into()),
+        client_identity: None,
+        timeout_secs: Some(timeout_secs),
+    };
+    Arc::new(GoogleClient::from_config(&config).unwrap().unwrap())
+}
+
+fn dispatcher(
+    store: &SharedStore,
+    google: &FakeGoogle,
+    name: &str,
+    max_attempts: u32,
+) -> Dispatcher {
+    // No backoff delay: a failed job is due again at once, so tests need no sleeps.
+    let policy = RetryPolicy {
+        max_attempts,
+        base: Duration::ZERO,
+        max: Duration::ZERO,
+    };
+    Dispatcher::new(
+        store.clone(),
+        client(google, 2),
+        name.into(),
+        Duration::from_secs(30),
+        policy,
+    )
+}
+
+/// A record with one device copy per name in `copies`, then `edits` updates to it.
+async fn record_with_copies(store: &SharedStore, copies: &[&str], edits: i32) -> Uuid {
+    let id = store
+        .create_credential("t", &json!({ "v": 0 }), BY)
+        .await
+        .unwrap()
+        .credential_id;
+    for copy in copies {
+        store
+            .bind_wallet_credential(copy, id, &format!("device-{copy}"))
+            .await
+            .unwrap();
+    }
+    for v in 1..=edits {
+        store
+            .update_holder_data(id, v, &json!({ "v": v }), BY)
+            .await
+            .unwrap();
+    }
+    id
+}
+
+fn delivered(google: &FakeGoogle) -> Vec<(String, String)> {
+    let mut list: Vec<(String, String)> = google
+        .accepted()
+        .into_iter()
+        .map(|n| (n.device_reference_id, n.credential_id))
+        .collect();
+    list.sort();
+    list
+}
+
+both_stores! {
+    async fn several_updates_coalesce_into_one_notification_per_copy(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        record_with_copies(&store, &["w1", "w2"], 3).await;
+        assert_eq!(store.list_outbox(Some("pending"), 100).await.unwrap().len(), 6);
+        let steps = dispatcher(&store, &google, "d1", 5).drain().await.unwrap();
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert_eq!(delivered(&google), [("device-w1".into(), "w1".into()), ("device-w2".into(), "w2".into())]);
+        assert!(store.list_outbox(Some("pending"), 100).await.unwrap().is_empty());
+        let done = store.list_outbox(Some("done"), 100).await.unwrap();
+        assert_eq!(done.iter().filter(|j| j.last_error.as_deref().is_some_and(|e| e.starts_with("coalesced into"))).count(), 4);
+        // Each attempt used its own requestId.
+        let ids: std::collections::HashSet<String> = google.accepted().into_iter().map(|n| n.request_id).collect();
+        assert_eq!(ids.len(), 2);
+    }
+
+    async fn server_errors_are_retried_until_delivered(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.behave(&[Behaviour::ServerError, Behaviour::ServerError], Behaviour::Accept);
+        record_with_copies(&store, &["w1"], 1).await;
+        let steps = dispatcher(&store, &google, "d1", 5).drain().await.unwrap();
+        assert!(matches!(steps[..], [Step::Retrying(_), Step::Retrying(_), Step::Delivered(_)]), "{steps:?}");
+        assert_eq!(google.received(), 3);
+        assert_eq!(delivered(&google).len(), 1);
+        let jobs = store.list_outbox(Some("done"), 10).await.unwrap();
+        assert_eq!(jobs[0].attempts, 3);
+    }
+
+    async fn a_job_dies_after_the_last_attempt_and_can_be_retried(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.behave(&[], Behaviour::ServerError);
+        record_with_copies(&store, &["w1"], 1).await;
+        let steps = dispatcher(&store, &google, "d1", 3).drain().await.unwrap();
+        assert!(matches!(steps[..], [Step::Retrying(_), Step::Retrying(_), Step::Dead(_)]), "{steps:?}");
+        let dead = store.list_outbox(Some("dead"), 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].attempts, 3);
+        assert!(dead[0].last_error.as_deref().unwrap().contains("HTTP 500"), "{:?}", dead[0].last_error);
+
+        google.behave(&[], Behaviour::Accept);
+        assert!(store.retry_dead_job(dead[0].outbox_id, BY).await.unwrap());
+        assert!(!store.retry_dead_job(dead[0].outbox_id, BY).await.unwrap(), "only dead jobs come back");
+        dispatcher(&store, &google, "d1", 3).drain().await.unwrap();
+        assert_eq!(delivered(&google).len(), 1);
+        assert_eq!(store.list_audit(10).await.unwrap()[0].action, "outbox.retry");
+    }
+
+    async fn a_refusal_is_dead_at_once_with_googles_reason(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.behave(&[], Behaviour::Reject);
+        record_with_copies(&store, &["w1"], 1).await;
+        let steps = dispatcher(&store, &google, "d1", 5).drain().await.unwrap();
+        assert!(matches!(steps[..], [Step::Dead(_)]), "{steps:?}");
+        let dead = &store.list_outbox(Some("dead"), 10).await.unwrap()[0];
+        assert_eq!(dead.last_error.as_deref(), Some("refused: notifyCredentialStatusUpdateAvailable: HTTP 400: unknown credentialId"));
+    }
+
+    async fn google_down_then_back_loses_nothing(db: TestDb) {
+        let store = db.store().await;
+        let mut google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.stop();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        record_with_copies(&store, &["w1", "w2"], 1).await;
+        let d = dispatcher(&store, &google, "d1", 50);
+        for _ in 0..3 {
+            let step = d.run_once().await.unwrap();
+            assert!(matches!(step, Step::Retrying(_)), "{step:?}");
+        }
+        assert!(store.list_outbox(Some("dead"), 10).await.unwrap().is_empty());
+        google.restart().await.unwrap();
+        d.drain().await.unwrap();
+        assert_eq!(delivered(&google).len(), 2);
+        assert!(store.list_outbox(Some("pending"), 10).await.unwrap().is_empty());
+    }
+
+    async fn a_hanging_google_times_out_and_is_retried(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.behave(&[Behaviour::Hang], Behaviour::Accept);
+        record_with_copies(&store, &["w1"], 1).await;
+        let policy = RetryPolicy { max_attempts: 5, base: Duration::ZERO, max: Duration::ZERO };
+        let d = Dispatcher::new(store.clone(), client(&google, 1), "d1".into(), Duration::from_secs(30), policy);
+        let steps = d.drain().await.unwrap();
+        assert!(matches!(steps[..], [Step::Retrying(_), Step::Delivered(_)]), "{steps:?}");
+        let job = &store.list_outbox(Some("done"), 10).await.unwrap()[0];
+        assert_eq!(job.attempts, 2);
+    }
+
+    async fn two_dispatchers_share_the_queue_without_doing_a_job_twice(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        let copies: Vec<String> = (0..24).map(|i| format!("w{i:02}")).collect();
+        for copy in &copies {
+            record_with_copies(&store, &[copy.as_str()], 1).await;
+        }
+        let (a, b) = (dispatcher(&store, &google, "a", 5), dispatcher(&store, &google, "b", 5));
+        let (steps_a, steps_b) = tokio::join!(a.drain(), b.drain());
+        let (steps_a, steps_b) = (steps_a.unwrap(), steps_b.unwrap());
+        assert_eq!(steps_a.len() + steps_b.len(), 24, "a: {steps_a:?} b: {steps_b:?}");
+        let got: Vec<String> = delivered(&google).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(got, copies, "every copy notified exactly once");
+    }
+
+    async fn an_expired_lease_hands_the_job_to_another_worker(db: TestDb) {
+        let store = db.store().await;
+        record_with_copies(&store, &["w1"], 1).await;
+        let first = store.claim_outbox_job("slow", Duration::from_millis(300)).await.unwrap().unwrap();
+        assert!(store.claim_outbox_job("other", Duration::from_secs(30)).await.unwrap().is_none(), "leased jobs are not shared");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let second = store.claim_outbox_job("fast", Duration::from_secs(30)).await.unwrap().expect("lease expired");
+        assert_eq!(second.outbox_id, first.outbox_id);
+        assert_eq!(second.attempts, 2);
+        assert!(!store.complete_outbox_job(first.outbox_id, "slow").await.unwrap(), "the slow worker lost the job");
+        assert!(store.complete_outbox_job(second.outbox_id, "fast").await.unwrap());
+    }
+}
+
+both_stores! {
+    async fn a_worker_killed_mid_dispatch_is_replaced_and_nothing_is_lost(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.behave(&[Behaviour::Hang], Behaviour::Accept);
+        record_with_copies(&store, &["w1"], 1).await;
+        let worker = || {
+            let mut command = crate::support::process::brevet(&db.dir);
+            command
+                .env("BREVET_DATABASE_URL", db.url.expose())
+                .env("BREVET_GOOGLE__BASE_URL", google.base_url())
+                .env("BREVET_GOOGLE__ISSUER_ID", ISSUER)
+                .env("BREVET_GOOGLE__TIMEOUT_SECS", "5")
+                .env("BREVET_OUTBOX__LEASE_SECS", "6")
+                .env("BREVET_OUTBOX__POLL_INTERVAL_MS", "100")
+                .env("BREVET_OUTBOX__BACKOFF_BASE_MS", "0");
+            crate::support::process::Server::spawn(command, "worker")
+        };
+        let first = worker();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while google.received() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the first worker never called Google");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // SIGKILL while the call is in flight: no chance to record anything.
+        first.kill_hard();
+        let leased = store.list_outbox(Some("pending"), 10).await.unwrap();
+        assert_eq!((leased.len(), leased[0].attempts), (1, 1), "the job is still pending, claimed once");
+
+        let second = worker();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while google.accepted().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the job was not redelivered after the lease expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (code, _) = second.terminate();
+        assert_eq!(code, Some(0));
+        assert_eq!(delivered(&google), [("device-w1".to_owned(), "w1".to_owned())]);
+        let done = store.list_outbox(Some("done"), 10).await.unwrap();
+        assert_eq!((done.len(), done[0].attempts), (1, 2));
+    }
+
+    async fn staff_see_dead_jobs_in_metrics_and_requeue_them(db: TestDb) {
+        let app = db.app().await;
+        let admin = app.admin_token().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        google.behave(&[], Behaviour::Reject);
+        record_with_copies(&app.store, &["w1"], 1).await;
+        dispatcher(&app.store, &google, "d1", 3).drain().await.unwrap();
+        let metrics = app.get("/metrics", None).await.text();
+        assert!(metrics.lines().any(|l| l == r#"brevet_outbox_jobs{state="dead"} 1"#), "{metrics}");
+        let dead = app.get("/admin/v1/outbox?state=dead", Some(&admin)).await.json();
+        let id = dead["jobs"][0]["outboxId"].as_str().unwrap().to_owned();
+        assert!(dead["jobs"][0]["lastError"].as_str().unwrap().contains("unknown credentialId"));
+        let retried = app.post_raw(&format!("/admin/v1/outbox/{id}/retry"), "", Some(&admin)).await;
+        assert_eq!(retried.status, axum::http::StatusCode::NO_CONTENT);
+        let again = app.post_raw(&format!("/admin/v1/outbox/{id}/retry"), "", Some(&admin)).await;
+        assert_eq!(again.status, axum::http::StatusCode::NOT_FOUND);
+        let metrics = app.get("/metrics", None).await.text();
+        assert!(metrics.lines().any(|l| l == r#"brevet_outbox_jobs{state="pending"} 1"#), "{metrics}");
+    }
+}
