@@ -77,6 +77,17 @@ pub struct NewAdminToken {
     pub token_hash: TokenHash,
 }
 
+/// Outcome of a token revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRevocation {
+    /// Revoked now.
+    Revoked,
+    /// No unrevoked token with this id.
+    NotFound,
+    /// It is the last unrevoked admin token.
+    LastAdmin,
+}
+
 /// Who did something, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -246,6 +257,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// All tokens, oldest first.
     async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError>;
+
+    /// Revokes a token, audited. Refuses (`TokenRevocation::LastAdmin`) to revoke the last
+    /// unrevoked admin token, which would lock every administrator out.
+    async fn revoke_admin_token(
+        &self,
+        admin_token_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<TokenRevocation, StoreError>;
 
     /// The newest audit entries, newest first.
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;

@@ -127,4 +127,41 @@ both_stores! {
         assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(error_of(&response.json()).0, "payload_too_large");
     }
+
+    async fn tokens_are_revoked_but_never_the_last_admin(db: TestDb) {
+        let app = db.app().await;
+        let admin = app.admin_token().await;
+        let bootstrap_id = app.get("/admin/v1/whoami", Some(&admin)).await.json()["tokenId"].as_str().unwrap().to_owned();
+        let delete = |id: String, token: String| {
+            let request = axum::http::Request::delete(format!("/admin/v1/tokens/{id}"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            app.send(request)
+        };
+        let last = delete(bootstrap_id.clone(), admin.clone()).await;
+        assert_eq!(last.status, StatusCode::CONFLICT);
+        assert!(error_of(&last.json()).1.contains("last admin token"));
+
+        let created = app.post("/admin/v1/tokens", &json!({ "name": "clerk", "role": "operator" }), Some(&admin)).await.json();
+        let clerk = created["token"].as_str().unwrap().to_owned();
+        let clerk_id = created["tokenId"].as_str().unwrap().to_owned();
+        assert_eq!(delete(bootstrap_id.clone(), clerk.clone()).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(delete(clerk_id.clone(), admin.clone()).await.status, StatusCode::NO_CONTENT);
+        let after = app.get("/admin/v1/whoami", Some(&clerk)).await;
+        assert_eq!(after.status, StatusCode::UNAUTHORIZED, "a revoked token authenticates nobody");
+        assert_eq!(delete(clerk_id.clone(), admin.clone()).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(delete("nonsense".into(), admin.clone()).await.status, StatusCode::NOT_FOUND);
+
+        // With a second admin, the first may go.
+        let second = app.post("/admin/v1/tokens", &json!({ "name": "admin-2", "role": "admin" }), Some(&admin)).await.json();
+        let second = second["token"].as_str().unwrap().to_owned();
+        assert_eq!(delete(bootstrap_id, second.clone()).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(app.get("/admin/v1/whoami", Some(&admin)).await.status, StatusCode::UNAUTHORIZED);
+        let listed = app.get("/admin/v1/tokens", Some(&second)).await.json();
+        let revoked: Vec<&str> = listed["tokens"].as_array().unwrap().iter().filter(|t| !t["revokedAt"].is_null()).map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(revoked, ["bootstrap", "clerk"]);
+        let audit = app.store.list_audit(10).await.unwrap();
+        assert_eq!(audit.iter().filter(|a| a.action == "admin_token.revoke").count(), 2);
+    }
 }

@@ -36,6 +36,7 @@ fn admin_document_matches_the_code() {
             "/admin/v1/outbox",
             "/admin/v1/outbox/{outbox_id}/retry",
             "/admin/v1/tokens",
+            "/admin/v1/tokens/{token_id}",
             "/admin/v1/whoami",
             "/healthz",
             "/metrics",

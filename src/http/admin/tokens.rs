@@ -156,3 +156,46 @@ pub async fn create_token(
         }),
     ))
 }
+
+/// `DELETE /admin/v1/tokens/{token_id}`: revoke a token (admin role). The last admin token
+/// cannot be revoked, so that Brevet always has an administrator.
+#[utoipa::path(
+    delete,
+    path = "/tokens/{token_id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("token_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Revoked; it authenticates nobody from now on"),
+        (status = 403, description = "The token is not an admin's", body = AdminErrorBody),
+        (status = 404, description = "No unrevoked token with this id", body = AdminErrorBody),
+        (status = 409, description = "It is the last admin token", body = AdminErrorBody),
+    )
+)]
+pub async fn revoke_token(
+    principal: Principal,
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    request_id: Option<axum::Extension<RequestId>>,
+) -> Result<StatusCode, AdminError> {
+    principal.require(Role::Admin)?;
+    let not_found = || AdminError::NotFound("no unrevoked token with this id".into());
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let actor = principal.actor();
+    let by = crate::store::Provenance {
+        actor: &actor,
+        request_id: request_id
+            .as_ref()
+            .and_then(|r| r.0.header_value().to_str().ok()),
+    };
+    match state.store.revoke_admin_token(id, by).await? {
+        crate::store::TokenRevocation::Revoked => {
+            tracing::info!(admin.token_id = %id, "admin token revoked");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        crate::store::TokenRevocation::NotFound => Err(not_found()),
+        crate::store::TokenRevocation::LastAdmin => Err(AdminError::Conflict(
+            "this is the last admin token; create another admin token before revoking it".into(),
+        )),
+    }
+}

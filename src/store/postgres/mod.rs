@@ -14,7 +14,7 @@ mod outbox;
 
 use super::{
     parse_role, AdminToken, AuditEntry, ChangeError, CredentialFilter, NewAdminToken,
-    NewAuditEntry, OutboxJob, Provenance, Store, StoreError, BOOTSTRAP_TOKEN_NAME,
+    NewAuditEntry, OutboxJob, Provenance, Store, StoreError, TokenRevocation, BOOTSTRAP_TOKEN_NAME,
 };
 use crate::config::{Backend, DatabaseUrl};
 use crate::domain::admin_token::TokenHash;
@@ -218,6 +218,48 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(AdminToken::try_from).collect()
+    }
+
+    async fn revoke_admin_token(
+        &self,
+        admin_token_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<TokenRevocation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Serialise revocations so that two cannot each leave the other as the "last" admin.
+        sqlx::query("lock table admin_tokens in share row exclusive mode")
+            .execute(&mut *tx)
+            .await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "select role from admin_tokens where admin_token_id = $1 and revoked_at is null",
+        )
+        .bind(admin_token_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(role) = role else {
+            return Ok(TokenRevocation::NotFound);
+        };
+        if role == "admin" {
+            let admins: i64 = sqlx::query_scalar(
+                "select count(*) from admin_tokens where role = 'admin' and revoked_at is null",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if admins <= 1 {
+                return Ok(TokenRevocation::LastAdmin);
+            }
+        }
+        sqlx::query("update admin_tokens set revoked_at = now(), updated_at = now() where admin_token_id = $1").bind(admin_token_id).execute(&mut *tx).await?;
+        let entry = NewAuditEntry {
+            actor: by.actor,
+            action: "admin_token.revoke",
+            target_kind: "admin_token",
+            target_id: admin_token_id.to_string(),
+            request_id: by.request_id,
+        };
+        insert_audit(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(TokenRevocation::Revoked)
     }
 
     async fn create_credential(
