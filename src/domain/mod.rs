@@ -3,3 +3,4 @@
 
 pub mod admin_token;
 pub mod credential;
+pub mod proofing;

@@ -33,6 +33,13 @@ pub trait Notifier: Send + Sync {
         device_reference_id: &str,
         credential_id: &str,
     ) -> Result<(), NotifyError>;
+
+    /// `notifyProofingStatusUpdateAvailable` for one proofing.
+    async fn notify_proofing_status(
+        &self,
+        device_reference_id: &str,
+        proofing_id: &str,
+    ) -> Result<(), NotifyError>;
 }
 
 /// The HTTP client for Google's backend.
@@ -135,5 +142,14 @@ impl Notifier for GoogleClient {
             json!({ "deviceReferenceId": device_reference_id, "credentialId": credential_id });
         self.call("notifyCredentialStatusUpdateAvailable", body)
             .await
+    }
+
+    async fn notify_proofing_status(
+        &self,
+        device_reference_id: &str,
+        proofing_id: &str,
+    ) -> Result<(), NotifyError> {
+        let body = json!({ "deviceReferenceId": device_reference_id, "proofingId": proofing_id });
+        self.call("notifyProofingStatusUpdateAvailable", body).await
     }
 }

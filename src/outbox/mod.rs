@@ -12,7 +12,9 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::google::{Notifier, NotifyError};
-use crate::store::{OutboxJob, SharedStore, StoreError, NOTIFY_CREDENTIAL_STATUS};
+use crate::store::{
+    OutboxJob, SharedStore, StoreError, NOTIFY_CREDENTIAL_STATUS, NOTIFY_PROOFING_STATUS,
+};
 
 /// When to try again.
 #[derive(Debug, Clone, Copy)]
@@ -88,16 +90,21 @@ impl Dispatcher {
     }
 
     async fn perform(&self, job: &OutboxJob) -> Result<(), NotifyError> {
+        let field = |name: &str| {
+            job.payload
+                .get(name)
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| NotifyError::Permanent(format!("payload lacks {name}")))
+        };
         match job.kind.as_str() {
             NOTIFY_CREDENTIAL_STATUS => {
-                let field = |name: &str| {
-                    job.payload
-                        .get(name)
-                        .and_then(|v| v.as_str())
-                        .ok_or_else(|| NotifyError::Permanent(format!("payload lacks {name}")))
-                };
                 self.notifier
                     .notify_credential_status(field("deviceReferenceId")?, field("credentialId")?)
+                    .await
+            }
+            NOTIFY_PROOFING_STATUS => {
+                self.notifier
+                    .notify_proofing_status(field("deviceReferenceId")?, field("proofingId")?)
                     .await
             }
             other => Err(NotifyError::Permanent(format!(

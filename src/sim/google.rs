@@ -30,10 +30,12 @@ pub enum Behaviour {
 /// One notification Google accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
+    /// `notifyCredentialStatusUpdateAvailable` or `notifyProofingStatusUpdateAvailable`.
+    pub method: String,
     /// `deviceReferenceId`.
     pub device_reference_id: String,
-    /// `credentialId`.
-    pub credential_id: String,
+    /// `credentialId` or `proofingId`, as the method names it.
+    pub subject_id: String,
     /// `requestMetadata.requestId`.
     pub request_id: String,
 }
@@ -90,12 +92,16 @@ async fn notify(
             s.script.remove(0)
         }
     };
-    if method != "notifyCredentialStatusUpdateAvailable" {
-        return (
-            StatusCode::NOT_FOUND,
-            error_response(&request_id, "unknown method", "invalidIdentifier"),
-        );
-    }
+    let subject_field = match method.as_str() {
+        "notifyCredentialStatusUpdateAvailable" => "credentialId",
+        "notifyProofingStatusUpdateAvailable" => "proofingId",
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                error_response(&request_id, "unknown method", "invalidIdentifier"),
+            )
+        }
+    };
     if path_issuer != issuer_id
         || body
             .pointer("/requestMetadata/issuerId")
@@ -124,23 +130,21 @@ async fn notify(
         );
     }
     let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
-    let (Some(device_reference_id), Some(credential_id)) =
-        (field("deviceReferenceId"), field("credentialId"))
+    let (Some(device_reference_id), Some(subject_id)) =
+        (field("deviceReferenceId"), field(subject_field))
     else {
+        let description = format!("deviceReferenceId and {subject_field} are required");
         return (
             StatusCode::BAD_REQUEST,
-            error_response(
-                &request_id,
-                "deviceReferenceId and credentialId are required",
-                "missingRequiredField",
-            ),
+            error_response(&request_id, &description, "missingRequiredField"),
         );
     };
     match behaviour {
         Behaviour::Accept => {
             lock(&shared).accepted.push(Notification {
+                method,
                 device_reference_id,
-                credential_id,
+                subject_id,
                 request_id: request_id.clone(),
             });
             (

@@ -16,6 +16,7 @@ use crate::domain::admin_token::{Role, TokenHash};
 use crate::domain::credential::{
     CredentialRecord, CredentialStatus, CredentialVersion, IllegalChange,
 };
+use crate::domain::proofing::{IllegalReview, ProofingRecord, ProofingStatus, Review};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -76,6 +77,40 @@ pub struct NewAdminToken {
     /// Hash of the clear token.
     pub token_hash: TokenHash,
 }
+
+/// Outcome of recording a proofing (proofUser is retried by Google with the same proofingId).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProofingInsert {
+    /// A new proofing.
+    Created(ProofingRecord),
+    /// The same proofingId and device were seen before; nothing changed.
+    Existing(ProofingRecord),
+    /// The proofingId exists for another device.
+    OtherDevice,
+}
+
+/// Why a review was not recorded. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// No such proofing.
+    #[error("no such proofing")]
+    NotFound,
+    /// The status does not allow the decision.
+    #[error(transparent)]
+    Illegal(#[from] IllegalReview),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ReviewError {
+    fn from(error: sqlx::Error) -> Self {
+        ReviewError::Store(error.into())
+    }
+}
+
+/// Kind of the outbox job that tells Google a proofing's status changed.
+pub const NOTIFY_PROOFING_STATUS: &str = "notify_proofing_status";
 
 /// Outcome of a token revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +386,34 @@ pub trait Store: Send + Sync + 'static {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
 
+    /// Records a proofing (proofUser), idempotent on `proofing_id` for the same device.
+    async fn record_proofing(
+        &self,
+        proofing_id: &str,
+        device_reference_id: &str,
+        evidence: &serde_json::Value,
+    ) -> Result<ProofingInsert, StoreError>;
+
+    /// One proofing.
+    async fn get_proofing(&self, proofing_id: &str) -> Result<Option<ProofingRecord>, StoreError>;
+
+    /// Proofings oldest first, optionally in one status.
+    async fn list_proofings(
+        &self,
+        status: Option<ProofingStatus>,
+        limit: u32,
+    ) -> Result<Vec<ProofingRecord>, StoreError>;
+
+    /// Records a staff decision (approval binds `credential_id`); the status, an outbox job
+    /// telling Google and the audit entry commit together.
+    async fn review_proofing(
+        &self,
+        proofing_id: &str,
+        review: &Review,
+        credential_id: Option<Uuid>,
+        by: Provenance<'_>,
+    ) -> Result<ProofingRecord, ReviewError>;
+
     /// How many outbox jobs are in each state.
     async fn count_outbox_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
@@ -369,6 +432,18 @@ fn notify_job(
         serde_json::json!({ "deviceReferenceId": device_reference_id, "credentialId": wallet_credential_id }),
         format!("wallet_credential:{wallet_credential_id}"),
     )
+}
+
+/// The outbox job announcing a proofing's new status.
+fn proofing_job(device_reference_id: &str, proofing_id: &str) -> (serde_json::Value, String) {
+    (
+        serde_json::json!({ "deviceReferenceId": device_reference_id, "proofingId": proofing_id }),
+        format!("proofing:{proofing_id}"),
+    )
+}
+
+fn parse_proofing_status(raw: &str) -> Result<ProofingStatus, StoreError> {
+    raw.parse().map_err(StoreError::Corrupt)
 }
 
 fn parse_status(raw: &str) -> Result<CredentialStatus, StoreError> {

@@ -14,6 +14,7 @@ mod crosscheck;
 mod http_admin;
 mod http_credentials;
 mod http_ops;
+mod http_proofings;
 mod http_wallet;
 mod keys_cli;
 mod mdoc;

@@ -78,7 +78,7 @@ fn delivered(google: &FakeGoogle) -> Vec<(String, String)> {
     let mut list: Vec<(String, String)> = google
         .accepted()
         .into_iter()
-        .map(|n| (n.device_reference_id, n.credential_id))
+        .map(|n| (n.device_reference_id, n.subject_id))
         .collect();
     list.sort();
     list

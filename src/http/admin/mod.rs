@@ -4,6 +4,7 @@
 pub mod auth;
 mod credentials;
 mod journal;
+mod proofings;
 mod tokens;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(credentials::list_versions))
         .routes(routes!(credentials::revoke_credential))
+        .routes(routes!(proofings::list_proofings))
+        .routes(routes!(proofings::get_proofing))
+        .routes(routes!(proofings::review_proofing))
         .routes(routes!(journal::list_audit))
         .routes(routes!(journal::list_outbox))
         .routes(routes!(journal::retry_outbox_job))

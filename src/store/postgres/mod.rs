@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 mod credentials;
 mod outbox;
+mod proofings;
 
 use super::{
     parse_role, AdminToken, AuditEntry, ChangeError, CredentialFilter, NewAdminToken,
@@ -350,6 +351,42 @@ impl Store for PgStore {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         self.fail_outbox_job_impl(outbox_id, worker, error, retry_at)
+            .await
+    }
+
+    async fn record_proofing(
+        &self,
+        proofing_id: &str,
+        device_reference_id: &str,
+        evidence: &serde_json::Value,
+    ) -> Result<crate::store::ProofingInsert, StoreError> {
+        self.record_proofing_impl(proofing_id, device_reference_id, evidence)
+            .await
+    }
+
+    async fn get_proofing(
+        &self,
+        proofing_id: &str,
+    ) -> Result<Option<crate::domain::proofing::ProofingRecord>, StoreError> {
+        self.get_proofing_impl(proofing_id).await
+    }
+
+    async fn list_proofings(
+        &self,
+        status: Option<crate::domain::proofing::ProofingStatus>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::proofing::ProofingRecord>, StoreError> {
+        self.list_proofings_impl(status, limit).await
+    }
+
+    async fn review_proofing(
+        &self,
+        proofing_id: &str,
+        review: &crate::domain::proofing::Review,
+        credential_id: Option<Uuid>,
+        by: Provenance<'_>,
+    ) -> Result<crate::domain::proofing::ProofingRecord, crate::store::ReviewError> {
+        self.review_proofing_impl(proofing_id, review, credential_id, by)
             .await
     }
 

@@ -1,0 +1,215 @@
+//! `/admin/v1/proofings`: issuer staff review the proofings Google submits (proofUser): list
+//! them, read one with its evidence, approve it for a credential record, reject it for one of the
+//! spec's reasons, challenge the user, or revoke an acceptance. Each decision is audited and
+//! announced to Google (notifyProofingStatusUpdateAvailable) in the same transaction.
+
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tower_http::request_id::RequestId;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::Principal;
+use crate::domain::admin_token::Role;
+use crate::domain::credential::CredentialStatus;
+use crate::domain::proofing::{
+    wire_status, Challenge, ProofingRecord, ProofingStatus, RejectionReason, Review,
+};
+use crate::error::{AdminError, AdminErrorBody};
+use crate::http::json::{AdminJson, AdminQuery};
+use crate::http::AppState;
+use crate::store::{Provenance, ReviewError};
+
+/// A proofing as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofingView {
+    proofing_id: String,
+    device_reference_id: String,
+    status: ProofingStatus,
+    /// The ProofingStatus union as getProofingStatus answers it.
+    #[schema(value_type = Object)]
+    wire_status: serde_json::Value,
+    /// The record the proofing was approved for.
+    credential_id: Option<Uuid>,
+    /// Only when one proofing is read: the evidence as Google sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    evidence: Option<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ProofingView {
+    fn of(record: ProofingRecord, with_evidence: bool) -> Self {
+        Self {
+            wire_status: wire_status(record.status, record.status_detail.as_ref()),
+            proofing_id: record.proofing_id,
+            device_reference_id: record.device_reference_id,
+            status: record.status,
+            credential_id: record.credential_id,
+            evidence: with_evidence.then_some(record.evidence),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// Query of `GET /admin/v1/proofings`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ProofingQuery {
+    /// Only proofings in this status (e.g. `pending` for the review queue).
+    status: Option<ProofingStatus>,
+    /// How many, 1 to 500 (default 100).
+    limit: Option<u32>,
+}
+
+/// Oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProofingList {
+    proofings: Vec<ProofingView>,
+}
+
+/// `GET /admin/v1/proofings` (viewer): the review queue, oldest first, without evidence.
+#[utoipa::path(
+    get, path = "/proofings", tag = "admin", security(("bearer" = [])),
+    params(ProofingQuery),
+    responses((status = 200, body = ProofingList), (status = 400, body = AdminErrorBody))
+)]
+pub async fn list_proofings(
+    principal: Principal,
+    State(state): State<AppState>,
+    AdminQuery(query): AdminQuery<ProofingQuery>,
+) -> Result<AdminJson<ProofingList>, AdminError> {
+    principal.require(Role::Viewer)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(AdminError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
+    }
+    let records = state.store.list_proofings(query.status, limit).await?;
+    Ok(AdminJson(ProofingList {
+        proofings: records
+            .into_iter()
+            .map(|r| ProofingView::of(r, false))
+            .collect(),
+    }))
+}
+
+/// `GET /admin/v1/proofings/{proofing_id}` (operator, since evidence holds personal data).
+#[utoipa::path(
+    get, path = "/proofings/{proofing_id}", tag = "admin", security(("bearer" = [])),
+    params(("proofing_id" = String, Path)),
+    responses((status = 200, body = ProofingView), (status = 404, body = AdminErrorBody))
+)]
+pub async fn get_proofing(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<AdminJson<ProofingView>, AdminError> {
+    principal.require(Role::Operator)?;
+    let record = state
+        .store
+        .get_proofing(&id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such proofing".into()))?;
+    Ok(AdminJson(ProofingView::of(record, true)))
+}
+
+/// Body of `POST /admin/v1/proofings/{proofing_id}/review`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "decision",
+    deny_unknown_fields
+)]
+pub enum ReviewRequest {
+    /// Accept the evidence for an active credential record.
+    Approve {
+        /// The record provisionCredential will serve for this proofing.
+        credential_id: Uuid,
+    },
+    /// Refuse, for one of the spec's reasons.
+    Reject {
+        /// The reason Google shows.
+        reason: RejectionReason,
+    },
+    /// Ask the user for more.
+    Challenge {
+        /// What the user must do.
+        challenge: Challenge,
+    },
+    /// Withdraw an acceptance. (A struct variant, so that unknown fields are refused.)
+    Revoke {},
+}
+
+/// `POST /admin/v1/proofings/{proofing_id}/review` (operator): approve, reject, challenge or revoke.
+#[utoipa::path(
+    post, path = "/proofings/{proofing_id}/review", tag = "admin", security(("bearer" = [])),
+    params(("proofing_id" = String, Path)),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, body = ProofingView),
+        (status = 400, description = "Malformed decision, or the credential is not active", body = AdminErrorBody),
+        (status = 404, body = AdminErrorBody),
+        (status = 409, description = "The proofing's status does not allow this decision", body = AdminErrorBody),
+    )
+)]
+pub async fn review_proofing(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request_id: Option<axum::Extension<RequestId>>,
+    AdminJson(body): AdminJson<ReviewRequest>,
+) -> Result<AdminJson<ProofingView>, AdminError> {
+    principal.require(Role::Operator)?;
+    let (review, credential_id) = match body {
+        ReviewRequest::Approve { credential_id } => {
+            let record = state.store.get_credential(credential_id).await?;
+            match record {
+                Some(r) if r.status == CredentialStatus::Active => {}
+                Some(_) => {
+                    return Err(AdminError::BadRequest(
+                        "the credential is not active".into(),
+                    ))
+                }
+                None => return Err(AdminError::BadRequest("no such credential".into())),
+            }
+            (Review::Approve, Some(credential_id))
+        }
+        ReviewRequest::Reject { reason } => (Review::Reject(reason), None),
+        ReviewRequest::Challenge { challenge } => {
+            if let Challenge::IssuerUrlVisit { url } = &challenge {
+                if !url.starts_with("https://") {
+                    return Err(AdminError::BadRequest(
+                        "the challenge URL must be https".into(),
+                    ));
+                }
+            }
+            (Review::Challenge(challenge), None)
+        }
+        ReviewRequest::Revoke {} => (Review::Revoke, None),
+    };
+    let actor = principal.actor();
+    let by = Provenance {
+        actor: &actor,
+        request_id: request_id
+            .as_ref()
+            .and_then(|r| r.0.header_value().to_str().ok()),
+    };
+    let record = state
+        .store
+        .review_proofing(&id, &review, credential_id, by)
+        .await
+        .map_err(|e| match e {
+            ReviewError::NotFound => AdminError::NotFound("no such proofing".into()),
+            ReviewError::Illegal(illegal) => AdminError::Conflict(illegal.to_string()),
+            ReviewError::Store(store) => store.into(),
+        })?;
+    tracing::info!(proofing.status = %record.status, "proofing reviewed");
+    Ok(AdminJson(ProofingView::of(record, false)))
+}

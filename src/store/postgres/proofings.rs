@@ -1,0 +1,149 @@
+//! Proofings and their review (Postgres).
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::{insert_audit, PgStore};
+use crate::domain::proofing::{ProofingRecord, ProofingStatus, Review};
+use crate::store::{
+    parse_proofing_status, proofing_job, NewAuditEntry, ProofingInsert, Provenance, ReviewError,
+    StoreError, NOTIFY_PROOFING_STATUS,
+};
+
+const COLUMNS: &str = "proofing_id, device_reference_id, credential_id, status, status_detail, evidence, created_at, updated_at";
+
+#[derive(FromRow)]
+struct Row {
+    proofing_id: String,
+    device_reference_id: String,
+    credential_id: Option<Uuid>,
+    status: String,
+    status_detail: Option<Json<serde_json::Value>>,
+    evidence: Json<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for ProofingRecord {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(ProofingRecord {
+            proofing_id: r.proofing_id,
+            device_reference_id: r.device_reference_id,
+            credential_id: r.credential_id,
+            status: parse_proofing_status(&r.status)?,
+            status_detail: r.status_detail.map(|d| d.0),
+            evidence: r.evidence.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+impl PgStore {
+    pub(super) async fn record_proofing_impl(
+        &self,
+        proofing_id: &str,
+        device_reference_id: &str,
+        evidence: &serde_json::Value,
+    ) -> Result<ProofingInsert, StoreError> {
+        let inserted: Option<Row> = sqlx::query_as(&format!(
+            "insert into proofings (proofing_id, device_reference_id, status, evidence) values ($1, $2, 'pending', $3)
+             on conflict (proofing_id) do nothing returning {COLUMNS}"
+        ))
+        .bind(proofing_id)
+        .bind(device_reference_id)
+        .bind(Json(evidence))
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(row) = inserted {
+            return Ok(ProofingInsert::Created(row.try_into()?));
+        }
+        let existing = self
+            .get_proofing_impl(proofing_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("proofing vanished".into()))?;
+        Ok(if existing.device_reference_id == device_reference_id {
+            ProofingInsert::Existing(existing)
+        } else {
+            ProofingInsert::OtherDevice
+        })
+    }
+
+    pub(super) async fn get_proofing_impl(
+        &self,
+        proofing_id: &str,
+    ) -> Result<Option<ProofingRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "select {COLUMNS} from proofings where proofing_id = $1"
+        ))
+        .bind(proofing_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(ProofingRecord::try_from).transpose()
+    }
+
+    pub(super) async fn list_proofings_impl(
+        &self,
+        status: Option<ProofingStatus>,
+        limit: u32,
+    ) -> Result<Vec<ProofingRecord>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "select {COLUMNS} from proofings where ($1::text is null or status = $1) order by created_at, proofing_id limit $2"
+        ))
+        .bind(status.map(ProofingStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(ProofingRecord::try_from).collect()
+    }
+
+    pub(super) async fn review_proofing_impl(
+        &self,
+        proofing_id: &str,
+        review: &Review,
+        credential_id: Option<Uuid>,
+        by: Provenance<'_>,
+    ) -> Result<ProofingRecord, ReviewError> {
+        let mut tx = self.pool().begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "select status, device_reference_id from proofings where proofing_id = $1 for update",
+        )
+        .bind(proofing_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, device_reference_id) = row.ok_or(ReviewError::NotFound)?;
+        let next = review.apply(parse_proofing_status(&status)?)?;
+        let row: Row = sqlx::query_as(&format!(
+            "update proofings set status = $2, status_detail = $3, credential_id = coalesce($4, credential_id), updated_at = now()
+             where proofing_id = $1 returning {COLUMNS}"
+        ))
+        .bind(proofing_id)
+        .bind(next.as_str())
+        .bind(Json(review.detail()))
+        .bind(credential_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (payload, key) = proofing_job(&device_reference_id, proofing_id);
+        sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values ($1, $2, $3, $4, 'pending')")
+            .bind(Uuid::now_v7())
+            .bind(NOTIFY_PROOFING_STATUS)
+            .bind(Json(payload))
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        let action = format!("proofing.{}", next.as_str());
+        let entry = NewAuditEntry {
+            actor: by.actor,
+            action: &action,
+            target_kind: "proofing",
+            target_id: proofing_id.to_owned(),
+            request_id: by.request_id,
+        };
+        insert_audit(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(row.try_into()?)
+    }
+}
