@@ -17,6 +17,7 @@
 //! | `google.base_url` | `BREVET_GOOGLE__BASE_URL` | none | Google's Wallet backend (`https://vgw.sandbox.google.com` or `https://vgw.googleapis.com`); unset disables notifications |
 //! | `google.issuer_id` | `BREVET_GOOGLE__ISSUER_ID` | none | the issuer id Google assigned; required with `base_url` |
 //! | `google.client_identity` | `BREVET_GOOGLE__CLIENT_IDENTITY` | none | PEM file with the mTLS client certificate and its key |
+//! | `google.ca_certificate` | `BREVET_GOOGLE__CA_CERTIFICATE` | none | extra CA (PEM) trusted for Google's server certificate |
 //! | `google.timeout_secs` | `BREVET_GOOGLE__TIMEOUT_SECS` | `10` | per-call timeout; must be shorter than the outbox lease |
 //! | `outbox.dispatch_in_serve` | `BREVET_OUTBOX__DISPATCH_IN_SERVE` | `false` | also dispatch notifications from `brevet serve` (single-node set-ups) |
 //! | `outbox.lease_secs` | `BREVET_OUTBOX__LEASE_SECS` | `60` | how long a claimed job is held before another worker may take it |
@@ -80,6 +81,9 @@ pub struct GoogleConfig {
     pub client_identity: Option<PathBuf>,
     /// Per-call timeout in seconds.
     pub timeout_secs: Option<u64>,
+    /// Extra CA (PEM) trusted for Google's server certificate, beside the public roots (tests,
+    /// private front ends).
+    pub ca_certificate: Option<PathBuf>,
 }
 
 /// Delivery of outbox jobs.

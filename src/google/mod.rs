@@ -78,6 +78,14 @@ impl GoogleClient {
             })?;
             builder = builder.identity(identity);
         }
+        if let Some(path) = &config.ca_certificate {
+            let pem =
+                std::fs::read(path).map_err(|e| ClientError(format!("{}: {e}", path.display())))?;
+            let ca = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                ClientError(format!("{}: not a PEM certificate ({e})", path.display()))
+            })?;
+            builder = builder.add_root_certificate(ca);
+        }
         let http = builder.build().map_err(|e| ClientError(e.to_string()))?;
         Ok(Some(Self {
             http,

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 /// How the fake answers the next notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,77 @@ pub struct FakeGoogle {
     shared: Arc<Mutex<Shared>>,
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    tls: Option<TlsAcceptor>,
+}
+
+/// PEM material for the fake's mutual TLS, as Google and the issuer exchange at onboarding.
+pub struct MutualTls<'a> {
+    /// The fake's server certificate chain (leaf first) for `localhost`.
+    pub server_chain_pem: &'a str,
+    /// Its private key (PKCS#8).
+    pub server_key_pem: &'a str,
+    /// The CA whose client certificates are accepted (Google pins the issuer's certificate).
+    pub client_ca_pem: &'a str,
+}
+
+fn tls_acceptor(tls: &MutualTls<'_>) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(tls.server_chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("server chain: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.server_key_pem.as_bytes())
+        .map_err(|e| format!("server key: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| format!("client CA: {e}"))?)
+            .map_err(|e| format!("client CA: {e}"))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("client verifier: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("server certificate: {e}"))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` over TLS: connections whose handshake fails (no or an untrusted client
+/// certificate) are dropped before any request is read, as at Google's front end.
+fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    acceptor: TlsAcceptor,
+    stopped: oneshot::Receiver<()>,
+) {
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                accepted = listener.accept() => {
+                    let Ok((tcp, _)) = accepted else { continue };
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let service = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                            .await;
+                    });
+                }
+            }
+        }
+    });
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -167,12 +239,24 @@ async fn notify(
 impl FakeGoogle {
     /// Starts on an ephemeral loopback port.
     pub async fn start(issuer_id: &str) -> std::io::Result<Self> {
+        Self::start_with(issuer_id, None).await
+    }
+
+    /// Starts on an ephemeral loopback port behind mutual TLS: only clients presenting a
+    /// certificate from `tls.client_ca_pem` get past the handshake.
+    pub async fn start_mtls(issuer_id: &str, tls: &MutualTls<'_>) -> std::io::Result<Self> {
+        let acceptor = tls_acceptor(tls).map_err(std::io::Error::other)?;
+        Self::start_with(issuer_id, Some(acceptor)).await
+    }
+
+    async fn start_with(issuer_id: &str, tls: Option<TlsAcceptor>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let mut fake = Self {
             issuer_id: issuer_id.to_owned(),
             shared: Arc::default(),
             address: listener.local_addr()?,
             stop: None,
+            tls,
         };
         fake.serve(listener);
         Ok(fake)
@@ -184,6 +268,10 @@ impl FakeGoogle {
             .with_state((self.issuer_id.clone(), self.shared.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
         self.stop = Some(stop);
+        if let Some(acceptor) = &self.tls {
+            serve_tls(listener, app, acceptor.clone(), stopped);
+            return;
+        }
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -195,7 +283,10 @@ impl FakeGoogle {
 
     /// The base URL to configure as `google.base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        match self.tls {
+            Some(_) => format!("https://localhost:{}", self.address.port()),
+            None => format!("http://{}", self.address),
+        }
     }
 
     /// Goes down: new connections are refused until [`Self::restart`].

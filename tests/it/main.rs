@@ -18,6 +18,7 @@ mod http_proofings;
 mod http_wallet;
 mod keys_cli;
 mod mdoc;
+mod mtls;
 mod openapi;
 mod outbox;
 mod store;

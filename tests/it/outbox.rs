@@ -25,8 +25,8 @@ fn client(google: &FakeGoogle, timeout_secs: u64) -> Arc<GoogleClient> {
     let config = GoogleConfig {
         base_url: Some(google.base_url()),
         issuer_id: Some(ISSUER.into()),
-        client_identity: None,
         timeout_secs: Some(timeout_secs),
+        ..Default::default()
     };
     Arc::new(GoogleClient::from_config(&config).unwrap().unwrap())
 }

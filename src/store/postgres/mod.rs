@@ -97,6 +97,7 @@ impl From<AuditRow> for AuditEntry {
 
 const TOKEN_COLUMNS: &str = "admin_token_id, name, role, created_at, revoked_at";
 
+/// Audit ids are UUIDv7, so that ordering by id is ordering by time, even within one millisecond.
 pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     entry: &NewAuditEntry<'_>,
@@ -105,7 +106,7 @@ pub(super) async fn insert_audit(
         "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id)
          values ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(Uuid::new_v4())
+    .bind(Uuid::now_v7())
     .bind(entry.actor.token_id())
     .bind(entry.actor.label())
     .bind(entry.action)
@@ -409,7 +410,7 @@ impl Store for PgStore {
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows: Vec<AuditRow> = sqlx::query_as(
             "select admin_token_id, actor, action, target_kind, target_id, request_id, created_at
-             from audit_log order by created_at desc, audit_id limit $1",
+             from audit_log order by audit_id desc limit $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)

@@ -141,6 +141,7 @@ impl TryFrom<AuditRow> for AuditEntry {
 
 const TOKEN_COLUMNS: &str = "admin_token_id, name, role, created_at, revoked_at";
 
+/// Audit ids are UUIDv7, so that ordering by id is ordering by time, even within one millisecond.
 pub(super) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     entry: &NewAuditEntry<'_>,
@@ -149,7 +150,7 @@ pub(super) async fn insert_audit(
         "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id)
          values (?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(Uuid::new_v4().to_string())
+    .bind(Uuid::now_v7().to_string())
     .bind(entry.actor.token_id().map(|id| id.to_string()))
     .bind(entry.actor.label())
     .bind(entry.action)
@@ -448,7 +449,7 @@ impl Store for SqliteStore {
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows: Vec<AuditRow> = sqlx::query_as(
             "select admin_token_id, actor, action, target_kind, target_id, request_id, created_at
-             from audit_log order by created_at desc, audit_id limit ?",
+             from audit_log order by audit_id desc limit ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
