@@ -78,6 +78,61 @@ pub struct NewAdminToken {
     pub token_hash: TokenHash,
 }
 
+/// A credential as provisioned to one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalletCopy {
+    /// Google's credentialId.
+    pub wallet_credential_id: String,
+    /// The device.
+    pub device_reference_id: String,
+    /// Wire status (provisionPending, active, revoked, deleted).
+    pub status: String,
+    /// The version the device received last.
+    pub provisioned_version_id: Option<Uuid>,
+    /// Bound.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An MSO to record.
+#[derive(Debug, Clone)]
+pub struct NewMsoIssuance<'a> {
+    /// The version it certifies.
+    pub credential_version_id: Uuid,
+    /// The device copy's device.
+    pub device_reference_id: &'a str,
+    /// SHA-256 of the device auth key's COSE_Key bytes.
+    pub auth_key_sha256: [u8; 32],
+    /// Which DS key signed it.
+    pub ds_key_id: &'a str,
+    /// Validity start.
+    pub valid_from: DateTime<Utc>,
+    /// Validity end.
+    pub valid_until: DateTime<Utc>,
+}
+
+/// An MSO that was issued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MsoIssuance {
+    /// Id.
+    pub mso_issuance_id: Uuid,
+    /// Version certified.
+    pub credential_version_id: Uuid,
+    /// Its number.
+    pub version_number: i32,
+    /// Device.
+    pub device_reference_id: String,
+    /// SHA-256 of the auth key.
+    pub auth_key_sha256: Vec<u8>,
+    /// DS key.
+    pub ds_key_id: String,
+    /// Validity start.
+    pub valid_from: DateTime<Utc>,
+    /// Validity end.
+    pub valid_until: DateTime<Utc>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Outcome of recording a proofing (proofUser is retried by Google with the same proofingId).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProofingInsert {
@@ -385,6 +440,22 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
+
+    /// The device copies of a record, oldest first.
+    async fn list_wallet_credentials(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Vec<WalletCopy>, StoreError>;
+
+    /// Records an issued MSO (provisionMobileSecurityObjects).
+    async fn record_mso_issuance(&self, mso: &NewMsoIssuance<'_>) -> Result<Uuid, StoreError>;
+
+    /// The MSOs issued for any version of a record, newest first.
+    async fn list_mso_issuances(
+        &self,
+        credential_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<MsoIssuance>, StoreError>;
 
     /// Records a proofing (proofUser), idempotent on `proofing_id` for the same device.
     async fn record_proofing(

@@ -164,4 +164,37 @@ both_stores! {
         }
         assert_eq!(seen, ids);
     }
+
+    async fn staff_see_the_devices_and_msos_of_a_credential(db: TestDb) {
+        let app = db.app().await;
+        let admin = app.admin_token().await;
+        let created = app.post("/admin/v1/credentials", &json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": sample_mdl() }), Some(&admin)).await.json();
+        let id = uuid::Uuid::parse_str(created["credentialId"].as_str().unwrap()).unwrap();
+        let version = uuid::Uuid::parse_str(created["currentVersionId"].as_str().unwrap()).unwrap();
+        app.store.bind_wallet_credential("copy-a", id, "device-a").await.unwrap();
+        let now = chrono::Utc::now();
+        for key in [[1u8; 32], [2u8; 32]] {
+            let mso = brevet::store::NewMsoIssuance {
+                credential_version_id: version,
+                device_reference_id: "device-a",
+                auth_key_sha256: key,
+                ds_key_id: "0001",
+                valid_from: now,
+                valid_until: now + chrono::Duration::days(30),
+            };
+            app.store.record_mso_issuance(&mso).await.unwrap();
+        }
+        let devices = app.get(&format!("/admin/v1/credentials/{id}/devices"), Some(&admin)).await.json();
+        assert_eq!(devices["devices"].as_array().unwrap().len(), 1);
+        assert_eq!(devices["devices"][0]["walletCredentialId"], "copy-a");
+        assert_eq!(devices["devices"][0]["status"], "provisionPending");
+        let msos = app.get(&format!("/admin/v1/credentials/{id}/msos"), Some(&admin)).await.json();
+        let listed = msos["msos"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0]["authKeySha256"], hex::encode([2u8; 32]), "newest first");
+        assert_eq!(listed[0]["versionNumber"], 1);
+        assert_eq!(listed[0]["dsKeyId"], "0001");
+        let missing = app.get(&format!("/admin/v1/credentials/{}/devices", uuid::Uuid::now_v7()), Some(&admin)).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    }
 }

@@ -390,3 +390,111 @@ pub async fn revoke_credential(
     tracing::info!(credential_id = %id, "credential revoked");
     Ok(with_etag(StatusCode::OK, record))
 }
+
+/// A device copy as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceView {
+    /// Google's credentialId for this copy.
+    wallet_credential_id: String,
+    device_reference_id: String,
+    /// provisionPending, active, revoked or deleted.
+    status: String,
+    provisioned_version_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+/// The device copies of a record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceList {
+    devices: Vec<DeviceView>,
+}
+
+/// `GET /admin/v1/credentials/{credential_id}/devices` (viewer): the Wallet copies of a record.
+#[utoipa::path(
+    get, path = "/credentials/{credential_id}/devices", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    responses((status = 200, body = DeviceList), (status = 404, body = AdminErrorBody))
+)]
+pub async fn list_devices(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<AdminJson<DeviceList>, AdminError> {
+    principal.require(Role::Viewer)?;
+    let id = existing(&state, &id).await?;
+    let copies = state.store.list_wallet_credentials(id).await?;
+    let devices = copies
+        .into_iter()
+        .map(|c| DeviceView {
+            wallet_credential_id: c.wallet_credential_id,
+            device_reference_id: c.device_reference_id,
+            status: c.status,
+            provisioned_version_id: c.provisioned_version_id,
+            created_at: c.created_at,
+        })
+        .collect();
+    Ok(AdminJson(DeviceList { devices }))
+}
+
+/// An issued MSO as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MsoView {
+    mso_issuance_id: Uuid,
+    credential_version_id: Uuid,
+    version_number: i32,
+    device_reference_id: String,
+    /// Hex SHA-256 of the device auth key.
+    auth_key_sha256: String,
+    ds_key_id: String,
+    valid_from: DateTime<Utc>,
+    valid_until: DateTime<Utc>,
+    issued_at: DateTime<Utc>,
+}
+
+/// MSOs issued for a record, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MsoList {
+    msos: Vec<MsoView>,
+}
+
+/// `GET /admin/v1/credentials/{credential_id}/msos` (viewer): the latest 500 MSOs issued for it.
+#[utoipa::path(
+    get, path = "/credentials/{credential_id}/msos", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    responses((status = 200, body = MsoList), (status = 404, body = AdminErrorBody))
+)]
+pub async fn list_msos(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<AdminJson<MsoList>, AdminError> {
+    principal.require(Role::Viewer)?;
+    let id = existing(&state, &id).await?;
+    let issued = state.store.list_mso_issuances(id, 500).await?;
+    let msos = issued
+        .into_iter()
+        .map(|m| MsoView {
+            mso_issuance_id: m.mso_issuance_id,
+            credential_version_id: m.credential_version_id,
+            version_number: m.version_number,
+            device_reference_id: m.device_reference_id,
+            auth_key_sha256: hex::encode(m.auth_key_sha256),
+            ds_key_id: m.ds_key_id,
+            valid_from: m.valid_from,
+            valid_until: m.valid_until,
+            issued_at: m.created_at,
+        })
+        .collect();
+    Ok(AdminJson(MsoList { msos }))
+}
+
+/// The id of an existing record, or 404.
+async fn existing(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
+    let id = parse_id(raw)?;
+    match state.store.get_credential(id).await? {
+        Some(_) => Ok(id),
+        None => Err(AdminError::NotFound("no such credential".into())),
+    }
+}

@@ -27,6 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             credentials::update_credential
         ))
         .routes(routes!(credentials::list_versions))
+        .routes(routes!(credentials::list_devices))
+        .routes(routes!(credentials::list_msos))
         .routes(routes!(credentials::revoke_credential))
         .routes(routes!(proofings::list_proofings))
         .routes(routes!(proofings::get_proofing))

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
+mod copies;
 mod credentials;
 mod outbox;
 mod proofings;
@@ -392,6 +393,28 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.fail_outbox_job_impl(outbox_id, worker, error, retry_at)
             .await
+    }
+
+    async fn list_wallet_credentials(
+        &self,
+        credential_id: Uuid,
+    ) -> Result<Vec<crate::store::WalletCopy>, StoreError> {
+        self.list_wallet_credentials_impl(credential_id).await
+    }
+
+    async fn record_mso_issuance(
+        &self,
+        mso: &crate::store::NewMsoIssuance<'_>,
+    ) -> Result<Uuid, StoreError> {
+        self.record_mso_issuance_impl(mso).await
+    }
+
+    async fn list_mso_issuances(
+        &self,
+        credential_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<crate::store::MsoIssuance>, StoreError> {
+        self.list_mso_issuances_impl(credential_id, limit).await
     }
 
     async fn record_proofing(
