@@ -8,6 +8,15 @@ use super::PgStore;
 use crate::store::{MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
 
 #[derive(FromRow)]
+struct CopyRow {
+    wallet_credential_id: String,
+    device_reference_id: String,
+    status: String,
+    provisioned_version_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
 struct MsoRow {
     mso_issuance_id: Uuid,
     credential_version_id: Uuid,
@@ -25,7 +34,7 @@ impl PgStore {
         &self,
         credential_id: Uuid,
     ) -> Result<Vec<WalletCopy>, StoreError> {
-        let rows: Vec<(String, String, String, Option<Uuid>, DateTime<Utc>)> = sqlx::query_as(
+        let rows: Vec<CopyRow> = sqlx::query_as(
             "select wallet_credential_id, device_reference_id, status, provisioned_version_id, created_at
              from wallet_credentials where credential_id = $1 order by created_at, wallet_credential_id",
         )
@@ -34,21 +43,13 @@ impl PgStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(
-                    wallet_credential_id,
-                    device_reference_id,
-                    status,
-                    provisioned_version_id,
-                    created_at,
-                )| WalletCopy {
-                    wallet_credential_id,
-                    device_reference_id,
-                    status,
-                    provisioned_version_id,
-                    created_at,
-                },
-            )
+            .map(|r| WalletCopy {
+                wallet_credential_id: r.wallet_credential_id,
+                device_reference_id: r.device_reference_id,
+                status: r.status,
+                provisioned_version_id: r.provisioned_version_id,
+                created_at: r.created_at,
+            })
             .collect())
     }
 

@@ -8,6 +8,15 @@ use super::{parse_uuid, SqliteStore};
 use crate::store::{MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
 
 #[derive(FromRow)]
+struct CopyRow {
+    wallet_credential_id: String,
+    device_reference_id: String,
+    status: String,
+    provisioned_version_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
 struct MsoRow {
     mso_issuance_id: String,
     credential_version_id: String,
@@ -29,7 +38,7 @@ impl SqliteStore {
         &self,
         credential_id: Uuid,
     ) -> Result<Vec<WalletCopy>, StoreError> {
-        let rows: Vec<(String, String, String, Option<String>, DateTime<Utc>)> = sqlx::query_as(
+        let rows: Vec<CopyRow> = sqlx::query_as(
             "select wallet_credential_id, device_reference_id, status, provisioned_version_id, created_at
              from wallet_credentials where credential_id = ? order by created_at, wallet_credential_id",
         )
@@ -37,17 +46,19 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(
-                |(wallet_credential_id, device_reference_id, status, version, created_at)| {
-                    Ok(WalletCopy {
-                        wallet_credential_id,
-                        device_reference_id,
-                        status,
-                        provisioned_version_id: version.as_deref().map(parse_uuid).transpose()?,
-                        created_at,
-                    })
-                },
-            )
+            .map(|r| {
+                Ok(WalletCopy {
+                    provisioned_version_id: r
+                        .provisioned_version_id
+                        .as_deref()
+                        .map(parse_uuid)
+                        .transpose()?,
+                    wallet_credential_id: r.wallet_credential_id,
+                    device_reference_id: r.device_reference_id,
+                    status: r.status,
+                    created_at: r.created_at,
+                })
+            })
             .collect()
     }
 
