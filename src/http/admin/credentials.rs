@@ -13,12 +13,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::Principal;
+use super::provenance;
 use crate::domain::admin_token::Role;
 use crate::domain::credential::{CredentialRecord, CredentialStatus, CredentialVersion};
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
-use crate::store::{ChangeError, CredentialFilter, Provenance};
+use crate::store::{ChangeError, CredentialFilter};
 
 /// A credential record as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,18 +71,6 @@ fn with_etag(status: StatusCode, record: CredentialRecord) -> Response {
 
 fn parse_id(raw: &str) -> Result<Uuid, AdminError> {
     Uuid::parse_str(raw).map_err(|_| AdminError::NotFound("no such credential".into()))
-}
-
-fn provenance<'a>(
-    actor: &'a crate::store::Actor,
-    request_id: &'a Option<axum::Extension<RequestId>>,
-) -> Provenance<'a> {
-    Provenance {
-        actor,
-        request_id: request_id
-            .as_ref()
-            .and_then(|id| id.0.header_value().to_str().ok()),
-    }
 }
 
 fn change_error(error: ChangeError) -> AdminError {

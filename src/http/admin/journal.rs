@@ -163,12 +163,7 @@ pub async fn retry_outbox_job(
     let not_found = || AdminError::NotFound("no dead outbox job with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();
-    let by = crate::store::Provenance {
-        actor: &actor,
-        request_id: request_id
-            .as_ref()
-            .and_then(|r| r.0.header_value().to_str().ok()),
-    };
+    let by = super::provenance(&actor, &request_id);
     if state.store.retry_dead_job(id, by).await? {
         tracing::info!(outbox.id = %id, "dead outbox job queued again");
         Ok(axum::http::StatusCode::NO_CONTENT)

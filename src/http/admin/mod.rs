@@ -11,6 +11,20 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use crate::store::{Actor, Provenance};
+
+/// Who made an admin request, and which request it was, for its audit entry.
+fn provenance<'a>(
+    actor: &'a Actor,
+    request_id: &'a Option<axum::Extension<tower_http::request_id::RequestId>>,
+) -> Provenance<'a> {
+    Provenance {
+        actor,
+        request_id: request_id
+            .as_ref()
+            .and_then(|id| id.0.header_value().to_str().ok()),
+    }
+}
 
 /// Routes of the admin surface (nested under `/admin/v1`), with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -19,7 +19,7 @@ use crate::domain::proofing::{
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
-use crate::store::{Provenance, ReviewError};
+use crate::store::ReviewError;
 
 /// A proofing as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -195,12 +195,7 @@ pub async fn review_proofing(
         ReviewRequest::Revoke {} => (Review::Revoke, None),
     };
     let actor = principal.actor();
-    let by = Provenance {
-        actor: &actor,
-        request_id: request_id
-            .as_ref()
-            .and_then(|r| r.0.header_value().to_str().ok()),
-    };
+    let by = super::provenance(&actor, &request_id);
     let record = state
         .store
         .review_proofing(&id, &review, credential_id, by)

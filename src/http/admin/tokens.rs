@@ -126,15 +126,13 @@ pub async fn create_token(
         token_hash: secret.hash(),
     };
     let actor = principal.actor();
-    let request_id = request_id
-        .as_ref()
-        .and_then(|id| id.0.header_value().to_str().ok());
+    let by = super::provenance(&actor, &request_id);
     let audit = NewAuditEntry {
-        actor: &actor,
+        actor: by.actor,
         action: "admin_token.create",
         target_kind: "admin_token",
         target_id: String::new(),
-        request_id,
+        request_id: by.request_id,
     };
     let created = state
         .store
@@ -182,12 +180,7 @@ pub async fn revoke_token(
     let not_found = || AdminError::NotFound("no unrevoked token with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();
-    let by = crate::store::Provenance {
-        actor: &actor,
-        request_id: request_id
-            .as_ref()
-            .and_then(|r| r.0.header_value().to_str().ok()),
-    };
+    let by = super::provenance(&actor, &request_id);
     match state.store.revoke_admin_token(id, by).await? {
         crate::store::TokenRevocation::Revoked => {
             tracing::info!(admin.token_id = %id, "admin token revoked");
