@@ -53,6 +53,8 @@ pub enum Change {
     UpdateHolderData,
     /// Revocation.
     Revoke,
+    /// Asking the holder to prove their identity again.
+    RequestReverification,
 }
 
 /// Why a change is not allowed in the record's status.
@@ -79,6 +81,13 @@ impl CredentialStatus {
                 status: self,
                 action: "revoked again",
             }),
+            (CredentialStatus::Active, Change::RequestReverification) => {
+                Ok(CredentialStatus::Active)
+            }
+            (CredentialStatus::Revoked, Change::RequestReverification) => Err(IllegalChange {
+                status: self,
+                action: "sent for reverification",
+            }),
         }
     }
 }
@@ -100,6 +109,8 @@ pub struct CredentialRecord {
     pub current_version_number: i32,
     /// The current version's holder data.
     pub holder_data: serde_json::Value,
+    /// When staff last asked the holder to verify their identity again.
+    pub reverification_requested_at: Option<DateTime<Utc>>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -142,6 +153,14 @@ mod tests {
         assert_eq!(
             Revoked.apply(Change::Revoke).unwrap_err().to_string(),
             "a revoked credential cannot be revoked again"
+        );
+        assert_eq!(Active.apply(Change::RequestReverification), Ok(Active));
+        assert_eq!(
+            Revoked
+                .apply(Change::RequestReverification)
+                .unwrap_err()
+                .to_string(),
+            "a revoked credential cannot be sent for reverification"
         );
         for status in [Active, Revoked] {
             assert_eq!(status.as_str().parse::<CredentialStatus>(), Ok(status));

@@ -403,6 +403,14 @@ pub trait Store: Send + Sync + 'static {
         by: Provenance<'_>,
     ) -> Result<CredentialRecord, ChangeError>;
 
+    /// Asks the holder to verify their identity again: stamps the record and notifies every
+    /// device copy, audited, in one transaction.
+    async fn request_reverification(
+        &self,
+        credential_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError>;
+
     /// Outbox jobs, newest first, optionally in one state.
     async fn list_outbox(
         &self,

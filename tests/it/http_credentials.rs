@@ -90,6 +90,11 @@ both_stores! {
         assert_eq!(numbers, [1, 2, 3]);
         assert_eq!(versions["versions"][0]["holderData"], sample_mdl());
 
+        let reverify = app.post_raw(&format!("{path}/request-reverification"), "", Some(&clerk)).await;
+        assert_eq!(reverify.status, StatusCode::OK, "{}", reverify.text());
+        assert!(reverify.json()["reverificationRequestedAt"].is_string());
+        assert_eq!(reverify.headers["etag"], "\"3\"", "asking for reverification writes no version");
+
         let revoked = app.post(&format!("{path}/revoke"), &json!({ "reason": "licence suspended by court" }), Some(&clerk)).await;
         assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
         assert_eq!(revoked.json()["status"], "revoked");
@@ -102,13 +107,16 @@ both_stores! {
 
         let outbox = app.get("/admin/v1/outbox?state=pending", Some(&auditor)).await.json();
         let jobs = outbox["jobs"].as_array().unwrap();
-        assert_eq!(jobs.len(), 3, "two edits and a revocation: {outbox}");
+        assert_eq!(jobs.len(), 4, "two edits, a reverification request and a revocation: {outbox}");
+        let reverify_revoked = app.post_raw(&format!("{path}/request-reverification"), "", Some(&clerk)).await;
+        assert_eq!(reverify_revoked.status, StatusCode::CONFLICT);
+        assert_eq!(reverify_revoked.json()["error"]["message"], "a revoked credential cannot be sent for reverification");
         assert!(jobs.iter().all(|j| j["payload"] == json!({ "deviceReferenceId": "device-ref-1", "credentialId": "wallet-copy-1" })
             && j["kind"] == "notify_credential_status"));
 
-        let audit = app.get("/admin/v1/audit?limit=5", Some(&auditor)).await.json();
+        let audit = app.get("/admin/v1/audit?limit=6", Some(&auditor)).await.json();
         let entries: Vec<(&str, &str)> = audit["entries"].as_array().unwrap().iter().map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
-        assert_eq!(entries[..4], [("credential.revoke", "clerk"), ("credential.update", "clerk"), ("credential.update", "clerk"), ("credential.create", "clerk")]);
+        assert_eq!(entries[..5], [("credential.revoke", "clerk"), ("credential.request_reverification", "clerk"), ("credential.update", "clerk"), ("credential.update", "clerk"), ("credential.create", "clerk")]);
         assert!(!audit.to_string().contains("2 New Street"), "the audit log holds no holder data");
     }
 

@@ -37,6 +37,9 @@ pub struct CredentialView {
     /// `{ namespace: { element: value } }`.
     #[schema(value_type = Object)]
     holder_data: serde_json::Value,
+    /// When staff last asked the holder to verify their identity again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reverification_requested_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -51,6 +54,7 @@ impl From<CredentialRecord> for CredentialView {
             current_version_id: r.current_version_id,
             version_number: r.current_version_number,
             holder_data: r.holder_data,
+            reverification_requested_at: r.reverification_requested_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -486,4 +490,34 @@ async fn existing(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
         Some(_) => Ok(id),
         None => Err(AdminError::NotFound("no such credential".into())),
     }
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/request-reverification` (operator): ask the holder
+/// to prove their identity again; every device copy is notified and Google shows the holder the
+/// action to take (userActionRequired) on its next getCredentialStatus.
+#[utoipa::path(
+    post, path = "/credentials/{credential_id}/request-reverification", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = CredentialView),
+        (status = 404, body = AdminErrorBody),
+        (status = 409, description = "The record is revoked", body = AdminErrorBody),
+    )
+)]
+pub async fn request_reverification(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request_id: Option<axum::Extension<RequestId>>,
+) -> Result<Response, AdminError> {
+    principal.require(Role::Operator)?;
+    let id = parse_id(&id)?;
+    let actor = principal.actor();
+    let record = state
+        .store
+        .request_reverification(id, provenance(&actor, &request_id))
+        .await
+        .map_err(change_error)?;
+    tracing::info!(credential_id = %id, "reverification requested");
+    Ok(with_etag(StatusCode::OK, record))
 }

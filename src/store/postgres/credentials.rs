@@ -13,7 +13,7 @@ use crate::store::{
 };
 
 const RECORD_COLUMNS: &str = "credential_id, doc_type, status, status_reason, current_version_id, \
-     current_version_number, holder_data, created_at, updated_at";
+     current_version_number, holder_data, reverification_requested_at, created_at, updated_at";
 
 #[derive(FromRow)]
 struct RecordRow {
@@ -24,6 +24,7 @@ struct RecordRow {
     current_version_id: Option<Uuid>,
     current_version_number: i32,
     holder_data: Json<serde_json::Value>,
+    reverification_requested_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -41,6 +42,7 @@ impl TryFrom<RecordRow> for CredentialRecord {
                 .ok_or_else(|| StoreError::Corrupt("credential without a version".into()))?,
             current_version_number: row.current_version_number,
             holder_data: row.holder_data.0,
+            reverification_requested_at: row.reverification_requested_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -255,6 +257,28 @@ impl PgStore {
             .await?;
         enqueue_notification(&mut tx, credential_id).await?;
         insert_audit(&mut tx, &audit(by, "credential.revoke", credential_id)).await?;
+        let record = fetch_record(&mut tx, credential_id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub(super) async fn request_reverification_impl(
+        &self,
+        credential_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        let mut tx = self.pool().begin().await?;
+        lock_for_change(&mut tx, credential_id, Change::RequestReverification, None).await?;
+        sqlx::query("update credentials set reverification_requested_at = now(), updated_at = now() where credential_id = $1")
+            .bind(credential_id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue_notification(&mut tx, credential_id).await?;
+        insert_audit(
+            &mut tx,
+            &audit(by, "credential.request_reverification", credential_id),
+        )
+        .await?;
         let record = fetch_record(&mut tx, credential_id).await?;
         tx.commit().await?;
         Ok(record)

@@ -14,7 +14,7 @@ use crate::store::{
 };
 
 const RECORD_COLUMNS: &str = "credential_id, doc_type, status, status_reason, current_version_id, \
-     current_version_number, holder_data, created_at, updated_at";
+     current_version_number, holder_data, reverification_requested_at, created_at, updated_at";
 
 fn parse_json(raw: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("bad JSON column: {e}")))
@@ -29,6 +29,7 @@ struct RecordRow {
     current_version_id: Option<String>,
     current_version_number: i32,
     holder_data: String,
+    reverification_requested_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -47,6 +48,7 @@ impl TryFrom<RecordRow> for CredentialRecord {
             current_version_id: parse_uuid(&version)?,
             current_version_number: row.current_version_number,
             holder_data: parse_json(&row.holder_data)?,
+            reverification_requested_at: row.reverification_requested_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -271,6 +273,30 @@ impl SqliteStore {
             .await?;
         enqueue_notification(&mut tx, credential_id).await?;
         insert_audit(&mut tx, &audit(by, "credential.revoke", credential_id)).await?;
+        let record = fetch_record(&mut tx, credential_id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub(super) async fn request_reverification_impl(
+        &self,
+        credential_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        let mut tx = self.begin_write().await?;
+        check_change(&mut tx, credential_id, Change::RequestReverification, None).await?;
+        sqlx::query(&format!(
+            "update credentials set reverification_requested_at = {NOW}, updated_at = {NOW} where credential_id = ?"
+        ))
+        .bind(credential_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        enqueue_notification(&mut tx, credential_id).await?;
+        insert_audit(
+            &mut tx,
+            &audit(by, "credential.request_reverification", credential_id),
+        )
+        .await?;
         let record = fetch_record(&mut tx, credential_id).await?;
         tx.commit().await?;
         Ok(record)

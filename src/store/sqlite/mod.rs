@@ -354,6 +354,14 @@ impl Store for SqliteStore {
         self.revoke_credential_impl(credential_id, reason, by).await
     }
 
+    async fn request_reverification(
+        &self,
+        credential_id: Uuid,
+        by: Provenance<'_>,
+    ) -> Result<CredentialRecord, ChangeError> {
+        self.request_reverification_impl(credential_id, by).await
+    }
+
     async fn list_outbox(
         &self,
         state: Option<&str>,
