@@ -38,10 +38,10 @@ impl SqliteStore {
     /// Opens (creating if the URL says `mode=rwc`) the database and applies pending migrations.
     pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url.expose())?
-            // WAL lets readers run beside the single writer; NORMAL is durable in WAL mode except
-            // for the last transactions on power loss, which SQLite's docs consider the usual trade.
+            // WAL lets readers run beside the single writer. FULL syncs the WAL at every commit,
+            // so a committed change (and its outbox row) survives a power loss, not only a crash.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
