@@ -25,6 +25,7 @@
 //! | `outbox.backoff_base_ms` | `BREVET_OUTBOX__BACKOFF_BASE_MS` | `2000` | first retry delay; doubles per attempt, with jitter |
 //! | `outbox.backoff_max_secs` | `BREVET_OUTBOX__BACKOFF_MAX_SECS` | `3600` | longest retry delay |
 //! | `outbox.poll_interval_ms` | `BREVET_OUTBOX__POLL_INTERVAL_MS` | `1000` | how often an idle dispatcher looks for due jobs |
+//! | `wallet.nonce_ttl_secs` | `BREVET_WALLET__NONCE_TTL_SECS` | `600` | how long a device registration nonce stays usable |
 //! | `wallet.api_versions` | `BREVET_WALLET__API_VERSIONS` | `["0.1"]` | Wallet API versions accepted in `requestMetadata.version` |
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
@@ -149,6 +150,13 @@ pub struct WalletConfig {
     /// Accepted `requestMetadata.version` values as "major.minor". Google publishes only the example
     /// 0.1, so this is configurable (spec/wallet-api.md §1, an [I] choice; see docs/ASSUMPTIONS.md).
     pub api_versions: Vec<String>,
+    /// Seconds a device registration nonce stays usable ([I], spec §4.4).
+    #[serde(default = "default_nonce_ttl")]
+    pub nonce_ttl_secs: u64,
+}
+
+fn default_nonce_ttl() -> u64 {
+    600
 }
 
 /// Log line format.
@@ -180,6 +188,7 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             wallet: WalletConfig {
                 api_versions: vec!["0.1".to_owned()],
+                nonce_ttl_secs: default_nonce_ttl(),
             },
         }
     }
@@ -225,6 +234,9 @@ impl Config {
         }
         if self.http.body_limit_bytes < 1024 {
             return bad("http.body_limit_bytes", "must be at least 1024");
+        }
+        if self.wallet.nonce_ttl_secs == 0 {
+            return bad("wallet.nonce_ttl_secs", "must be at least 1");
         }
         if self.wallet.api_versions.is_empty() {
             return bad("wallet.api_versions", "must list at least one version");

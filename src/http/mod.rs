@@ -49,6 +49,8 @@ pub struct AppState {
     pub wallet_versions: Arc<[ApiVersion]>,
     /// The doc types holder data is validated against.
     pub doc_types: Arc<DocTypes>,
+    /// How long a device registration nonce stays usable.
+    pub nonce_ttl: Duration,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             wallet_versions,
             doc_types: Arc::new(DocTypes::builtin()),
+            nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
         }
     }
 

@@ -78,6 +78,19 @@ pub struct NewAdminToken {
     pub token_hash: TokenHash,
 }
 
+/// A Wallet device (one per deviceReferenceId) as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// Google's deviceReferenceId.
+    pub device_reference_id: String,
+    /// `nonceIssued` until registerDevice succeeds, then `registered`.
+    pub status: String,
+    /// The outstanding registration nonce, if any.
+    pub registration_nonce: Option<Vec<u8>>,
+    /// When it stops being usable.
+    pub nonce_expires_at: Option<DateTime<Utc>>,
+}
+
 /// A credential as provisioned to one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WalletCopy {
@@ -448,6 +461,18 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
+
+    /// Stores `nonce` as the device's outstanding registration nonce (getDeviceRegistrationNonce),
+    /// replacing any earlier one; creates the device row on first contact.
+    async fn issue_registration_nonce(
+        &self,
+        device_reference_id: &str,
+        nonce: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// One device.
+    async fn get_device(&self, device_reference_id: &str) -> Result<Option<Device>, StoreError>;
 
     /// The device copies of a record, oldest first.
     async fn list_wallet_credentials(

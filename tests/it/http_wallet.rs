@@ -109,4 +109,47 @@ both_stores! {
         let (member, _) = error_member(&response.json(), "");
         assert_eq!(member, "invalidFieldValue");
     }
+
+    async fn device_registration_nonces_are_fresh_stored_and_replaced(db: TestDb) {
+        let app = db.app().await;
+        let ask = |device: serde_json::Value| {
+            let body = json!({
+                "requestMetadata": { "requestId": "req-n", "version": { "major": 0, "minor": 1 }, "issuerId": "Brevet_Test_MDL" },
+                "deviceReferenceId": device,
+            });
+            let app = &app;
+            async move { app.post("/v1/vdc/getDeviceRegistrationNonce", &body, None).await }
+        };
+        use base64::Engine;
+        let decode = |r: &crate::support::http::TestResponse| {
+            base64::engine::general_purpose::STANDARD.decode(r.json()["nonce"].as_str().unwrap()).unwrap()
+        };
+        let first = ask(json!("device-ref-1")).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+        assert_eq!(first.json()["responseMetadata"], json!({ "requestId": "req-n" }));
+        let first_nonce = decode(&first);
+        assert_eq!(first_nonce.len(), 32);
+        let device = app.store.get_device("device-ref-1").await.unwrap().unwrap();
+        assert_eq!(device.status, "nonceIssued");
+        assert_eq!(device.registration_nonce.as_deref(), Some(first_nonce.as_slice()));
+        let ttl = device.nonce_expires_at.unwrap() - chrono::Utc::now();
+        assert!(ttl > chrono::Duration::seconds(590) && ttl <= chrono::Duration::seconds(600), "{ttl}");
+
+        let second_nonce = decode(&ask(json!("device-ref-1")).await);
+        assert_ne!(second_nonce, first_nonce);
+        let device = app.store.get_device("device-ref-1").await.unwrap().unwrap();
+        assert_eq!(device.registration_nonce.as_deref(), Some(second_nonce.as_slice()), "the new nonce replaces the old");
+
+        for (bad, member) in [(json!(""), "invalidFieldValue"), (json!("x".repeat(513)), "invalidFieldValue"), (json!(7), "invalidFieldValue"), (serde_json::Value::Null, "invalidFieldValue")] {
+            let response = ask(bad.clone()).await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
+            let (got, _) = error_member(&response.json(), "req-n");
+            assert_eq!(got, member, "{bad}");
+        }
+        let missing = app
+            .post("/v1/vdc/getDeviceRegistrationNonce", &json!({ "requestMetadata": { "requestId": "r", "version": { "major": 0, "minor": 1 }, "issuerId": "i" } }), None)
+            .await;
+        assert_eq!(error_member(&missing.json(), "r").0, "missingRequiredField");
+        assert!(app.store.get_device("").await.unwrap().is_none());
+    }
 }

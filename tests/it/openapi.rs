@@ -62,7 +62,10 @@ fn wallet_document_matches_the_code() {
     check("openapi/wallet.json", &json);
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     let paths: Vec<&String> = value["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths, ["/v1/vdc/healthCheck"]);
+    assert_eq!(
+        paths,
+        ["/v1/vdc/getDeviceRegistrationNonce", "/v1/vdc/healthCheck"]
+    );
     let error = &value["components"]["schemas"]["ErrorResponse"]["properties"];
     for member in [
         "invalidApiVersion",

@@ -2,6 +2,7 @@
 //! these methods, each `POST /v1/vdc/<method>` with a JSON body. Errors answer with the spec's
 //! `ErrorResponse` ([`crate::error::WalletError`]).
 
+mod device;
 mod health;
 mod request;
 
@@ -13,5 +14,7 @@ pub use request::{ApiVersion, RequestMetadata, ResponseMetadata, WalletRequest};
 
 /// Routes of the Wallet surface (nested under `/v1/vdc`), with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health::health_check))
+    OpenApiRouter::new()
+        .routes(routes!(health::health_check))
+        .routes(routes!(device::get_device_registration_nonce))
 }

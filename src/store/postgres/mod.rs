@@ -364,6 +364,48 @@ impl Store for PgStore {
             .await
     }
 
+    async fn issue_registration_nonce(
+        &self,
+        device_reference_id: &str,
+        nonce: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into devices (device_reference_id, status, registration_nonce, nonce_expires_at)
+             values ($1, 'nonceIssued', $2, $3)
+             on conflict (device_reference_id) do update
+             set registration_nonce = excluded.registration_nonce, nonce_expires_at = excluded.nonce_expires_at, updated_at = now()",
+        )
+        .bind(device_reference_id)
+        .bind(nonce)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_device(
+        &self,
+        device_reference_id: &str,
+    ) -> Result<Option<crate::store::Device>, StoreError> {
+        let row: Option<(String, String, Option<Vec<u8>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "select device_reference_id, status, registration_nonce, nonce_expires_at from devices where device_reference_id = $1",
+        )
+        .bind(device_reference_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(device_reference_id, status, registration_nonce, nonce_expires_at)| {
+                crate::store::Device {
+                    device_reference_id,
+                    status,
+                    registration_nonce,
+                    nonce_expires_at,
+                }
+            },
+        ))
+    }
+
     async fn list_wallet_credentials(
         &self,
         credential_id: Uuid,
