@@ -1,10 +1,10 @@
 //! Device copies of credentials and the MSOs issued for them (SQLite).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{parse_uuid, SqliteStore};
+use super::{parse_uuid, stamp, SqliteStore};
 use crate::store::{MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
 
 #[derive(FromRow)]
@@ -27,10 +27,6 @@ struct MsoRow {
     valid_from: DateTime<Utc>,
     valid_until: DateTime<Utc>,
     created_at: DateTime<Utc>,
-}
-
-fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl SqliteStore {

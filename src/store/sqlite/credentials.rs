@@ -7,7 +7,7 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::outbox::enqueue_notification;
-use super::{insert_audit, parse_uuid, SqliteStore, NOW};
+use super::{insert_audit, parse_json, parse_uuid, SqliteStore, NOW};
 use crate::domain::credential::{Change, CredentialRecord, CredentialStatus, CredentialVersion};
 use crate::store::{
     parse_status, ChangeError, CredentialFilter, NewAuditEntry, Provenance, StoreError,
@@ -15,10 +15,6 @@ use crate::store::{
 
 const RECORD_COLUMNS: &str = "credential_id, doc_type, status, status_reason, current_version_id, \
      current_version_number, holder_data, reverification_requested_at, created_at, updated_at";
-
-fn parse_json(raw: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("bad JSON column: {e}")))
-}
 
 #[derive(FromRow)]
 struct RecordRow {

@@ -25,6 +25,17 @@ use crate::domain::credential::{CredentialRecord, CredentialVersion};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// A time in the text format every timestamp column uses (RFC 3339, UTC, milliseconds), so that
+/// text comparisons order times correctly.
+pub(super) fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Reads a JSON text column.
+pub(super) fn parse_json(raw: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("bad JSON column: {e}")))
+}
+
 /// SQL for "now" in the format every timestamp column uses.
 pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
@@ -417,7 +428,7 @@ impl Store for SqliteStore {
         ))
         .bind(device_reference_id)
         .bind(nonce)
-        .bind(expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .bind(stamp(expires_at))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::{insert_audit, parse_uuid, SqliteStore, NOW};
+use super::{insert_audit, parse_json, parse_uuid, stamp, SqliteStore, NOW};
 use crate::store::{
     notify_job, NewAuditEntry, OutboxJob, Provenance, StoreError, NOTIFY_CREDENTIAL_STATUS,
 };
@@ -35,8 +35,7 @@ impl TryFrom<OutboxRow> for OutboxJob {
         Ok(OutboxJob {
             outbox_id: parse_uuid(&r.outbox_id)?,
             kind: r.kind,
-            payload: serde_json::from_str(&r.payload)
-                .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?,
+            payload: parse_json(&r.payload)?,
             coalesce_key: r.coalesce_key,
             state: r.state,
             attempts: r.attempts,
@@ -45,11 +44,6 @@ impl TryFrom<OutboxRow> for OutboxJob {
             created_at: r.created_at,
         })
     }
-}
-
-/// A time in the text format every timestamp column uses, so that comparisons sort correctly.
-fn stamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Enqueues one notification per device copy of `credential_id` that is not deleted.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{insert_audit, parse_uuid, SqliteStore, NOW};
+use super::{insert_audit, parse_json, parse_uuid, SqliteStore, NOW};
 use crate::domain::proofing::{ProofingRecord, ProofingStatus, Review};
 use crate::store::{
     parse_proofing_status, proofing_job, NewAuditEntry, ProofingInsert, Provenance, ReviewError,
@@ -25,10 +25,6 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-fn json(raw: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("bad JSON column: {e}")))
-}
-
 impl TryFrom<Row> for ProofingRecord {
     type Error = StoreError;
     fn try_from(r: Row) -> Result<Self, StoreError> {
@@ -37,8 +33,8 @@ impl TryFrom<Row> for ProofingRecord {
             device_reference_id: r.device_reference_id,
             credential_id: r.credential_id.as_deref().map(parse_uuid).transpose()?,
             status: parse_proofing_status(&r.status)?,
-            status_detail: r.status_detail.as_deref().map(json).transpose()?,
-            evidence: json(&r.evidence)?,
+            status_detail: r.status_detail.as_deref().map(parse_json).transpose()?,
+            evidence: parse_json(&r.evidence)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
