@@ -85,6 +85,7 @@ fn ensure_keys(config: &Config) -> anyhow::Result<()> {
 
 /// `brevet serve`: the HTTP server, until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_signal();
     // Checked before anything else so that a broken doc type file stops the start, not a request.
     let doc_types = load_doc_types(&config)?;
     ensure_keys(&config)?;
@@ -123,7 +124,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(store, &config).with_doc_types(doc_types);
     let app = http::build_app(state, Limits::from_config(&config));
     tracing::info!(%address, "brevet serve listening on http://{address}");
-    http::run(listener, app, http::shutdown_signal())
+    http::run(listener, app, shutdown)
         .await
         .context("HTTP server failed")?;
     tracing::info!("brevet serve stopped");
@@ -158,6 +159,7 @@ pub fn dispatcher(config: &Config, store: SharedStore) -> anyhow::Result<Option<
 /// `brevet worker`: background jobs, until SIGINT or SIGTERM. It delivers the outbox's
 /// notifications to Google; the certificate-provisioning adapter will join it.
 pub async fn worker(config: Config) -> anyhow::Result<()> {
+    let shutdown = http::shutdown_signal();
     let store = open_store(&config).await?;
     match dispatcher(&config, store)? {
         Some(dispatcher) => {
@@ -168,13 +170,13 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
             dispatcher
                 .run(
                     Duration::from_millis(config.outbox.poll_interval_ms),
-                    http::shutdown_signal(),
+                    shutdown,
                 )
                 .await;
         }
         None => {
             tracing::warn!("brevet worker started; notifications are disabled because google.base_url is not set");
-            http::shutdown_signal().await;
+            shutdown.await;
         }
     }
     tracing::info!("brevet worker stopped");

@@ -21,6 +21,7 @@ fn pydeps() -> PathBuf {
         Command::new("python3")
             .args(["-c", "import pymdoccbor.mdoc.verifier"])
             .env("PYTHONPATH", dir)
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
