@@ -194,9 +194,9 @@ both_stores! {
     async fn an_expired_lease_hands_the_job_to_another_worker(db: TestDb) {
         let store = db.store().await;
         record_with_copies(&store, &["w1"], 1).await;
-        let first = store.claim_outbox_job("slow", Duration::from_millis(300)).await.unwrap().unwrap();
+        let first = store.claim_outbox_job("slow", Duration::from_secs(2)).await.unwrap().unwrap();
         assert!(store.claim_outbox_job("other", Duration::from_secs(30)).await.unwrap().is_none(), "leased jobs are not shared");
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         let second = store.claim_outbox_job("fast", Duration::from_secs(30)).await.unwrap().expect("lease expired");
         assert_eq!(second.outbox_id, first.outbox_id);
         assert_eq!(second.attempts, 2);
