@@ -345,11 +345,11 @@ pub trait Store: Send + Sync + 'static {
     /// Returns whether it was stored. Safe when several processes start at once: at most one wins.
     async fn create_bootstrap_token(&self, token: &NewAdminToken) -> Result<bool, StoreError>;
 
-    /// Stores a new token and audits it, in one transaction.
+    /// Stores a new token and audits its creation (`admin_token.create`), in one transaction.
     async fn create_admin_token(
         &self,
         token: &NewAdminToken,
-        audit: &NewAuditEntry<'_>,
+        by: Provenance<'_>,
     ) -> Result<AdminToken, StoreError>;
 
     /// The unrevoked token with this hash, if any; records that it was used.

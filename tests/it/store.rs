@@ -1,7 +1,7 @@
 //! The store contract, run against both stores.
 
 use brevet::domain::admin_token::{Role, TokenHash, TokenSecret};
-use brevet::store::{Actor, NewAdminToken, NewAuditEntry, StoreError};
+use brevet::store::{Actor, NewAdminToken, Provenance, StoreError};
 
 use crate::support::TestDb;
 
@@ -75,23 +75,15 @@ both_stores! {
     async fn bootstrap_is_skipped_when_any_token_exists(db: TestDb) {
         let store = db.store().await;
         let (_, token) = new_token("ops", Role::Operator);
-        let entry = NewAuditEntry {
-            actor: &Actor::System, action: "admin_token.create", target_kind: "admin_token",
-            target_id: String::new(), request_id: None,
-        };
-        store.create_admin_token(&token, &entry).await.unwrap();
+        store.create_admin_token(&token, Provenance { actor: &Actor::System, request_id: None }).await.unwrap();
         assert!(brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().is_none());
     }
 
     async fn created_tokens_authenticate_and_names_are_unique(db: TestDb) {
         let store = db.store().await;
-        let actor = Actor::System;
-        let entry = NewAuditEntry {
-            actor: &actor, action: "admin_token.create", target_kind: "admin_token",
-            target_id: String::new(), request_id: Some("req-1"),
-        };
+        let entry = Provenance { actor: &Actor::System, request_id: Some("req-1") };
         let (secret, token) = new_token("clerk", Role::Operator);
-        let created = store.create_admin_token(&token, &entry).await.unwrap();
+        let created = store.create_admin_token(&token, entry).await.unwrap();
         assert_eq!((created.name.as_str(), created.role), ("clerk", Role::Operator));
 
         let found = store.authenticate_admin_token(&secret.hash()).await.unwrap().unwrap();
@@ -99,7 +91,7 @@ both_stores! {
         assert!(store.authenticate_admin_token(&TokenHash::of("brv_wrong")).await.unwrap().is_none());
 
         let (_, same_name) = new_token("clerk", Role::Viewer);
-        match store.create_admin_token(&same_name, &entry).await {
+        match store.create_admin_token(&same_name, entry).await {
             Err(StoreError::Conflict(_)) => {}
             other => panic!("expected a conflict, got {other:?}"),
         }
@@ -109,5 +101,6 @@ both_stores! {
         assert_eq!(audit.len(), 1);
         assert_eq!(audit[0].target_id, created.admin_token_id.to_string());
         assert_eq!(audit[0].request_id.as_deref(), Some("req-1"));
+        assert_eq!((audit[0].action.as_str(), audit[0].target_kind.as_str()), ("admin_token.create", "admin_token"));
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::admin_token::{Role, TokenSecret};
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::AdminJson;
 use crate::http::AppState;
-use crate::store::{AdminToken, NewAdminToken, NewAuditEntry};
+use crate::store::{AdminToken, NewAdminToken};
 
 /// A token as the API shows it (never its value or hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -126,17 +126,9 @@ pub async fn create_token(
         token_hash: secret.hash(),
     };
     let actor = principal.actor();
-    let by = super::provenance(&actor, &request_id);
-    let audit = NewAuditEntry {
-        actor: by.actor,
-        action: "admin_token.create",
-        target_kind: "admin_token",
-        target_id: String::new(),
-        request_id: by.request_id,
-    };
     let created = state
         .store
-        .create_admin_token(&new_token, &audit)
+        .create_admin_token(&new_token, super::provenance(&actor, &request_id))
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(_) => {

@@ -230,7 +230,7 @@ impl Store for SqliteStore {
     async fn create_admin_token(
         &self,
         token: &NewAdminToken,
-        audit: &NewAuditEntry<'_>,
+        by: Provenance<'_>,
     ) -> Result<AdminToken, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row: AdminTokenRow = sqlx::query_as(&format!(
@@ -245,8 +245,11 @@ impl Store for SqliteStore {
         .await?;
         let created = AdminToken::try_from(row)?;
         let entry = NewAuditEntry {
+            actor: by.actor,
+            action: "admin_token.create",
+            target_kind: "admin_token",
             target_id: created.admin_token_id.to_string(),
-            ..audit.clone()
+            request_id: by.request_id,
         };
         insert_audit(&mut tx, &entry).await?;
         tx.commit().await?;
