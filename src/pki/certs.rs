@@ -285,6 +285,92 @@ pub fn issue_ds(
     sign(tbs, iaca_signer)
 }
 
+/// A certificate to issue that follows no Annex B profile: the Wallet API's identity and
+/// hybrid-encryption certificates, and the device-side certificates the simulators mint.
+#[derive(Debug, Clone)]
+pub struct CertTemplate {
+    /// Subject, as an RFC 4514 string such as `CN=Example`.
+    pub subject: String,
+    /// Issuer name; `None` for a self-signed certificate (issuer = subject).
+    pub issuer: Option<Name>,
+    /// Serial number bytes (positive); `None` for 20 random octets.
+    pub serial: Option<Vec<u8>>,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// Lifetime.
+    pub lifetime: Duration,
+    /// The certified key.
+    pub public_key: VerifyingKey,
+    /// Whether it is a CA certificate (BasicConstraints, keyCertSign).
+    pub ca: bool,
+    /// Further extensions, e.g. an Android attestation record.
+    pub extensions: Vec<Extension>,
+}
+
+/// An extension with a raw DER value, for OIDs x509-cert has no type for.
+pub fn raw_extension(oid: ObjectIdentifier, critical: bool, der: &[u8]) -> Result<Extension, CertError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(der).map_err(encoding)?,
+    })
+}
+
+/// The raw DER value of the extension `oid`, if the certificate has it.
+pub fn raw_extension_value(cert: &Certificate, oid: ObjectIdentifier) -> Option<&[u8]> {
+    cert.tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|ext| ext.extn_id == oid)
+        .map(|ext| ext.extn_value.as_bytes())
+}
+
+/// Issues `template`, signed (ES256) by `signer`.
+pub fn issue_certificate(template: &CertTemplate, signer: &dyn Signer) -> Result<Certificate, CertError> {
+    let subject = Name::from_str(&template.subject)
+        .map_err(|e| CertError::Profile(format!("subject name: {e}")))?;
+    let spki = spki_of(&template.public_key)?;
+    let mut extensions = vec![extension(&SubjectKeyIdentifier(key_identifier(&spki)?), false)?];
+    if template.ca {
+        extensions.push(extension(&BasicConstraints { ca: true, path_len_constraint: None }, true)?);
+        extensions.push(extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?);
+    }
+    extensions.extend(template.extensions.iter().cloned());
+    let serial_number = match &template.serial {
+        Some(bytes) => SerialNumber::new(bytes).map_err(encoding)?,
+        None => random_serial()?,
+    };
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number,
+        signature: ecdsa_sha256(),
+        issuer: template.issuer.clone().unwrap_or_else(|| subject.clone()),
+        validity: validity(template.not_before, template.lifetime)?,
+        subject,
+        subject_public_key_info: spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    sign(tbs, signer)
+}
+
+/// The serial number in upper-case hex: the Wallet API's `recipientKeyId` of an issuer key.
+pub fn serial_hex(cert: &Certificate) -> String {
+    hex::encode_upper(cert.tbs_certificate.serial_number.as_bytes())
+}
+
+/// DER of a certificate.
+pub fn to_der(cert: &Certificate) -> Result<Vec<u8>, CertError> {
+    cert.to_der().map_err(encoding)
+}
+
+/// Reads a DER certificate.
+pub fn from_der(der: &[u8]) -> Result<Certificate, CertError> {
+    Certificate::from_der(der).map_err(|e| CertError::Encoding(format!("not a DER certificate: {e}")))
+}
+
 /// The P-256 public key of a certificate.
 pub fn public_key(cert: &Certificate) -> Result<VerifyingKey, CertError> {
     let spki = cert

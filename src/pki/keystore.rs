@@ -8,6 +8,8 @@
 //! keys/iaca.key.pem        IACA private key (optional: an IACA kept offline is imported without it)
 //! keys/ds/NNNN.cert.pem    DS certificates; the highest NNNN is the active one
 //! keys/ds/NNNN.key.pem     their private keys
+//! keys/identity/NNNN.*     Wallet API identity keys and certificates (see wallet_keys.rs)
+//! keys/hybrid/NNNN.*       Wallet API hybrid-encryption keys and certificates
 //! ```
 //! Older DS keys stay: MSOs they signed remain valid until they expire, and `keys show` lists them.
 
@@ -54,7 +56,7 @@ pub enum KeyStoreError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
     move |source| KeyStoreError::Io {
         path: path.to_owned(),
         source,
@@ -126,7 +128,7 @@ impl Default for Lifetimes {
     }
 }
 
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
+pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -137,7 +139,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreErro
     file.sync_all().map_err(io(path))
 }
 
-fn read(path: &Path) -> Result<String, KeyStoreError> {
+pub(super) fn read(path: &Path) -> Result<String, KeyStoreError> {
     fs::read_to_string(path).map_err(io(path))
 }
 
@@ -160,7 +162,7 @@ impl KeyStore {
         self.dir.join("iaca.key.pem")
     }
 
-    fn authority_path(&self) -> PathBuf {
+    pub(super) fn authority_path(&self) -> PathBuf {
         self.dir.join("authority.toml")
     }
 
@@ -173,8 +175,13 @@ impl KeyStore {
         self.iaca_cert_path().is_file()
     }
 
-    fn create_dirs(&self) -> Result<(), KeyStoreError> {
-        for dir in [self.dir.clone(), self.ds_dir()] {
+    pub(super) fn create_dirs(&self) -> Result<(), KeyStoreError> {
+        for dir in [
+            self.dir.clone(),
+            self.ds_dir(),
+            self.dir.join("identity"),
+            self.dir.join("hybrid"),
+        ] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -215,7 +222,8 @@ impl KeyStore {
             certs::to_pem(&iaca)?.as_bytes(),
             0o644,
         )?;
-        self.rotate_ds(lifetimes.ds).map(|_| ())
+        self.rotate_ds(lifetimes.ds)?;
+        self.ensure_wallet_keys()
     }
 
     /// Adds a new DS key and certificate signed by the IACA key, and makes it the active one.
@@ -326,7 +334,7 @@ impl KeyStore {
         Ok(number)
     }
 
-    fn load_key(&self, path: &Path) -> Result<SoftwareSigner, KeyStoreError> {
+    pub(super) fn load_key(&self, path: &Path) -> Result<SoftwareSigner, KeyStoreError> {
         SoftwareSigner::from_pkcs8_pem(&read(path)?).map_err(|source| KeyStoreError::Key {
             path: path.to_owned(),
             source,

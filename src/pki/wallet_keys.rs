@@ -1,0 +1,294 @@
+//! The Wallet API's own keys (spec/wallet-api.md §8.1), kept in the key directory beside the
+//! mdoc keys:
+//!
+//! ```text
+//! keys/identity/NNNN.key.pem   identity (signing) keys: sign what Brevet encrypts to devices
+//! keys/identity/NNNN.cert.pem  their self-signed certificates, served by getIdentityKey
+//! keys/hybrid/NNNN.key.pem     hybrid (HPKE) keys: decrypt what devices encrypt to Brevet
+//! keys/hybrid/NNNN.cert.pem    their certificates, signed by the identity key that was active
+//! ```
+//! The highest number is the active key. Google rotates identity keys yearly and hybrid keys
+//! quarterly; older keys stay so that every unexpired identity certificate is published during a
+//! rotation and every unexpired hybrid key still decrypts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+use x509_cert::Certificate;
+
+use super::certs::{self, CertTemplate};
+use super::hpke::HpkePrivateKey;
+use super::keystore::{io, read, write_new, AuthorityFile, KeyStore, KeyStoreError};
+use super::signer::{fast_signer, Signer, SoftwareSigner};
+
+/// Lifetime of a new identity certificate: a year plus a month of overlap for rotation [I].
+pub const IDENTITY_LIFETIME: Duration = Duration::from_secs(395 * 86_400);
+/// Lifetime of a new hybrid certificate: a quarter plus a month of overlap [I].
+pub const HYBRID_LIFETIME: Duration = Duration::from_secs(120 * 86_400);
+
+/// Which of the two Wallet keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletKeyKind {
+    /// Identity (signing) key.
+    Identity,
+    /// Hybrid encryption key.
+    Hybrid,
+}
+
+impl WalletKeyKind {
+    fn dir_name(self) -> &'static str {
+        match self {
+            WalletKeyKind::Identity => "identity",
+            WalletKeyKind::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// An identity key with its certificate.
+pub struct IdentityKey {
+    /// Its number.
+    pub number: u32,
+    /// Certificate served by getIdentityKey.
+    pub certificate: Certificate,
+    /// Signs.
+    pub signer: Box<dyn Signer>,
+}
+
+/// A hybrid key with its certificate.
+pub struct HybridKey {
+    /// Its number.
+    pub number: u32,
+    /// Certificate served by getHybridEncryptionKey; its serial (upper-case hex) is the
+    /// `recipientKeyId` devices use.
+    pub certificate: Certificate,
+    /// Decrypts.
+    pub key: HpkePrivateKey,
+}
+
+/// The Wallet keys a server uses, loaded once at start.
+pub struct WalletKeys {
+    /// Unexpired identity keys, oldest first; the last one signs.
+    pub identity: Vec<IdentityKey>,
+    /// Unexpired hybrid keys, oldest first; the last one is published.
+    pub hybrid: Vec<HybridKey>,
+}
+
+impl WalletKeys {
+    /// The identity key that signs.
+    pub fn active_identity(&self) -> Option<&IdentityKey> {
+        self.identity.last()
+    }
+
+    /// The hybrid key that is published.
+    pub fn active_hybrid(&self) -> Option<&HybridKey> {
+        self.hybrid.last()
+    }
+
+    /// The hybrid key whose certificate serial is `serial_hex` (case-insensitive).
+    pub fn hybrid_by_serial(&self, serial_hex: &str) -> Option<&HybridKey> {
+        self.hybrid
+            .iter()
+            .find(|k| certs::serial_hex(&k.certificate).eq_ignore_ascii_case(serial_hex))
+    }
+}
+
+fn numbers(dir: &Path) -> Result<Vec<u32>, KeyStoreError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut numbers: Vec<u32> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".cert.pem")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+fn unexpired(cert: &Certificate, now: SystemTime) -> bool {
+    certs::check_validity(cert, now).is_ok()
+}
+
+impl KeyStore {
+    fn wallet_dir(&self, kind: WalletKeyKind) -> PathBuf {
+        self.dir().join(kind.dir_name())
+    }
+
+    fn wallet_file(&self, kind: WalletKeyKind, number: u32, what: &str) -> PathBuf {
+        self.wallet_dir(kind).join(format!("{number:04}.{what}.pem"))
+    }
+
+    fn subject(&self, what: &str, number: u32) -> String {
+        let country = read(&self.authority_path())
+            .ok()
+            .and_then(|raw| toml::from_str::<AuthorityFile>(&raw).ok())
+            .map_or_else(|| "XX".to_owned(), |a| a.country);
+        format!("CN=Brevet Wallet {what} {number},C={country}")
+    }
+
+    /// Creates the first identity and hybrid keys where there are none.
+    pub fn ensure_wallet_keys(&self) -> Result<(), KeyStoreError> {
+        if numbers(&self.wallet_dir(WalletKeyKind::Identity))?.is_empty() {
+            self.rotate_wallet_key(WalletKeyKind::Identity)?;
+        }
+        if numbers(&self.wallet_dir(WalletKeyKind::Hybrid))?.is_empty() {
+            self.rotate_wallet_key(WalletKeyKind::Hybrid)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a new key of `kind` and makes it the active one; returns its number.
+    pub fn rotate_wallet_key(&self, kind: WalletKeyKind) -> Result<u32, KeyStoreError> {
+        self.create_dirs()?;
+        let dir = self.wallet_dir(kind);
+        let number = numbers(&dir)?.last().map_or(1, |n| n + 1);
+        let now = SystemTime::now();
+        let (certificate, key_pem) = match kind {
+            WalletKeyKind::Identity => {
+                let key = SoftwareSigner::generate();
+                let template = CertTemplate {
+                    subject: self.subject("Identity Key", number),
+                    issuer: None,
+                    serial: None,
+                    not_before: now,
+                    lifetime: IDENTITY_LIFETIME,
+                    public_key: key.verifying_key(),
+                    ca: false,
+                    extensions: vec![certs::raw_extension(
+                        x509_cert::der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+                        true,
+                        &x509_cert::der::Encode::to_der(&KeyUsage(
+                            KeyUsages::DigitalSignature.into(),
+                        ))
+                        .map_err(|e| KeyStoreError::State(e.to_string()))?,
+                    )?],
+                };
+                let cert = certs::issue_certificate(&template, &key)?;
+                let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
+                    path: self.wallet_file(kind, number, "key"),
+                    source,
+                })?;
+                (cert, pem)
+            }
+            WalletKeyKind::Hybrid => {
+                let identity = self.load_identity_keys(now)?.pop().ok_or_else(|| {
+                    KeyStoreError::State(
+                        "a hybrid key is certified by the identity key: create one first".into(),
+                    )
+                })?;
+                let key = HpkePrivateKey::generate();
+                let public = p256::ecdsa::VerifyingKey::from(key.secret().public_key());
+                let template = CertTemplate {
+                    subject: self.subject("Hybrid Encryption Key", number),
+                    issuer: Some(identity.certificate.tbs_certificate.subject.clone()),
+                    serial: None,
+                    not_before: now,
+                    lifetime: HYBRID_LIFETIME,
+                    public_key: public,
+                    ca: false,
+                    extensions: vec![certs::raw_extension(
+                        x509_cert::der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+                        true,
+                        &x509_cert::der::Encode::to_der(&KeyUsage(KeyUsages::KeyAgreement.into()))
+                            .map_err(|e| KeyStoreError::State(e.to_string()))?,
+                    )?],
+                };
+                let cert = certs::issue_certificate(&template, identity.signer.as_ref())?;
+                let pem = key
+                    .secret()
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|e| KeyStoreError::State(format!("cannot encode hybrid key: {e}")))?;
+                (cert, pem)
+            }
+        };
+        write_new(
+            &self.wallet_file(kind, number, "key"),
+            key_pem.as_bytes(),
+            0o600,
+        )?;
+        write_new(
+            &self.wallet_file(kind, number, "cert"),
+            certs::to_pem(&certificate)?.as_bytes(),
+            0o644,
+        )?;
+        Ok(number)
+    }
+
+    fn load_identity_keys(&self, now: SystemTime) -> Result<Vec<IdentityKey>, KeyStoreError> {
+        let kind = WalletKeyKind::Identity;
+        let mut keys = Vec::new();
+        for number in numbers(&self.wallet_dir(kind))? {
+            let certificate = certs::from_pem(&read(&self.wallet_file(kind, number, "cert"))?)?;
+            if !unexpired(&certificate, now) {
+                continue;
+            }
+            let path = self.wallet_file(kind, number, "key");
+            let software = self.load_key(&path)?;
+            if certs::public_key(&certificate)? != software.verifying_key() {
+                return Err(KeyStoreError::State(format!(
+                    "{} is not the key of its certificate",
+                    path.display()
+                )));
+            }
+            let signer = fast_signer(&software).map_err(|source| KeyStoreError::Key {
+                path: path.clone(),
+                source,
+            })?;
+            keys.push(IdentityKey {
+                number,
+                certificate,
+                signer,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The unexpired Wallet keys. Errors when there is no usable identity or hybrid key.
+    pub fn wallet_keys(&self, now: SystemTime) -> Result<WalletKeys, KeyStoreError> {
+        let identity = self.load_identity_keys(now)?;
+        let kind = WalletKeyKind::Hybrid;
+        let mut hybrid = Vec::new();
+        for number in numbers(&self.wallet_dir(kind))? {
+            let certificate = certs::from_pem(&read(&self.wallet_file(kind, number, "cert"))?)?;
+            if !unexpired(&certificate, now) {
+                continue;
+            }
+            let path = self.wallet_file(kind, number, "key");
+            let secret = p256::SecretKey::from_pkcs8_pem(&read(&path)?)
+                .map_err(|e| KeyStoreError::State(format!("{}: {e}", path.display())))?;
+            let key = HpkePrivateKey::from_secret(secret);
+            if certs::public_key(&certificate)?
+                != p256::ecdsa::VerifyingKey::from(key.secret().public_key())
+            {
+                return Err(KeyStoreError::State(format!(
+                    "{} is not the key of its certificate",
+                    path.display()
+                )));
+            }
+            hybrid.push(HybridKey {
+                number,
+                certificate,
+                key,
+            });
+        }
+        if identity.is_empty() || hybrid.is_empty() {
+            return Err(KeyStoreError::State(format!(
+                "no unexpired Wallet {} key in {}; run `brevet keys rotate-{}`",
+                if identity.is_empty() { "identity" } else { "hybrid" },
+                self.dir().display(),
+                if identity.is_empty() { "identity" } else { "hybrid" },
+            )));
+        }
+        Ok(WalletKeys { identity, hybrid })
+    }
+}
