@@ -5,6 +5,7 @@
 //! Encoded bytes are kept wherever a signature or digest covers them ([`cbor::Tag24`]), so that a
 //! verifier recomputes exactly what the issuer hashed and signed.
 
+pub mod android;
 pub mod cbor;
 pub mod cose;
 pub mod doctype;
