@@ -4,3 +4,5 @@
 pub mod admin_token;
 pub mod credential;
 pub mod proofing;
+pub mod device;
+pub mod wallet_credential;

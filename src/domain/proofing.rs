@@ -122,7 +122,7 @@ pub enum Review {
 
 /// A decision that the proofing's status does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a {status} proofing cannot be {action}")]
+#[error("the proofing is {status} and cannot be {action}")]
 pub struct IllegalReview {
     /// The status.
     pub status: ProofingStatus,
@@ -171,6 +171,20 @@ impl Review {
             },
             Review::Approve | Review::Revoke => json!({}),
         }
+    }
+}
+
+/// cancelProofing on a proofing in `status`: "must be in a Pending, Challenged or Cancelled
+/// state" (spec §4.8), so a repeat is a no-op and everything else is refused.
+pub fn cancel(status: ProofingStatus) -> Result<ProofingStatus, IllegalReview> {
+    match status {
+        ProofingStatus::Pending | ProofingStatus::Challenged | ProofingStatus::Canceled => {
+            Ok(ProofingStatus::Canceled)
+        }
+        _ => Err(IllegalReview {
+            status,
+            action: "canceled",
+        }),
     }
 }
 
@@ -260,11 +274,32 @@ mod tests {
         }
         assert_eq!(
             Review::Revoke.apply(Pending).unwrap_err().to_string(),
-            "a pending proofing cannot be revoked"
+            "the proofing is pending and cannot be revoked"
         );
         for status in ProofingStatus::ALL {
             assert_eq!(status.as_str().parse::<ProofingStatus>(), Ok(status));
         }
+    }
+
+    #[test]
+    fn cancel_in_every_status() {
+        use ProofingStatus::*;
+        let expected = [
+            Some(Canceled),
+            None,
+            None,
+            Some(Canceled),
+            Some(Canceled),
+            None,
+            None,
+        ];
+        for (status, want) in ProofingStatus::ALL.into_iter().zip(expected) {
+            assert_eq!(cancel(status).ok(), want, "{status}");
+        }
+        assert_eq!(
+            cancel(Accepted).unwrap_err().to_string(),
+            "the proofing is accepted and cannot be canceled"
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ both_stores! {
         assert_eq!(rejected.json()["wireStatus"], json!({ "rejected": { "rejection": { "livenessCheckFailure": {} } } }));
         let again = review("p-1", json!({ "decision": "reject", "reason": "evidenceMismatch" })).await;
         assert_eq!(again.status, StatusCode::CONFLICT);
-        assert_eq!(again.json()["error"]["message"], "a rejected proofing cannot be rejected");
+        assert_eq!(again.json()["error"]["message"], "the proofing is rejected and cannot be rejected");
         let corrected = review("p-1", json!({ "decision": "approve", "credentialId": credential_id })).await;
         assert_eq!(corrected.json()["status"], "accepted", "staff may correct a rejection");
 
