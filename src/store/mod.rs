@@ -89,6 +89,8 @@ pub struct Device {
     pub registration_nonce: Option<Vec<u8>>,
     /// When it stops being usable.
     pub nonce_expires_at: Option<DateTime<Utc>>,
+    /// DER SubjectPublicKeyInfo of the registered identity key.
+    pub identity_public_key: Option<Vec<u8>>,
 }
 
 /// A credential as provisioned to one device.
@@ -104,6 +106,38 @@ pub struct WalletCopy {
     pub provisioned_version_id: Option<Uuid>,
     /// Bound.
     pub created_at: DateTime<Utc>,
+    /// The holder record.
+    pub credential_id: Uuid,
+    /// The version whose ProofOfProvisioning was accepted.
+    pub proven_version_id: Option<Uuid>,
+    /// SHA-256 of that ProofOfProvisioning.
+    pub pop_sha256: Option<Vec<u8>>,
+    /// When the wallet deleted it.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl WalletCopy {
+    /// The lifecycle state of the copy.
+    pub fn state(&self) -> crate::domain::wallet_credential::Copy {
+        crate::domain::wallet_credential::Copy {
+            provisioned: self.provisioned_version_id,
+            proven: self.proven_version_id,
+            deleted: self.deleted_at.is_some(),
+        }
+    }
+}
+
+/// A change to a device copy, written only if the copy is still in `expected`.
+#[derive(Debug, Clone)]
+pub struct CopyChange<'a> {
+    /// The state read before deciding.
+    pub expected: crate::domain::wallet_credential::Copy,
+    /// The state to write.
+    pub next: crate::domain::wallet_credential::Copy,
+    /// The wire status to record (for listings; the Wallet API derives it afresh).
+    pub status: &'a str,
+    /// The ProofOfProvisioning digest to store, when one was accepted.
+    pub pop_sha256: Option<&'a [u8]>,
 }
 
 /// An MSO to record.
@@ -470,6 +504,37 @@ pub trait Store: Send + Sync + 'static {
         nonce: &[u8],
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Registers the identity key of a device whose outstanding nonce is `nonce`, consuming the
+    /// nonce. False when that nonce is no longer outstanding (used or replaced meanwhile).
+    async fn register_device(
+        &self,
+        device_reference_id: &str,
+        nonce: &[u8],
+        identity_public_key: &[u8],
+        attestation_chain: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
+
+    /// One device copy.
+    async fn get_wallet_credential(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<WalletCopy>, StoreError>;
+
+    /// Writes `change` if the copy is still as the caller read it; false otherwise.
+    async fn change_wallet_credential(
+        &self,
+        wallet_credential_id: &str,
+        change: &CopyChange<'_>,
+    ) -> Result<bool, StoreError>;
+
+    /// Moves a proofing from `from` to `to`; false when it was no longer in `from`.
+    async fn set_proofing_status(
+        &self,
+        proofing_id: &str,
+        from: ProofingStatus,
+        to: ProofingStatus,
+    ) -> Result<bool, StoreError>;
 
     /// One device.
     async fn get_device(&self, device_reference_id: &str) -> Result<Option<Device>, StoreError>;

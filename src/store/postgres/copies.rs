@@ -5,15 +5,38 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::PgStore;
-use crate::store::{MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
+use crate::domain::proofing::ProofingStatus;
+use crate::store::{CopyChange, MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
+
+const COPY_COLUMNS: &str = "wallet_credential_id, credential_id, device_reference_id, status, provisioned_version_id, proven_version_id, pop_sha256, deleted_at, created_at";
 
 #[derive(FromRow)]
 struct CopyRow {
     wallet_credential_id: String,
+    credential_id: Uuid,
     device_reference_id: String,
     status: String,
     provisioned_version_id: Option<Uuid>,
+    proven_version_id: Option<Uuid>,
+    pop_sha256: Option<Vec<u8>>,
+    deleted_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+}
+
+impl From<CopyRow> for WalletCopy {
+    fn from(r: CopyRow) -> Self {
+        WalletCopy {
+            wallet_credential_id: r.wallet_credential_id,
+            credential_id: r.credential_id,
+            device_reference_id: r.device_reference_id,
+            status: r.status,
+            provisioned_version_id: r.provisioned_version_id,
+            proven_version_id: r.proven_version_id,
+            pop_sha256: r.pop_sha256,
+            deleted_at: r.deleted_at,
+            created_at: r.created_at,
+        }
+    }
 }
 
 #[derive(FromRow)]
@@ -34,23 +57,94 @@ impl PgStore {
         &self,
         credential_id: Uuid,
     ) -> Result<Vec<WalletCopy>, StoreError> {
-        let rows: Vec<CopyRow> = sqlx::query_as(
-            "select wallet_credential_id, device_reference_id, status, provisioned_version_id, created_at
-             from wallet_credentials where credential_id = $1 order by created_at, wallet_credential_id",
-        )
+        let rows: Vec<CopyRow> = sqlx::query_as(&format!(
+            "select {COPY_COLUMNS} from wallet_credentials where credential_id = $1 order by created_at, wallet_credential_id"
+        ))
         .bind(credential_id)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| WalletCopy {
-                wallet_credential_id: r.wallet_credential_id,
-                device_reference_id: r.device_reference_id,
-                status: r.status,
-                provisioned_version_id: r.provisioned_version_id,
-                created_at: r.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(WalletCopy::from).collect())
+    }
+
+    pub(super) async fn get_wallet_credential_impl(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<WalletCopy>, StoreError> {
+        let row: Option<CopyRow> = sqlx::query_as(&format!(
+            "select {COPY_COLUMNS} from wallet_credentials where wallet_credential_id = $1"
+        ))
+        .bind(wallet_credential_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(WalletCopy::from))
+    }
+
+    pub(super) async fn change_wallet_credential_impl(
+        &self,
+        wallet_credential_id: &str,
+        change: &CopyChange<'_>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update wallet_credentials
+             set provisioned_version_id = $1, proven_version_id = $2, status = $3,
+                 pop_sha256 = coalesce($4, pop_sha256),
+                 deleted_at = case when $5 then coalesce(deleted_at, now()) else null end,
+                 updated_at = now()
+             where wallet_credential_id = $6 and provisioned_version_id is not distinct from $7
+               and proven_version_id is not distinct from $8 and (deleted_at is not null) = $9",
+        )
+        .bind(change.next.provisioned)
+        .bind(change.next.proven)
+        .bind(change.status)
+        .bind(change.pop_sha256)
+        .bind(change.next.deleted)
+        .bind(wallet_credential_id)
+        .bind(change.expected.provisioned)
+        .bind(change.expected.proven)
+        .bind(change.expected.deleted)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn register_device_impl(
+        &self,
+        device_reference_id: &str,
+        nonce: &[u8],
+        identity_public_key: &[u8],
+        attestation_chain: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update devices
+             set status = 'registered', identity_public_key = $1, attestation_chain = $2, registered_at = now(),
+                 registration_nonce = null, nonce_expires_at = null, updated_at = now()
+             where device_reference_id = $3 and registration_nonce = $4 and identity_public_key is null",
+        )
+        .bind(identity_public_key)
+        .bind(attestation_chain)
+        .bind(device_reference_id)
+        .bind(nonce)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn set_proofing_status_impl(
+        &self,
+        proofing_id: &str,
+        from: ProofingStatus,
+        to: ProofingStatus,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update proofings set status = $1, status_detail = null, updated_at = now()
+             where proofing_id = $2 and status = $3",
+        )
+        .bind(to.as_str())
+        .bind(proofing_id)
+        .bind(from.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn record_mso_issuance_impl(

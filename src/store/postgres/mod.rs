@@ -391,22 +391,60 @@ impl Store for PgStore {
         &self,
         device_reference_id: &str,
     ) -> Result<Option<crate::store::Device>, StoreError> {
-        let row: Option<(String, String, Option<Vec<u8>>, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "select device_reference_id, status, registration_nonce, nonce_expires_at from devices where device_reference_id = $1",
+        type Row = (String, String, Option<Vec<u8>>, Option<DateTime<Utc>>, Option<Vec<u8>>);
+        let row: Option<Row> = sqlx::query_as(
+            "select device_reference_id, status, registration_nonce, nonce_expires_at, identity_public_key from devices where device_reference_id = $1",
         )
         .bind(device_reference_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(device_reference_id, status, registration_nonce, nonce_expires_at)| {
+            |(device_reference_id, status, registration_nonce, nonce_expires_at, identity_public_key)| {
                 crate::store::Device {
                     device_reference_id,
                     status,
                     registration_nonce,
                     nonce_expires_at,
+                    identity_public_key,
                 }
             },
         ))
+    }
+
+    async fn register_device(
+        &self,
+        device_reference_id: &str,
+        nonce: &[u8],
+        identity_public_key: &[u8],
+        attestation_chain: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        self.register_device_impl(device_reference_id, nonce, identity_public_key, attestation_chain)
+            .await
+    }
+
+    async fn get_wallet_credential(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<crate::store::WalletCopy>, StoreError> {
+        self.get_wallet_credential_impl(wallet_credential_id).await
+    }
+
+    async fn change_wallet_credential(
+        &self,
+        wallet_credential_id: &str,
+        change: &crate::store::CopyChange<'_>,
+    ) -> Result<bool, StoreError> {
+        self.change_wallet_credential_impl(wallet_credential_id, change)
+            .await
+    }
+
+    async fn set_proofing_status(
+        &self,
+        proofing_id: &str,
+        from: crate::domain::proofing::ProofingStatus,
+        to: crate::domain::proofing::ProofingStatus,
+    ) -> Result<bool, StoreError> {
+        self.set_proofing_status_impl(proofing_id, from, to).await
     }
 
     async fn list_wallet_credentials(

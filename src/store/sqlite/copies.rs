@@ -4,16 +4,41 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{parse_uuid, stamp, SqliteStore};
-use crate::store::{MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
+use super::{parse_uuid, stamp, SqliteStore, NOW};
+use crate::domain::proofing::ProofingStatus;
+use crate::store::{CopyChange, MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
+
+const COPY_COLUMNS: &str = "wallet_credential_id, credential_id, device_reference_id, status, provisioned_version_id, proven_version_id, pop_sha256, deleted_at, created_at";
 
 #[derive(FromRow)]
 struct CopyRow {
     wallet_credential_id: String,
+    credential_id: String,
     device_reference_id: String,
     status: String,
     provisioned_version_id: Option<String>,
+    proven_version_id: Option<String>,
+    pop_sha256: Option<Vec<u8>>,
+    deleted_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+}
+
+impl TryFrom<CopyRow> for WalletCopy {
+    type Error = StoreError;
+    fn try_from(r: CopyRow) -> Result<Self, StoreError> {
+        let uuid = |raw: Option<String>| raw.as_deref().map(parse_uuid).transpose();
+        Ok(WalletCopy {
+            credential_id: parse_uuid(&r.credential_id)?,
+            provisioned_version_id: uuid(r.provisioned_version_id)?,
+            proven_version_id: uuid(r.proven_version_id)?,
+            wallet_credential_id: r.wallet_credential_id,
+            device_reference_id: r.device_reference_id,
+            status: r.status,
+            pop_sha256: r.pop_sha256,
+            deleted_at: r.deleted_at,
+            created_at: r.created_at,
+        })
+    }
 }
 
 #[derive(FromRow)]
@@ -34,28 +59,95 @@ impl SqliteStore {
         &self,
         credential_id: Uuid,
     ) -> Result<Vec<WalletCopy>, StoreError> {
-        let rows: Vec<CopyRow> = sqlx::query_as(
-            "select wallet_credential_id, device_reference_id, status, provisioned_version_id, created_at
-             from wallet_credentials where credential_id = ? order by created_at, wallet_credential_id",
-        )
+        let rows: Vec<CopyRow> = sqlx::query_as(&format!(
+            "select {COPY_COLUMNS} from wallet_credentials where credential_id = ? order by created_at, wallet_credential_id"
+        ))
         .bind(credential_id.to_string())
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(WalletCopy {
-                    provisioned_version_id: r
-                        .provisioned_version_id
-                        .as_deref()
-                        .map(parse_uuid)
-                        .transpose()?,
-                    wallet_credential_id: r.wallet_credential_id,
-                    device_reference_id: r.device_reference_id,
-                    status: r.status,
-                    created_at: r.created_at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(WalletCopy::try_from).collect()
+    }
+
+    pub(super) async fn get_wallet_credential_impl(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<WalletCopy>, StoreError> {
+        let row: Option<CopyRow> = sqlx::query_as(&format!(
+            "select {COPY_COLUMNS} from wallet_credentials where wallet_credential_id = ?"
+        ))
+        .bind(wallet_credential_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(WalletCopy::try_from).transpose()
+    }
+
+    pub(super) async fn change_wallet_credential_impl(
+        &self,
+        wallet_credential_id: &str,
+        change: &CopyChange<'_>,
+    ) -> Result<bool, StoreError> {
+        let text = |id: Option<Uuid>| id.map(|id| id.to_string());
+        let done = sqlx::query(&format!(
+            "update wallet_credentials
+             set provisioned_version_id = ?, proven_version_id = ?, status = ?,
+                 pop_sha256 = coalesce(?, pop_sha256),
+                 deleted_at = case when ? then coalesce(deleted_at, {NOW}) else null end,
+                 updated_at = {NOW}
+             where wallet_credential_id = ? and provisioned_version_id is ? and proven_version_id is ?
+               and (deleted_at is not null) = ?"
+        ))
+        .bind(text(change.next.provisioned))
+        .bind(text(change.next.proven))
+        .bind(change.status)
+        .bind(change.pop_sha256)
+        .bind(change.next.deleted)
+        .bind(wallet_credential_id)
+        .bind(text(change.expected.provisioned))
+        .bind(text(change.expected.proven))
+        .bind(change.expected.deleted)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn register_device_impl(
+        &self,
+        device_reference_id: &str,
+        nonce: &[u8],
+        identity_public_key: &[u8],
+        attestation_chain: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "update devices
+             set status = 'registered', identity_public_key = ?, attestation_chain = ?, registered_at = {NOW},
+                 registration_nonce = null, nonce_expires_at = null, updated_at = {NOW}
+             where device_reference_id = ? and registration_nonce = ? and identity_public_key is null"
+        ))
+        .bind(identity_public_key)
+        .bind(attestation_chain.to_string())
+        .bind(device_reference_id)
+        .bind(nonce)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn set_proofing_status_impl(
+        &self,
+        proofing_id: &str,
+        from: ProofingStatus,
+        to: ProofingStatus,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "update proofings set status = ?, status_detail = null, updated_at = {NOW}
+             where proofing_id = ? and status = ?"
+        ))
+        .bind(to.as_str())
+        .bind(proofing_id)
+        .bind(from.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn record_mso_issuance_impl(
