@@ -27,6 +27,22 @@
 //! | `outbox.poll_interval_ms` | `BREVET_OUTBOX__POLL_INTERVAL_MS` | `1000` | how often an idle dispatcher looks for due jobs |
 //! | `wallet.nonce_ttl_secs` | `BREVET_WALLET__NONCE_TTL_SECS` | `600` | how long a device registration nonce stays usable |
 //! | `wallet.api_versions` | `BREVET_WALLET__API_VERSIONS` | `["0.1"]` | Wallet API versions accepted in `requestMetadata.version` |
+//! | `wallet.allow_plaintext` | `BREVET_WALLET__ALLOW_PLAINTEXT` | `false` | answer requests without `deviceEncryptionKey` in plaintext (Google sandbox onboarding only) |
+//! | `wallet.accept_test_credentials` | `BREVET_WALLET__ACCEPT_TEST_CREDENTIALS` | `false` | accept device proofs marked `testCredential` |
+//! | `wallet.mso_validity_secs` | `BREVET_WALLET__MSO_VALIDITY_SECS` | `2592000` | lifetime of an MSO (30 days; never past the DS certificate) |
+//! | `wallet.max_auth_keys` | `BREVET_WALLET__MAX_AUTH_KEYS` | `64` | most auth keys certified per provisionMobileSecurityObjects call |
+//! | `wallet.hpke.credential` | `BREVET_WALLET__HPKE__CREDENTIAL` | `Credential` | HPKE context of the credential payload ([I]) |
+//! | `wallet.hpke.mobile_security_object` | `BREVET_WALLET__HPKE__MOBILE_SECURITY_OBJECT` | `MobileSecurityObject` | HPKE context of each MSO ([I]) |
+//! | `wallet.hpke.context_in` | `BREVET_WALLET__HPKE__CONTEXT_IN` | `info` | whether contexts go into HPKE `info` or AEAD `aad` ([I]) |
+//! | `wallet.attestation.roots` | `BREVET_WALLET__ATTESTATION__ROOTS` | `[]` | PEM files of trusted Android attestation roots |
+//! | `wallet.attestation.trust_simulator_root` | `BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT` | `false` (`true` in zero-config development) | trust `brevet sim wallet`'s attestation root |
+//! | `wallet.attestation.revoked_serials` | `BREVET_WALLET__ATTESTATION__REVOKED_SERIALS` | `[]` | revoked attestation certificate serials (upper-case hex) |
+//! | `wallet.attestation.package_names` | `BREVET_WALLET__ATTESTATION__PACKAGE_NAMES` | `["com.google.android.gms", "com.google.android.gsf"]` | attested application ids accepted |
+//! | `http.allow_plaintext` | `BREVET_HTTP__ALLOW_PLAINTEXT` | `false` | allow plain HTTP on a non-loopback `listen` (behind a TLS proxy) |
+//! | `tls.certificate` | `BREVET_TLS__CERTIFICATE` | none | PEM server certificate chain; with `tls.private_key` enables TLS |
+//! | `tls.private_key` | `BREVET_TLS__PRIVATE_KEY` | none | PEM server key |
+//! | `tls.client_ca` | `BREVET_TLS__CLIENT_CA` | none | PEM CA of client certificates allowed on the Wallet API (Google's) |
+//! | `tls.client_pins` | `BREVET_TLS__CLIENT_PINS` | `[]` | SHA-256 (hex) of client certificates allowed on the Wallet API |
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
 //! setting's name is reported at start instead of silently ignored.
@@ -68,6 +84,9 @@ pub struct Config {
     pub google: GoogleConfig,
     /// Delivery of outbox jobs.
     pub outbox: OutboxConfig,
+    /// TLS termination; `None` serves plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// Google's Wallet backend, for the notifications Brevet sends.
@@ -141,6 +160,9 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 /// Settings of the issuer-hosted Wallet API surface.
@@ -153,10 +175,120 @@ pub struct WalletConfig {
     /// Seconds a device registration nonce stays usable ([I], spec §4.4).
     #[serde(default = "default_nonce_ttl")]
     pub nonce_ttl_secs: u64,
+    /// Whether requests without `deviceEncryptionKey` get plaintext answers (Google's sandbox
+    /// onboarding only; spec §4.9). Off in production.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Whether devices may present credentials marked `testCredential` in their proofs.
+    #[serde(default)]
+    pub accept_test_credentials: bool,
+    /// Lifetime of an issued MSO, seconds ([I]: 30 days; never past the DS certificate).
+    #[serde(default = "default_mso_validity")]
+    pub mso_validity_secs: u64,
+    /// Most auth keys certified in one provisionMobileSecurityObjects call ([I]).
+    #[serde(default = "default_max_auth_keys")]
+    pub max_auth_keys: usize,
+    /// HPKE context strings ([I], spec §8.2 and §13.4).
+    #[serde(default)]
+    pub hpke: HpkeConfig,
+    /// How registerDevice judges Android key attestations.
+    #[serde(default)]
+    pub attestation: AttestationConfig,
 }
 
 fn default_nonce_ttl() -> u64 {
     600
+}
+
+fn default_mso_validity() -> u64 {
+    30 * 86_400
+}
+
+fn default_max_auth_keys() -> usize {
+    64
+}
+
+/// HPKE context of each payload Brevet encrypts ([I]: Google names only the evidence contexts
+/// `FrontOfLicense` and `Barcode`; see docs/wallet-api.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HpkeConfig {
+    /// Context of the provisionCredential payload.
+    pub credential: String,
+    /// Context of each MSO.
+    pub mobile_security_object: String,
+    /// Whether the context goes into HPKE `info` or AEAD `aad`.
+    pub context_in: HpkeContextSlot,
+}
+
+/// Where an HPKE context string goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HpkeContextSlot {
+    /// HPKE `info`.
+    Info,
+    /// AEAD additional data.
+    Aad,
+}
+
+impl Default for HpkeConfig {
+    fn default() -> Self {
+        Self {
+            credential: "Credential".into(),
+            mobile_security_object: "MobileSecurityObject".into(),
+            context_in: HpkeContextSlot::Info,
+        }
+    }
+}
+
+/// Android key attestation policy for registerDevice (spec §4.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttestationConfig {
+    /// PEM files of trusted attestation roots (Google's, supplied at onboarding).
+    pub roots: Vec<PathBuf>,
+    /// Also trust the root of `brevet sim wallet` (development and tests only).
+    pub trust_simulator_root: bool,
+    /// Upper-case hex serials of revoked attestation certificates.
+    pub revoked_serials: Vec<String>,
+    /// Package names the attested application may have.
+    pub package_names: Vec<String>,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            trust_simulator_root: false,
+            revoked_serials: Vec::new(),
+            package_names: vec![
+                "com.google.android.gms".into(),
+                "com.google.android.gsf".into(),
+            ],
+        }
+    }
+}
+
+/// TLS termination by `brevet serve` itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub certificate: PathBuf,
+    /// PEM private key of the server (a secret; never logged).
+    pub private_key: PathBuf,
+    /// PEM CA whose client certificates may call the Wallet API.
+    pub client_ca: Option<PathBuf>,
+    /// SHA-256 fingerprints (hex of the DER) of client certificates that may call the Wallet API.
+    #[serde(default)]
+    pub client_pins: Vec<String>,
+}
+
+impl TlsConfig {
+    /// Whether the Wallet API demands a client certificate.
+    pub fn requires_client_certificate(&self) -> bool {
+        self.client_ca.is_some() || !self.client_pins.is_empty()
+    }
 }
 
 /// Log line format.
@@ -182,6 +314,7 @@ impl Default for Config {
             http: HttpConfig {
                 request_timeout_secs: 30,
                 body_limit_bytes: 1024 * 1024,
+                allow_plaintext: false,
             },
             mdoc: MdocConfig::default(),
             google: GoogleConfig::default(),
@@ -189,7 +322,14 @@ impl Default for Config {
             wallet: WalletConfig {
                 api_versions: vec!["0.1".to_owned()],
                 nonce_ttl_secs: default_nonce_ttl(),
+                allow_plaintext: false,
+                accept_test_credentials: false,
+                mso_validity_secs: default_mso_validity(),
+                max_auth_keys: default_max_auth_keys(),
+                hpke: HpkeConfig::default(),
+                attestation: AttestationConfig::default(),
             },
+            tls: None,
         }
     }
 }
@@ -247,6 +387,22 @@ impl Config {
                     "wallet.api_versions",
                     &format!("{version:?} is not of the form MAJOR.MINOR"),
                 );
+            }
+        }
+        if self.wallet.mso_validity_secs < 3600 {
+            return bad("wallet.mso_validity_secs", "must be at least 3600");
+        }
+        if self.wallet.max_auth_keys == 0 {
+            return bad("wallet.max_auth_keys", "must be at least 1");
+        }
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.http.allow_plaintext {
+            return bad("listen", &format!("{} is not a loopback address: configure `tls` (Google calls the Wallet API over mutual TLS), or set http.allow_plaintext behind a TLS-terminating proxy", self.listen));
+        }
+        if let Some(tls) = &self.tls {
+            for pin in &tls.client_pins {
+                if pin.len() != 64 || hex::decode(pin).is_err() {
+                    return bad("tls.client_pins", &format!("{pin:?} is not a SHA-256 fingerprint in hex"));
+                }
             }
         }
         if let Some(base) = &self.google.base_url {

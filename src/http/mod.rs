@@ -51,6 +51,8 @@ pub struct AppState {
     pub doc_types: Arc<DocTypes>,
     /// How long a device registration nonce stays usable.
     pub nonce_ttl: Duration,
+    /// Keys, attestation policy and settings of the Wallet surface.
+    pub wallet: Arc<wallet::WalletContext>,
 }
 
 impl AppState {
@@ -69,7 +71,14 @@ impl AppState {
             wallet_versions,
             doc_types: Arc::new(DocTypes::builtin()),
             nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
+            wallet: Arc::new(wallet::WalletContext::without_keys(config)),
         }
+    }
+
+    /// The same state with the Wallet surface's keys and policy.
+    pub fn with_wallet(mut self, wallet: wallet::WalletContext) -> Self {
+        self.wallet = Arc::new(wallet);
+        self
     }
 
     /// The same state validating holder data against `doc_types`.

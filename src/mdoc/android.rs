@@ -122,27 +122,33 @@ pub fn proof_of_ownership(doc_type: &str, challenge: &[u8], test_credential: boo
     ]))
 }
 
-/// Verifies a ProofOfOwnership COSE_Sign1 for `challenge`. Returns its testCredential flag.
+/// What a verified ProofOfOwnership says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// The doc type of the credential the identity key belongs to.
+    pub doc_type: String,
+    /// The testCredential flag.
+    pub test_credential: bool,
+}
+
+/// Verifies a ProofOfOwnership COSE_Sign1 by `key` for `challenge`.
 pub fn verify_ownership(
     bytes: &[u8],
     key: &VerifyingKey,
-    doc_type: &str,
     challenge: &[u8],
-) -> Result<bool, ProofError> {
+) -> Result<Ownership, ProofError> {
     let payload = open_sign1(bytes, key)?;
     let value = from_slice(&payload, "ProofOfOwnership")?;
     let items = array(&value, "ProofOfOwnership", 4)?;
-    if as_text(&items[1], "ProofOfOwnership docType")? != doc_type {
-        return Err(ProofError::Mismatch(format!(
-            "ProofOfOwnership is for another doc type than {doc_type}"
-        )));
-    }
     if as_bytes(&items[2], "ProofOfOwnership challenge")? != challenge {
         return Err(ProofError::Mismatch(
             "ProofOfOwnership challenge is not the SHA-256 of the signed key or data".into(),
         ));
     }
-    as_bool(&items[3], "ProofOfOwnership testCredential")
+    Ok(Ownership {
+        doc_type: as_text(&items[1], "ProofOfOwnership docType")?.to_owned(),
+        test_credential: as_bool(&items[3], "ProofOfOwnership testCredential")?,
+    })
 }
 
 /// The access-control profile Brevet's provisioned entries refer to ([I]: the issuer has no
@@ -450,24 +456,23 @@ mod tests {
         .unwrap();
         let key = device.verifying_key();
         assert_eq!(
-            verify_ownership(&proof, &key, "org.iso.18013.5.1.mDL", &challenge),
-            Ok(false)
+            verify_ownership(&proof, &key, &challenge),
+            Ok(Ownership {
+                doc_type: "org.iso.18013.5.1.mDL".into(),
+                test_credential: false
+            })
         );
         assert!(matches!(
-            verify_ownership(&proof, &key, "org.iso.18013.5.1.mDL", &[0; 32]),
-            Err(ProofError::Mismatch(_))
-        ));
-        assert!(matches!(
-            verify_ownership(&proof, &key, "eu.europa.ec.av.1", &challenge),
+            verify_ownership(&proof, &key, &[0; 32]),
             Err(ProofError::Mismatch(_))
         ));
         let other = SoftwareSigner::generate().verifying_key();
         assert_eq!(
-            verify_ownership(&proof, &other, "org.iso.18013.5.1.mDL", &challenge),
+            verify_ownership(&proof, &other, &challenge),
             Err(ProofError::BadSignature)
         );
         assert!(matches!(
-            verify_ownership(b"\x01\x02", &key, "x", &challenge),
+            verify_ownership(b"\x01\x02", &key, &challenge),
             Err(ProofError::Malformed(_))
         ));
     }

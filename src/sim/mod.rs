@@ -2,3 +2,4 @@
 //! spec including its errors. Used by the integration tests and, later, by `brevet sim`.
 
 pub mod google;
+pub mod wallet;

@@ -1,6 +1,7 @@
 //! Device registration, first step: `getDeviceRegistrationNonce` (spec/wallet-api.md §4.4). The
 //! nonce (32 random bytes, the Android IdentityCredential challenge limit) is stored with the
-//! deviceReferenceId; a second request replaces the outstanding one.
+//! deviceReferenceId; a second request replaces the outstanding one. Then `registerDevice`
+//! (§4.5): the attestation chain is checked against that nonce and the identity key stored.
 
 use axum::extract::State;
 use axum::Json;
@@ -10,9 +11,13 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use x509_cert::der::Encode;
+
+use super::crypto::{answer, decode_field, internal, refuse};
 use super::request::{HasMetadata, RequestMetadata, ResponseMetadata, WalletRequest};
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind};
 use crate::http::AppState;
+use crate::pki::{attestation, certs};
 
 /// Bytes of a registration nonce (the most Android's attestation challenge takes).
 pub const NONCE_LEN: usize = 32;
@@ -91,4 +96,145 @@ pub async fn get_device_registration_nonce(
         response_metadata: ResponseMetadata::answering(request.request_id()),
         nonce: STANDARD.encode(nonce),
     }))
+}
+
+/// Request of `registerDevice`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterDeviceRequest {
+    request_metadata: RequestMetadata,
+    device_reference_id: String,
+    /// Base64 DER certificates, leaf (the identity key with its attestation) first.
+    #[serde(default)]
+    device_identity_certificate_chain: Vec<String>,
+    /// Deprecated single-certificate form, read only when the chain is absent.
+    #[serde(default)]
+    device_identity_certificate: Option<String>,
+}
+
+impl HasMetadata for RegisterDeviceRequest {
+    fn metadata(&self) -> &RequestMetadata {
+        &self.request_metadata
+    }
+}
+
+/// Response of `registerDevice`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterDeviceResponse {
+    response_metadata: ResponseMetadata,
+}
+
+/// Longest attestation chain accepted ([I]; Android's are 3 to 5 certificates).
+const MAX_CHAIN: usize = 10;
+
+/// `POST /v1/vdc/registerDevice`
+#[utoipa::path(
+    post,
+    path = "/registerDevice",
+    tag = "wallet",
+    request_body = RegisterDeviceRequest,
+    responses(
+        (status = 200, description = "The device's identity key is registered (also for a repeated registration of the same key)", body = RegisterDeviceResponse),
+        (status = 400, description = "Malformed request, or an attestation that fails the checks (invalidFieldValue)", body = ErrorResponse),
+        (status = 404, description = "No outstanding nonce for the deviceReferenceId (invalidIdentifier)", body = ErrorResponse),
+        (status = 409, description = "The deviceReferenceId is registered with another key (invalidState)", body = ErrorResponse),
+    )
+)]
+pub async fn register_device(
+    State(state): State<AppState>,
+    request: WalletRequest<RegisterDeviceRequest>,
+) -> Result<Json<RegisterDeviceResponse>, WalletError> {
+    let request_id = request.request_id().to_owned();
+    check_device_reference_id(&request, &request.body.device_reference_id)?;
+    answer(&request_id, register(&state, &request.body).await)?;
+    Ok(Json(RegisterDeviceResponse {
+        response_metadata: ResponseMetadata::answering(&request_id),
+    }))
+}
+
+async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), WalletError> {
+    use crate::domain::device::{self as lifecycle, DeviceStatus, Registration};
+    let encoded: Vec<&str> = if body.device_identity_certificate_chain.is_empty() {
+        body.device_identity_certificate.as_deref().into_iter().collect()
+    } else {
+        body.device_identity_certificate_chain.iter().map(String::as_str).collect()
+    };
+    if encoded.is_empty() {
+        return Err(refuse(
+            WalletErrorKind::MissingRequiredField,
+            "deviceIdentityCertificateChain is required",
+        ));
+    }
+    if encoded.len() > MAX_CHAIN {
+        return Err(refuse(
+            WalletErrorKind::InvalidFieldValue,
+            format!("deviceIdentityCertificateChain has more than {MAX_CHAIN} certificates"),
+        ));
+    }
+    let mut chain = Vec::with_capacity(encoded.len());
+    for (index, b64) in encoded.iter().enumerate() {
+        let der = decode_field(&format!("deviceIdentityCertificateChain[{index}]"), b64)?;
+        chain.push(certs::from_der(&der).map_err(|_| {
+            refuse(
+                WalletErrorKind::InvalidFieldValue,
+                format!("deviceIdentityCertificateChain[{index}] is not a DER X.509 certificate"),
+            )
+        })?);
+    }
+    let leaf_key = chain[0]
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| internal(e.to_string()))?;
+    let device_id = &body.device_reference_id;
+    let device = state.store.get_device(device_id).await?.ok_or_else(|| {
+        refuse(
+            WalletErrorKind::InvalidIdentifier,
+            "no registration nonce was issued for this deviceReferenceId",
+        )
+    })?;
+    let status = DeviceStatus::parse(&device.status)
+        .ok_or_else(|| internal(format!("unknown device status {:?}", device.status)))?;
+    let illegal = |e: lifecycle::KeyConflict| refuse(WalletErrorKind::InvalidState, e.to_string());
+    match lifecycle::register(status, device.identity_public_key.as_deref(), &leaf_key)
+        .map_err(illegal)?
+    {
+        Registration::AlreadyRegistered => return Ok(()),
+        Registration::Register => {}
+    }
+    let nonce = match (&device.registration_nonce, device.nonce_expires_at) {
+        (Some(nonce), Some(expires)) if expires > chrono::Utc::now() => nonce.clone(),
+        _ => {
+            return Err(refuse(
+                WalletErrorKind::InvalidIdentifier,
+                "the registration nonce of this deviceReferenceId was used or has expired",
+            ))
+        }
+    };
+    attestation::verify(&chain, &nonce, &state.wallet.attestation, std::time::SystemTime::now())
+        .map_err(|e| {
+            refuse(
+                WalletErrorKind::InvalidFieldValue,
+                format!("device attestation refused: {e}"),
+            )
+        })?;
+    let chain_json = serde_json::Value::from(encoded);
+    if state
+        .store
+        .register_device(device_id, &nonce, &leaf_key, &chain_json)
+        .await?
+    {
+        return Ok(());
+    }
+    // Another call registered or replaced the nonce meanwhile: decide on what is there now.
+    let now = state.store.get_device(device_id).await?;
+    match now.as_ref().and_then(|d| d.identity_public_key.as_deref()) {
+        Some(key) if key == leaf_key => Ok(()),
+        Some(_) => Err(illegal(lifecycle::KeyConflict)),
+        None => Err(refuse(
+            WalletErrorKind::InvalidIdentifier,
+            "the registration nonce was replaced by a newer one",
+        )),
+    }
 }

@@ -1,0 +1,207 @@
+//! End-to-end encryption as the Wallet API does it (spec/wallet-api.md §3.3, §3.4, §8.3): check a
+//! device's ephemeral key against its identity key, encrypt to it and sign with Brevet's identity
+//! key; open what a device encrypted to Brevet's hybrid key and check the device's signature.
+
+use p256::ecdsa::VerifyingKey;
+use p256::pkcs8::DecodePublicKey;
+use sha2::{Digest, Sha256};
+
+use super::context::WalletContext;
+use super::wire::{self, DeviceEncryptionKey, EncryptedData, MAX_ENCRYPTED_VALUE};
+use crate::error::{WalletError, WalletErrorKind as K};
+use crate::mdoc::android::{self, ProofError};
+use crate::pki::hpke;
+use crate::store::Device;
+
+/// An error without request id (the handler adds it).
+pub fn refuse(kind: K, description: impl Into<String>) -> WalletError {
+    WalletError::new(kind, description)
+}
+
+/// A server-side failure (missing keys, signer errors): logged, answered 500.
+pub fn internal(detail: impl Into<String>) -> WalletError {
+    WalletError::new(
+        K::Internal {
+            unavailable: false,
+            detail: detail.into(),
+        },
+        "the issuer could not complete the request",
+    )
+}
+
+/// Adds the request's id to an error that lacks one.
+pub fn answer<T>(request_id: &str, result: Result<T, WalletError>) -> Result<T, WalletError> {
+    result.map_err(|e| {
+        if e.request_id.is_none() {
+            e.for_request(Some(request_id.to_owned()))
+        } else {
+            e
+        }
+    })
+}
+
+/// Base64 field `name`, decoded.
+pub fn decode_field(name: &str, raw: &str) -> Result<Vec<u8>, WalletError> {
+    wire::decode(raw).ok_or_else(|| refuse(K::InvalidFieldValue, format!("{name} is not base64")))
+}
+
+/// The registered identity key of a device; `invalidIdentifier` when it has none.
+pub fn identity_key(device: Option<&Device>) -> Result<VerifyingKey, WalletError> {
+    let spki = device
+        .and_then(|d| d.identity_public_key.as_deref())
+        .ok_or_else(|| {
+            refuse(
+                K::InvalidIdentifier,
+                "deviceReferenceId is not a registered device",
+            )
+        })?;
+    VerifyingKey::from_public_key_der(spki)
+        .map_err(|e| internal(format!("stored identity key unreadable: {e}")))
+}
+
+fn proof_error(what: &str, error: ProofError) -> WalletError {
+    match error {
+        ProofError::BadSignature => refuse(
+            K::InvalidPayloadSignature,
+            format!("{what}: the signature does not verify with the device's identity key"),
+        ),
+        ProofError::Malformed(detail) | ProofError::Mismatch(detail) => {
+            refuse(K::InvalidFieldValue, format!("{what}: {detail}"))
+        }
+    }
+}
+
+/// Checks `key`'s ProofOfOwnership (challenge SHA-256 of the public key) for `doc_type`, and
+/// returns the 65-byte public key to encrypt to.
+pub fn device_encryption_key(
+    context: &WalletContext,
+    identity: &VerifyingKey,
+    doc_type: &str,
+    key: &DeviceEncryptionKey,
+) -> Result<Vec<u8>, WalletError> {
+    let public = decode_field("deviceEncryptionKey.publicKey", &key.public_key)?;
+    if public.len() != 65 || public[0] != 0x04 {
+        return Err(refuse(
+            K::InvalidFieldValue,
+            "deviceEncryptionKey.publicKey is not an uncompressed P-256 point",
+        ));
+    }
+    if key.key_id.is_empty() || key.key_id.len() > 256 {
+        return Err(refuse(
+            K::InvalidFieldValue,
+            "deviceEncryptionKey.keyId must be 1 to 256 characters",
+        ));
+    }
+    let signature = decode_field("deviceEncryptionKey.signature", &key.signature)?;
+    let proof = android::verify_ownership(&signature, identity, &Sha256::digest(&public))
+        .map_err(|e| proof_error("deviceEncryptionKey.signature", e))?;
+    check_proof_doc_type(context, "deviceEncryptionKey.signature", &proof, doc_type)?;
+    Ok(public)
+}
+
+fn check_proof_doc_type(
+    context: &WalletContext,
+    what: &str,
+    proof: &android::Ownership,
+    doc_type: &str,
+) -> Result<(), WalletError> {
+    if proof.doc_type != doc_type {
+        return Err(refuse(
+            K::InvalidFieldValue,
+            format!("{what}: the proof is for another doc type than {doc_type}"),
+        ));
+    }
+    if proof.test_credential && !context.settings.accept_test_credentials {
+        return Err(refuse(
+            K::InvalidFieldValue,
+            format!("{what}: test credentials are not accepted"),
+        ));
+    }
+    Ok(())
+}
+
+/// Encrypts `plaintext` to a device key and signs SHA-256(plaintext ‖ device key) with the
+/// active identity key.
+pub fn seal_for_device(
+    context: &WalletContext,
+    recipient: &[u8],
+    recipient_key_id: &str,
+    hpke_context: &str,
+    plaintext: &[u8],
+) -> Result<EncryptedData, WalletError> {
+    let identity = context
+        .keys
+        .as_ref()
+        .and_then(|k| k.active_identity())
+        .ok_or_else(|| internal("no Wallet identity key"))?;
+    let sealed = hpke::seal(
+        recipient,
+        context.settings.hpke_context(hpke_context),
+        plaintext,
+    )
+    .map_err(|e| internal(format!("HPKE seal: {e}")))?;
+    if sealed.ciphertext.len() > MAX_ENCRYPTED_VALUE {
+        return Err(internal(format!(
+            "encrypted value of {} bytes exceeds the API's 65536",
+            sealed.ciphertext.len()
+        )));
+    }
+    let digest = android::sha256_concat(plaintext, recipient);
+    let signature = android::sign1(digest.to_vec(), identity.signer.as_ref())
+        .map_err(|e| internal(format!("identity signature: {e}")))?;
+    Ok(EncryptedData {
+        encrypted_value: wire::encode(&sealed.ciphertext),
+        encapsulated_key: wire::encode(&sealed.encapsulated_key),
+        signature: wire::encode(&signature),
+        recipient_key_id: recipient_key_id.to_owned(),
+    })
+}
+
+/// Opens evidence a device encrypted to one of Brevet's hybrid keys and checks the device's
+/// ProofOfOwnership over SHA-256(plaintext ‖ hybrid public key). Returns the plaintext.
+pub fn open_from_device(
+    context: &WalletContext,
+    identity: &VerifyingKey,
+    member: &str,
+    hpke_context: &str,
+    data: &EncryptedData,
+) -> Result<Vec<u8>, WalletError> {
+    let keys = context
+        .keys
+        .as_ref()
+        .ok_or_else(|| internal("no Wallet hybrid key"))?;
+    let hybrid = keys.hybrid_by_serial(&data.recipient_key_id).ok_or_else(|| {
+        refuse(
+            K::InvalidPayloadEncryption,
+            format!("{member}: recipientKeyId names no hybrid key of this issuer"),
+        )
+    })?;
+    let ciphertext = decode_field(&format!("{member}.encryptedValue"), &data.encrypted_value)?;
+    if ciphertext.len() > MAX_ENCRYPTED_VALUE {
+        return Err(refuse(
+            K::InvalidFieldValue,
+            format!("{member}.encryptedValue is larger than 65536 bytes"),
+        ));
+    }
+    let enc = decode_field(&format!("{member}.encapsulatedKey"), &data.encapsulated_key)?;
+    let plaintext = hybrid
+        .key
+        .open(context.settings.hpke_context(hpke_context), &enc, &ciphertext)
+        .map_err(|e| refuse(K::InvalidPayloadEncryption, format!("{member}: {e}")))?;
+    let signature = decode_field(&format!("{member}.signature"), &data.signature)?;
+    let challenge = android::sha256_concat(&plaintext, &hybrid.key.public_bytes());
+    let proof = android::verify_ownership(&signature, identity, &challenge)
+        .map_err(|e| proof_error(&format!("{member}.signature"), e))?;
+    if proof.test_credential && !context.settings.accept_test_credentials {
+        return Err(refuse(
+            K::InvalidFieldValue,
+            format!("{member}.signature: test credentials are not accepted"),
+        ));
+    }
+    Ok(plaintext)
+}
+
+/// Turns a proof failure into the API's error (for PMSO's proofs).
+pub fn proof_refusal(what: &str, error: ProofError) -> WalletError {
+    proof_error(what, error)
+}

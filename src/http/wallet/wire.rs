@@ -1,0 +1,143 @@
+//! The Wallet API's nested JSON objects, shared by the server and the simulator.
+//!
+//! Google's pages give the names of these objects but, for several, not their fields
+//! (spec/wallet-api.md §13.1). Every field name marked [I] below is our assumption; they are all in
+//! this one module so that a correction is one rename. docs/wallet-api.md lists them.
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `DeviceEncryptionKey` [G]: the device's ephemeral HPKE key for one answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceEncryptionKey {
+    /// Base64 uncompressed P-256 point (65 bytes).
+    pub public_key: String,
+    /// Base64 COSE_Sign1 ProofOfOwnership by the device identity key, challenge
+    /// SHA-256(public key bytes).
+    pub signature: String,
+    /// The device's id of this key; Brevet's `recipientKeyId` when encrypting to it.
+    pub key_id: String,
+}
+
+/// `EncryptedData` [G]: an HPKE-encrypted value with what the recipient needs to open it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptedData {
+    /// Base64 ciphertext ‖ tag; at most 65,536 bytes.
+    pub encrypted_value: String,
+    /// Base64 HPKE encapsulated key.
+    pub encapsulated_key: String,
+    /// Base64 COSE_Sign1 over SHA-256(plaintext ‖ recipient public key).
+    pub signature: String,
+    /// Which recipient key: an issuer certificate serial in upper-case hex, or the device's keyId.
+    pub recipient_key_id: String,
+}
+
+/// Largest `encryptedValue` the spec allows, in bytes.
+pub const MAX_ENCRYPTED_VALUE: usize = 65_536;
+
+/// `Credential` [G]: exactly one of the two members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    /// The credential payload encrypted to the device.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub encrypted_data: Option<EncryptedData>,
+    /// Base64 of the credential payload (sandbox onboarding only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unencrypted_value: Option<String>,
+}
+
+/// `AuthKey` [I]: one auth-key certificate to certify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthKey {
+    /// [I] Base64 DER X.509 certificate of the auth key, signed by the device identity key.
+    pub certificate: String,
+}
+
+/// `ProofOfProvisioning` [I].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofOfProvisioning {
+    /// [I] Base64 COSE_Sign1 whose payload is the ProofOfProvisioning CBOR.
+    pub signature: String,
+}
+
+/// `MobileSecurityObject` [I]: the static auth data of one auth key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MobileSecurityObject {
+    /// [I] Base64 DER of the auth-key certificate this MSO certifies.
+    pub auth_key_certificate: String,
+    /// [I] StaticAuthData CBOR encrypted to the device.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub encrypted_data: Option<EncryptedData>,
+    /// [I] Base64 StaticAuthData CBOR (sandbox onboarding only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub unencrypted_value: Option<String>,
+}
+
+/// `UserActionRequired` [I]: the holder must prove their identity again or lose the credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserActionRequired {
+    /// [I] `{"submitProofing": {"unlimitedAttempts": {}}}`.
+    pub submit_proofing: serde_json::Value,
+}
+
+impl UserActionRequired {
+    /// Re-proof with proofUser (reverificationContext), any number of attempts.
+    pub fn reverification() -> Self {
+        Self {
+            submit_proofing: serde_json::json!({ "unlimitedAttempts": {} }),
+        }
+    }
+}
+
+/// The HPKE context of an encrypted evidence member of `ProofingEvidence` [G for FrontOfLicense
+/// and Barcode; I for the member names and the rest].
+pub fn evidence_context(member: &str) -> Option<&'static str> {
+    match member {
+        "frontOfLicenseImage" => Some("FrontOfLicense"),
+        "backOfLicenseImage" => Some("BackOfLicense"),
+        "barcode" => Some("Barcode"),
+        "selfieVideo" => Some("SelfieVideo"),
+        _ => None,
+    }
+}
+
+/// Evidence member carrying a code the issuer handed the user itself [G].
+pub const PRE_AUTHORIZED_CODE: &str = "preAuthorizedCode";
+
+/// Base64 as the Wallet API sends it: standard alphabet with padding.
+pub fn encode(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Reads base64 in any of the four usual forms (standard or URL-safe, padded or not).
+pub fn decode(raw: &str) -> Option<Vec<u8>> {
+    [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(raw).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_in_every_form() {
+        let bytes = [0xfb, 0xff, 0x01];
+        for form in ["+/8B", "-_8B", "+/8B", "-_8B"] {
+            assert_eq!(decode(form), Some(bytes.to_vec()), "{form}");
+        }
+        assert_eq!(decode("+w=="), Some(vec![0xfb]));
+        assert_eq!(decode("+w"), Some(vec![0xfb]));
+        assert_eq!(decode("not base64!"), None);
+        assert_eq!(encode(&[0xfb]), "+w==");
+    }
+}
