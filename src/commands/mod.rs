@@ -57,11 +57,17 @@ pub const DEV_IACA_NAME: &str = "Brevet DEVELOPMENT IACA - NOT FOR PRODUCTION";
 /// keys are only reported, because production keys come from `brevet keys init` or `import`.
 fn ensure_keys(config: &Config) -> anyhow::Result<()> {
     let store = KeyStore::new(config.effective_keys_dir());
+    let development = config.database_url.is_none();
     if store.is_initialised() {
         let active = store
             .active_ds()
             .context("cannot read the active document signer")?;
         tracing::info!(keys_dir = %store.dir().display(), ds = active.number, "mdoc keys ready");
+        if development {
+            store
+                .ensure_wallet_keys()
+                .context("cannot create development Wallet keys")?;
+        }
         return Ok(());
     }
     if config.database_url.is_some() {
@@ -121,12 +127,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             None => tracing::warn!("outbox.dispatch_in_serve is set but google.base_url is not: notifications are disabled"),
         }
     }
-    let state = AppState::new(store, &config).with_doc_types(doc_types);
+    let wallet = http::wallet::WalletContext::load(&config, config.database_url.is_none())?;
+    let state = AppState::new(store, &config)
+        .with_doc_types(doc_types)
+        .with_wallet(wallet);
     let app = http::build_app(state, Limits::from_config(&config));
-    tracing::info!(%address, "brevet serve listening on http://{address}");
-    http::run(listener, app, shutdown)
-        .await
-        .context("HTTP server failed")?;
+    match &config.tls {
+        Some(tls) => {
+            let acceptor = http::tls::acceptor(tls)?;
+            tracing::info!(%address, client_certificates = tls.requires_client_certificate(), "brevet serve listening on https://{address}");
+            http::tls::run(listener, acceptor, app, shutdown)
+                .await
+                .context("HTTPS server failed")?;
+        }
+        None => {
+            tracing::info!(%address, "brevet serve listening on http://{address}");
+            http::run(listener, app, shutdown)
+                .await
+                .context("HTTP server failed")?;
+        }
+    }
     tracing::info!("brevet serve stopped");
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod metrics;
 mod observe;
 pub mod openapi;
 pub mod ops;
+pub mod tls;
 pub mod wallet;
 
 use std::future::Future;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub nonce_ttl: Duration,
     /// Keys, attestation policy and settings of the Wallet surface.
     pub wallet: Arc<wallet::WalletContext>,
+    /// Which client certificates may call the Wallet surface.
+    pub client_auth: Arc<tls::ClientAuth>,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
             doc_types: Arc::new(DocTypes::builtin()),
             nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
             wallet: Arc::new(wallet::WalletContext::without_keys(config)),
+            client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
         }
     }
 
@@ -119,6 +123,10 @@ pub fn build_app(state: AppState, limits: Limits) -> Router {
     };
     let (admin, _) = openapi::admin_surface();
     let (wallet, _) = openapi::wallet_surface();
+    let wallet = wallet.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        tls::require_client_certificate,
+    ));
     Router::new()
         .merge(admin)
         .merge(wallet)
