@@ -29,6 +29,16 @@ enum Command {
     /// Manage the IACA root and document-signer keys and certificates.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Simulators of the services Brevet talks to, driving a running Brevet end to end.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Play Google's servers and an Android device through the whole Wallet flow; exits non-zero
+    /// on any failure.
+    Wallet(brevet::commands::sim::WalletArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +51,10 @@ enum KeysCommand {
     Show,
     /// Add a new DS key signed by the IACA; older DS keys stay for MSOs already issued.
     RotateDs(brevet::commands::keys::RotateArgs),
+    /// Add a new Wallet identity (signing) key; older ones stay published until they expire.
+    RotateIdentity,
+    /// Add a new Wallet hybrid-encryption key; older ones keep decrypting until they expire.
+    RotateHybrid,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +88,15 @@ fn main() -> ExitCode {
             Command::Keys(KeysCommand::RotateDs(args)) => {
                 brevet::commands::keys::rotate_ds(&config, &args)
             }
+            Command::Keys(KeysCommand::RotateIdentity) => brevet::commands::keys::rotate_wallet_key(
+                &config,
+                brevet::pki::wallet_keys::WalletKeyKind::Identity,
+            ),
+            Command::Keys(KeysCommand::RotateHybrid) => brevet::commands::keys::rotate_wallet_key(
+                &config,
+                brevet::pki::wallet_keys::WalletKeyKind::Hybrid,
+            ),
+            Command::Sim(SimCommand::Wallet(args)) => brevet::commands::sim::wallet(&config, args).await,
         }
     });
     match result {

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::pki::keystore::{AuthorityFile, ImportMaterial, KeyStore, Lifetimes};
+use crate::pki::wallet_keys::WalletKeyKind;
 
 /// Options of `keys init`.
 #[derive(Debug, Args)]
@@ -104,6 +105,9 @@ pub fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         ds_key: args.ds_key.clone(),
     };
     let number = store.import(&material).context("keys import failed")?;
+    store
+        .ensure_wallet_keys()
+        .context("cannot create the Wallet identity and hybrid keys")?;
     println!("imported DS {number:04}; it is now the active document signer");
     print!("{}", store.describe(SystemTime::now())?);
     Ok(())
@@ -129,5 +133,20 @@ pub fn rotate_ds(config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
         .context("keys rotate-ds failed")?;
     println!("created DS {number:04}; it is now the active document signer (older ones stay valid for MSOs they signed)");
     print!("{}", store.describe(SystemTime::now())?);
+    Ok(())
+}
+
+/// `keys rotate-identity` / `keys rotate-hybrid`: a new Wallet key becomes the active one; older
+/// ones stay published (identity) or keep decrypting (hybrid) until their certificates expire.
+pub fn rotate_wallet_key(config: &Config, kind: WalletKeyKind) -> anyhow::Result<()> {
+    let store = KeyStore::new(config.effective_keys_dir());
+    let number = store
+        .rotate_wallet_key(kind)
+        .context("Wallet key rotation failed")?;
+    let what = match kind {
+        WalletKeyKind::Identity => "identity",
+        WalletKeyKind::Hybrid => "hybrid-encryption",
+    };
+    println!("created Wallet {what} key {number:04}; it is now the active one (restart brevet serve to use it)");
     Ok(())
 }

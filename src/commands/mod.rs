@@ -1,6 +1,7 @@
 //! What each `brevet` subcommand does, once the configuration is loaded.
 
 pub mod keys;
+pub mod sim;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -1,5 +1,9 @@
 //! `brevet sim wallet`: Google's servers and an Android device, against a running Brevet.
 
+pub mod client;
+pub mod device;
+pub mod flow;
+
 use std::time::{Duration, SystemTime};
 
 use crate::pki::certs::{self, CertTemplate};
