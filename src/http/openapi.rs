@@ -58,9 +58,30 @@ pub fn admin_surface() -> (Router<AppState>, OpenApiDoc) {
 
 /// The Wallet routes, and their document.
 pub fn wallet_surface() -> (Router<AppState>, OpenApiDoc) {
-    OpenApiRouter::with_openapi(WalletDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(WalletDoc::openapi())
         .nest("/v1/vdc", wallet::router())
-        .split_for_parts()
+        .split_for_parts();
+    mark_unconfirmed(&mut doc);
+    (router, doc)
+}
+
+/// Marks the schemas whose fields are our assumption (`x-brevet-unconfirmed`, spec §11).
+fn mark_unconfirmed(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in wallet::wire::UNCONFIRMED_SCHEMAS {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+            object.extensions = Some(
+                ExtensionsBuilder::new()
+                    .add("x-brevet-unconfirmed", true)
+                    .build(),
+            );
+        }
+    }
 }
 
 /// A document as checked in: pretty JSON with a final newline.

@@ -62,10 +62,35 @@ fn wallet_document_matches_the_code() {
     check("openapi/wallet.json", &json);
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     let paths: Vec<&String> = value["paths"].as_object().unwrap().keys().collect();
+    // All twelve issuer-hosted methods of spec/wallet-api.md §4, and nothing else.
     assert_eq!(
         paths,
-        ["/v1/vdc/getDeviceRegistrationNonce", "/v1/vdc/healthCheck"]
+        [
+            "/v1/vdc/cancelProofing",
+            "/v1/vdc/getCredentialStatus",
+            "/v1/vdc/getDeviceRegistrationNonce",
+            "/v1/vdc/getHybridEncryptionKey",
+            "/v1/vdc/getIdentityKey",
+            "/v1/vdc/getProofingStatus",
+            "/v1/vdc/healthCheck",
+            "/v1/vdc/notifyCredentialDeleted",
+            "/v1/vdc/proofUser",
+            "/v1/vdc/provisionCredential",
+            "/v1/vdc/provisionMobileSecurityObjects",
+            "/v1/vdc/registerDevice",
+        ]
     );
+    for method in value["paths"].as_object().unwrap().values() {
+        assert!(method.get("post").is_some(), "every method is a POST");
+    }
+    // Objects whose fields are our assumption say so.
+    for unconfirmed in ["AuthKey", "ProofOfProvisioning", "MobileSecurityObject", "UserActionRequired"] {
+        assert_eq!(
+            value["components"]["schemas"][unconfirmed]["x-brevet-unconfirmed"],
+            true,
+            "{unconfirmed} is marked unconfirmed"
+        );
+    }
     let error = &value["components"]["schemas"]["ErrorResponse"]["properties"];
     for member in [
         "invalidApiVersion",

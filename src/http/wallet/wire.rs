@@ -9,6 +9,14 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Schemas whose fields are [I]; the OpenAPI document marks them `x-brevet-unconfirmed`.
+pub const UNCONFIRMED_SCHEMAS: [&str; 4] = [
+    "AuthKey",
+    "ProofOfProvisioning",
+    "MobileSecurityObject",
+    "UserActionRequired",
+];
+
 /// `DeviceEncryptionKey` [G]: the device's ephemeral HPKE key for one answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
