@@ -94,15 +94,16 @@ pub fn open_sign1(bytes: &[u8], key: &VerifyingKey) -> Result<Vec<u8>, ProofErro
 }
 
 fn array<'a>(value: &'a Value, tag: &str, len: usize) -> Result<&'a [Value], ProofError> {
-    match value {
-        Value::Array(items) if items.len() == len => {
-            if items.first() != Some(&Value::Text(tag.into())) {
-                return Err(malformed(format!("not a {tag}")));
-            }
-            Ok(items)
-        }
-        _ => Err(malformed(format!("{tag} must be an array of {len}"))),
+    let Value::Array(items) = value else {
+        return Err(malformed(format!("{tag} must be an array of {len}")));
+    };
+    if items.first() != Some(&Value::Text(tag.into())) {
+        return Err(malformed(format!("not a {tag}")));
     }
+    if items.len() != len {
+        return Err(malformed(format!("{tag} must be an array of {len}")));
+    }
+    Ok(items)
 }
 
 fn as_bool(value: &Value, place: &str) -> Result<bool, ProofError> {

@@ -23,3 +23,4 @@ mod openapi;
 mod outbox;
 mod store;
 mod store_credentials;
+mod wallet_api;

@@ -1,0 +1,572 @@
+//! The issuer-hosted Wallet methods (spec/wallet-api.md §4) method by method, with the simulator's
+//! device making real keys, attestations, proofs and encryption, and every error case the spec
+//! names answered with its ErrorResponse member and no change to the store.
+
+use std::time::SystemTime;
+
+use axum::http::StatusCode;
+use brevet::config::Config;
+use brevet::http::wallet::wire;
+use brevet::http::wallet::WalletContext;
+use brevet::http::{build_app, AppState, Limits};
+use brevet::mdoc::android;
+use brevet::pki::keystore::{AuthorityFile, KeyStore, Lifetimes};
+use brevet::pki::wallet_keys::WalletKeyKind;
+use brevet::pki::{certs, SoftwareSigner};
+use brevet::sim::wallet::device::{AttestationClaims, Device, EphemeralKey};
+use brevet::sim::wallet::flow::{sample_holder, MDL};
+use serde_json::{json, Value};
+use x509_cert::Certificate;
+
+use crate::support::http::{TestApp, TestResponse};
+use crate::support::TestDb;
+
+struct Harness {
+    app: TestApp,
+    token: String,
+    keys: KeyStore,
+}
+
+struct Provisioned {
+    device: Device,
+    record_id: String,
+    proofing_id: String,
+    credential_id: String,
+    version: String,
+    proof: Value,
+}
+
+fn keystore(dir: &std::path::Path) -> KeyStore {
+    let keys = KeyStore::new(dir.join("keys"));
+    keys.init(
+        &AuthorityFile {
+            country: "US".into(),
+            state: None,
+            iaca_common_name: "Test IACA".into(),
+            ds_common_name: "Test DS".into(),
+            contact: "https://dmv.example".into(),
+            crl_url: None,
+        },
+        Lifetimes::default(),
+    )
+    .unwrap();
+    keys
+}
+
+impl Harness {
+    async fn new(db: &TestDb) -> Self {
+        Self::with(db, |_| {}).await
+    }
+
+    async fn with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        let keys = keystore(&db.dir);
+        let mut config = db.config();
+        config.keys_dir = Some(keys.dir().to_owned());
+        config.wallet.attestation.trust_simulator_root = true;
+        tweak(&mut config);
+        let store = db.store().await;
+        let wallet = WalletContext::load(&config, false).unwrap();
+        let router = build_app(
+            AppState::new(store.clone(), &config).with_wallet(wallet),
+            Limits::from_config(&config),
+        );
+        let app = TestApp { router, store };
+        let token = app.admin_token().await;
+        Self { app, token, keys }
+    }
+
+    async fn call(&self, method: &str, mut body: Value) -> TestResponse {
+        body["requestMetadata"] = json!({
+            "requestId": format!("req-{method}"),
+            "version": { "major": 0, "minor": 1 },
+            "issuerId": "Test_Issuer",
+        });
+        self.app.post(&format!("/v1/vdc/{method}"), &body, None).await
+    }
+
+    /// Calls and expects 200 with the request id echoed.
+    async fn ok(&self, method: &str, body: Value) -> Value {
+        let response = self.call(method, body).await;
+        assert_eq!(response.status, StatusCode::OK, "{method}: {}", response.text());
+        let json = response.json();
+        if !method.starts_with("get") || method.ends_with("Status") || method.ends_with("Nonce") {
+            assert_eq!(json["responseMetadata"]["requestId"], format!("req-{method}"));
+        }
+        json
+    }
+
+    /// Calls and expects the ErrorResponse member `member` with `status`.
+    async fn refused(&self, method: &str, body: Value, member: &str, status: StatusCode) -> String {
+        let response = self.call(method, body).await;
+        let json = response.json();
+        assert_eq!(response.status, status, "{method}: {json}");
+        assert!(json.get(member).is_some(), "{method}: expected {member}, got {json}");
+        assert_eq!(json["responseMetadata"]["requestId"], format!("req-{method}"));
+        json["errorDescription"].as_str().unwrap().to_owned()
+    }
+
+    fn identity_certs(&self) -> Vec<Certificate> {
+        self.keys
+            .wallet_keys(SystemTime::now())
+            .unwrap()
+            .identity
+            .into_iter()
+            .map(|k| k.certificate)
+            .collect()
+    }
+
+    fn hybrid_cert(&self) -> Certificate {
+        self.keys
+            .wallet_keys(SystemTime::now())
+            .unwrap()
+            .hybrid
+            .pop()
+            .unwrap()
+            .certificate
+    }
+
+    async fn nonce(&self, device: &Device) -> Vec<u8> {
+        let answer = self
+            .ok("getDeviceRegistrationNonce", json!({ "deviceReferenceId": device.device_reference_id }))
+            .await;
+        wire::decode(answer["nonce"].as_str().unwrap()).unwrap()
+    }
+
+    async fn registered(&self, id: &str) -> Device {
+        let device = Device::new(id, MDL);
+        let nonce = self.nonce(&device).await;
+        let chain = device.attestation_chain(&nonce, &AttestationClaims::default());
+        self.ok("registerDevice", json!({ "deviceReferenceId": id, "deviceIdentityCertificateChain": chain }))
+            .await;
+        device
+    }
+
+    async fn record(&self) -> (String, String) {
+        let created = self
+            .app
+            .post("/admin/v1/credentials", &json!({ "docType": MDL, "holderData": sample_holder() }), Some(&self.token))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let etag = created.headers["etag"].to_str().unwrap().to_owned();
+        (created.json()["credentialId"].as_str().unwrap().to_owned(), etag)
+    }
+
+    async fn proofing(&self, device: &Device, id: &str) {
+        self.ok(
+            "proofUser",
+            json!({ "deviceReferenceId": device.device_reference_id, "proofingId": id,
+                    "evidence": [{ "preAuthorizedCode": "code-1" }] }),
+        )
+        .await;
+    }
+
+    async fn approve(&self, proofing_id: &str, record_id: &str) {
+        let review = self
+            .app
+            .post(
+                &format!("/admin/v1/proofings/{proofing_id}/review"),
+                &json!({ "decision": "approve", "credentialId": record_id }),
+                Some(&self.token),
+            )
+            .await;
+        assert_eq!(review.status, StatusCode::OK, "{}", review.text());
+    }
+
+    fn provision_body(&self, device: &Device, credential_id: &str, proofing_id: &str, key: &EphemeralKey) -> Value {
+        json!({ "deviceReferenceId": device.device_reference_id, "credentialId": credential_id,
+                "proofingId": proofing_id, "deviceEncryptionKey": key.wire })
+    }
+
+    /// A device with a registered key, an accepted proofing and a provisioned credential.
+    async fn provisioned(&self, device_id: &str) -> Provisioned {
+        let mut device = self.registered(device_id).await;
+        let (record_id, _) = self.record().await;
+        let proofing_id = format!("proofing-{device_id}");
+        self.proofing(&device, &proofing_id).await;
+        self.approve(&proofing_id, &record_id).await;
+        let credential_id = format!("credential-{device_id}");
+        let key = device.encryption_key();
+        let answer = self
+            .ok("provisionCredential", self.provision_body(&device, &credential_id, &proofing_id, &key))
+            .await;
+        let data: wire::EncryptedData =
+            serde_json::from_value(answer["credential"]["encryptedData"].clone()).unwrap();
+        let payload = device.open(&key, "Credential", &data, &self.identity_certs()).unwrap();
+        let proof = serde_json::to_value(device.store(&payload).unwrap()).unwrap();
+        Provisioned {
+            device,
+            record_id,
+            proofing_id,
+            credential_id,
+            version: answer["credentialVersionId"].as_str().unwrap().to_owned(),
+            proof,
+        }
+    }
+
+    fn msos_body(&self, p: &Provisioned, version: &str, proof: Option<&Value>, keys: usize) -> (Vec<SoftwareSigner>, EphemeralKey, Value) {
+        let auth = p.device.auth_keys(keys);
+        let key = p.device.encryption_key();
+        let mut body = json!({
+            "deviceReferenceId": p.device.device_reference_id, "credentialId": p.credential_id,
+            "credentialVersionId": version, "deviceEncryptionKey": key.wire,
+            "authKeys": auth.iter().map(|(_, a)| a).collect::<Vec<_>>(),
+        });
+        if let Some(proof) = proof {
+            body["proofOfProvisioning"] = proof.clone();
+        }
+        (auth.into_iter().map(|(s, _)| s).collect(), key, body)
+    }
+
+    async fn status(&self, p: &Provisioned) -> Value {
+        self.ok(
+            "getCredentialStatus",
+            json!({ "deviceReferenceId": p.device.device_reference_id, "credentialId": p.credential_id }),
+        )
+        .await
+    }
+
+    fn iaca(&self) -> Vec<Certificate> {
+        vec![self.keys.iaca_certificate().unwrap()]
+    }
+}
+
+const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
+const NOT_FOUND: StatusCode = StatusCode::NOT_FOUND;
+const CONFLICT: StatusCode = StatusCode::CONFLICT;
+const UNAUTHORIZED: StatusCode = StatusCode::UNAUTHORIZED;
+
+both_stores! {
+    async fn key_methods_publish_every_unexpired_identity_certificate(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let empty = h.app.post_raw("/v1/vdc/getIdentityKey", "", None).await;
+        assert_eq!(empty.status, StatusCode::OK);
+        let certs_now = empty.json()["issuerIdentityCertificate"].as_array().unwrap().clone();
+        assert_eq!(certs_now.len(), 1);
+        let der = wire::decode(certs_now[0].as_str().unwrap()).unwrap();
+        assert_eq!(certs::from_der(&der).unwrap(), h.identity_certs()[0]);
+
+        let hybrid = h.app.post_raw("/v1/vdc/getHybridEncryptionKey", "{}", None).await.json();
+        let der = wire::decode(hybrid["issuerEncryptionCertificate"].as_str().unwrap()).unwrap();
+        let hybrid_cert = certs::from_der(&der).unwrap();
+        assert_eq!(hybrid_cert, h.hybrid_cert());
+        // The hybrid certificate is issued by the identity key.
+        certs::check_signature(&hybrid_cert, &certs::public_key(&h.identity_certs()[0]).unwrap()).unwrap();
+
+        let garbage = h.app.post_raw("/v1/vdc/getIdentityKey", "[1,2]", None).await;
+        assert_eq!(garbage.status, BAD_REQUEST);
+        assert!(garbage.json().get("invalidFieldValue").is_some());
+
+        // A rotation publishes both identity certificates; a server started after it signs with the new one.
+        h.keys.rotate_wallet_key(WalletKeyKind::Identity).unwrap();
+        let mut config = db.config();
+        config.keys_dir = Some(h.keys.dir().to_owned());
+        let rotated = build_app(
+            AppState::new(h.app.store.clone(), &config).with_wallet(WalletContext::load(&config, false).unwrap()),
+            Limits::from_config(&config),
+        );
+        let app = TestApp { router: rotated, store: h.app.store.clone() };
+        let both = app.post_raw("/v1/vdc/getIdentityKey", "", None).await.json();
+        assert_eq!(both["issuerIdentityCertificate"].as_array().unwrap().len(), 2);
+    }
+
+    async fn register_device_checks_the_attestation_and_changes_nothing_when_it_fails(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let device = Device::new("dev-1", MDL);
+        let id = json!("dev-1");
+        let body = |chain: Vec<String>| json!({ "deviceReferenceId": id, "deviceIdentityCertificateChain": chain });
+
+        // No nonce was ever issued.
+        let chain = device.attestation_chain(&[1; 32], &AttestationClaims::default());
+        h.refused("registerDevice", body(chain), "invalidIdentifier", NOT_FOUND).await;
+
+        let nonce = h.nonce(&device).await;
+        let bad_claims = [
+            (AttestationClaims { device_locked: false, ..Default::default() }, "bootloader is unlocked"),
+            (AttestationClaims { verified_boot_state: 2, ..Default::default() }, "verified image"),
+            (AttestationClaims { package_name: "com.evil.app".into(), ..Default::default() }, "allowed Google packages"),
+            (AttestationClaims { identity_credential_key: false, ..Default::default() }, "identity credential key"),
+        ];
+        for (claims, why) in bad_claims {
+            let chain = device.attestation_chain(&nonce, &claims);
+            let description = h.refused("registerDevice", body(chain), "invalidFieldValue", BAD_REQUEST).await;
+            assert!(description.contains(why), "{description}");
+        }
+        let wrong_nonce = device.attestation_chain(&[9; 32], &AttestationClaims::default());
+        let description = h.refused("registerDevice", body(wrong_nonce), "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("not the registration nonce"), "{description}");
+
+        let other_root_key = SoftwareSigner::generate();
+        let other_root = certs::issue_certificate(&certs::CertTemplate {
+            subject: "CN=Untrusted root".into(), issuer: None, serial: None,
+            not_before: SystemTime::now() - std::time::Duration::from_secs(60),
+            lifetime: std::time::Duration::from_secs(86_400), public_key: brevet::pki::Signer::verifying_key(&other_root_key),
+            ca: true, extensions: vec![],
+        }, &other_root_key).unwrap();
+        let untrusted = device.chain_under(&other_root_key, &other_root, &nonce, &AttestationClaims::default());
+        let description = h.refused("registerDevice", body(untrusted), "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("trusted attestation root"), "{description}");
+
+        let mut broken = device.attestation_chain(&nonce, &AttestationClaims::default());
+        broken[0] = "not base64 !".into();
+        h.refused("registerDevice", body(broken), "invalidFieldValue", BAD_REQUEST).await;
+        h.refused("registerDevice", json!({ "deviceReferenceId": "dev-1" }), "missingRequiredField", BAD_REQUEST).await;
+
+        let stored = h.app.store.get_device("dev-1").await.unwrap().unwrap();
+        assert_eq!(stored.status, "nonceIssued", "no failed attempt registered anything");
+        assert_eq!(stored.registration_nonce.as_deref(), Some(&nonce[..]), "nor used the nonce");
+
+        // The good chain registers; the same call again (Google retries) is answered the same way.
+        let chain = device.attestation_chain(&nonce, &AttestationClaims::default());
+        h.ok("registerDevice", body(chain.clone())).await;
+        h.ok("registerDevice", body(chain.clone())).await;
+        let stored = h.app.store.get_device("dev-1").await.unwrap().unwrap();
+        assert_eq!(stored.status, "registered");
+        assert_eq!(stored.registration_nonce, None, "the nonce is used up");
+
+        // Another key for the same deviceReferenceId, even with a fresh nonce, is refused.
+        let impostor = Device::new("dev-1", MDL);
+        let nonce = h.nonce(&impostor).await;
+        let chain = impostor.attestation_chain(&nonce, &AttestationClaims::default());
+        h.refused("registerDevice", body(chain), "invalidState", CONFLICT).await;
+
+        // An expired nonce is refused.
+        let late = Device::new("dev-2", MDL);
+        h.app.store.issue_registration_nonce("dev-2", &[5; 32], chrono::Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
+        let chain = late.attestation_chain(&[5; 32], &AttestationClaims::default());
+        let description = h.refused("registerDevice", json!({ "deviceReferenceId": "dev-2", "deviceIdentityCertificateChain": chain }), "invalidIdentifier", NOT_FOUND).await;
+        assert!(description.contains("expired"), "{description}");
+    }
+
+    async fn proof_user_opens_encrypted_evidence_and_is_idempotent(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let device = h.registered("dev-p").await;
+        let hybrid = h.hybrid_cert();
+        let image = device.encrypt_to_issuer(&hybrid, "FrontOfLicense", b"front image bytes");
+        let body = json!({ "deviceReferenceId": "dev-p", "proofingId": "p-1",
+            "evidence": [ { "frontOfLicenseImage": image }, { "livenessScore": 0.93 } ] });
+        let answer = h.ok("proofUser", body.clone()).await;
+        assert_eq!(answer["proofingId"], "p-1");
+        h.ok("proofUser", body.clone()).await;
+        let stored = h.app.store.get_proofing("p-1").await.unwrap().unwrap();
+        assert_eq!(stored.evidence[0]["frontOfLicenseImage"]["decrypted"], wire::encode(b"front image bytes"));
+        assert_eq!(stored.evidence[1], json!({ "livenessScore": 0.93 }), "unknown evidence is kept as sent");
+        assert_eq!(h.app.store.list_proofings(None, 10).await.unwrap().len(), 1);
+
+        // The same proofingId from another device.
+        let other = h.registered("dev-q").await;
+        let mut again = body.clone();
+        again["deviceReferenceId"] = json!("dev-q");
+        again["evidence"] = json!([{ "preAuthorizedCode": "x" }]);
+        h.refused("proofUser", again, "invalidState", CONFLICT).await;
+
+        let evidence = |e: Value| json!({ "deviceReferenceId": "dev-q", "proofingId": "p-2", "evidence": [e] });
+        let mut unknown_key = other.encrypt_to_issuer(&hybrid, "FrontOfLicense", b"x");
+        unknown_key.recipient_key_id = "00FF".into();
+        h.refused("proofUser", evidence(json!({ "frontOfLicenseImage": unknown_key })), "invalidPayloadEncryption", BAD_REQUEST).await;
+        let mut tampered = other.encrypt_to_issuer(&hybrid, "FrontOfLicense", b"x");
+        let mut bytes = wire::decode(&tampered.encrypted_value).unwrap();
+        bytes[0] ^= 1;
+        tampered.encrypted_value = wire::encode(&bytes);
+        h.refused("proofUser", evidence(json!({ "frontOfLicenseImage": tampered })), "invalidPayloadEncryption", BAD_REQUEST).await;
+        let wrong_context = other.encrypt_to_issuer(&hybrid, "Barcode", b"x");
+        h.refused("proofUser", evidence(json!({ "frontOfLicenseImage": wrong_context })), "invalidPayloadEncryption", BAD_REQUEST).await;
+        // Signed by another device's identity key.
+        let forged = device.encrypt_to_issuer(&hybrid, "FrontOfLicense", b"x");
+        h.refused("proofUser", evidence(json!({ "frontOfLicenseImage": forged })), "invalidPayloadSignature", UNAUTHORIZED).await;
+        h.refused("proofUser", json!({ "deviceReferenceId": "dev-q", "proofingId": "p-2", "evidence": [] }), "invalidFieldValue", BAD_REQUEST).await;
+        h.refused("proofUser", evidence(json!({ "a": 1, "b": 2 })), "invalidFieldValue", BAD_REQUEST).await;
+        h.refused("proofUser", json!({ "deviceReferenceId": "nobody", "proofingId": "p-3", "evidence": [{ "preAuthorizedCode": "c" }] }), "invalidIdentifier", NOT_FOUND).await;
+        assert!(h.app.store.get_proofing("p-2").await.unwrap().is_none(), "no refused proofing was stored");
+    }
+
+    async fn proofing_status_and_cancel_follow_the_lifecycle(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let device = h.registered("dev-c").await;
+        let q = |id: &str| json!({ "deviceReferenceId": "dev-c", "proofingId": id });
+        h.proofing(&device, "c-1").await;
+        assert_eq!(h.ok("getProofingStatus", q("c-1")).await["proofingStatus"], json!({ "pending": {} }));
+        h.ok("cancelProofing", q("c-1")).await;
+        assert_eq!(h.ok("getProofingStatus", q("c-1")).await["proofingStatus"], json!({ "canceled": {} }));
+        h.ok("cancelProofing", q("c-1")).await; // a canceled proofing may be canceled again
+
+        let (record, _) = h.record().await;
+        h.proofing(&device, "c-2").await;
+        h.approve("c-2", &record).await;
+        assert_eq!(h.ok("getProofingStatus", q("c-2")).await["proofingStatus"], json!({ "accepted": {} }));
+        let description = h.refused("cancelProofing", q("c-2"), "invalidState", CONFLICT).await;
+        assert_eq!(description, "the proofing is accepted and cannot be canceled");
+        assert_eq!(h.ok("getProofingStatus", q("c-2")).await["proofingStatus"], json!({ "accepted": {} }));
+
+        h.refused("getProofingStatus", q("nope"), "invalidIdentifier", NOT_FOUND).await;
+        h.registered("dev-d").await;
+        h.refused("getProofingStatus", json!({ "deviceReferenceId": "dev-d", "proofingId": "c-2" }), "invalidIdentifier", NOT_FOUND).await;
+        h.refused("cancelProofing", json!({ "deviceReferenceId": "dev-d", "proofingId": "c-1" }), "invalidIdentifier", NOT_FOUND).await;
+    }
+
+    async fn provision_credential_errors_and_retries(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let p = h.provisioned("dev-a").await;
+        let body = |device: &Device, credential: &str, proofing: &str| {
+            let key = device.encryption_key();
+            h.provision_body(device, credential, proofing, &key)
+        };
+        // Google retries with the same credentialId: the same version, still one device copy.
+        let again = h.ok("provisionCredential", body(&p.device, &p.credential_id, &p.proofing_id)).await;
+        assert_eq!(again["credentialVersionId"], p.version.as_str());
+        let record_id = uuid::Uuid::parse_str(&p.record_id).unwrap();
+        assert_eq!(h.app.store.list_wallet_credentials(record_id).await.unwrap().len(), 1);
+
+        h.refused("provisionCredential", body(&Device::new("ghost", MDL), "c-x", &p.proofing_id), "invalidIdentifier", NOT_FOUND).await;
+        // A proofing that is not accepted, or belongs to another device.
+        let other = h.registered("dev-b").await;
+        h.proofing(&other, "pending-b").await;
+        h.refused("provisionCredential", body(&other, "c-b", "pending-b"), "invalidIdentifier", NOT_FOUND).await;
+        h.refused("provisionCredential", body(&other, "c-b", &p.proofing_id), "invalidIdentifier", NOT_FOUND).await;
+        // The credentialId of another device's copy.
+        h.approve("pending-b", &p.record_id).await;
+        h.refused("provisionCredential", body(&other, &p.credential_id, "pending-b"), "invalidState", CONFLICT).await;
+
+        // deviceEncryptionKey: signed by another device, not a point, absent.
+        let mut forged = p.device.encryption_key().wire;
+        forged.signature = other.encryption_key().wire.signature;
+        h.refused("provisionCredential", json!({ "deviceReferenceId": "dev-b", "credentialId": "c-b", "proofingId": "pending-b", "deviceEncryptionKey": forged }), "invalidFieldValue", BAD_REQUEST).await;
+        let foreign = p.device.encryption_key().wire;
+        h.refused("provisionCredential", json!({ "deviceReferenceId": "dev-b", "credentialId": "c-b", "proofingId": "pending-b", "deviceEncryptionKey": foreign }), "invalidPayloadSignature", UNAUTHORIZED).await;
+        let mut short = other.encryption_key().wire;
+        short.public_key = wire::encode(&[4; 33]);
+        h.refused("provisionCredential", json!({ "deviceReferenceId": "dev-b", "credentialId": "c-b", "proofingId": "pending-b", "deviceEncryptionKey": short }), "invalidFieldValue", BAD_REQUEST).await;
+        h.refused("provisionCredential", json!({ "deviceReferenceId": "dev-b", "credentialId": "c-b", "proofingId": "pending-b" }), "missingRequiredField", BAD_REQUEST).await;
+        assert!(h.app.store.get_wallet_credential("c-b").await.unwrap().is_none(), "no refused call bound a copy");
+
+        // A revoked record is never provisioned again.
+        let revoke = h.app.post(&format!("/admin/v1/credentials/{}/revoke", p.record_id), &json!({ "reason": "test" }), Some(&h.token)).await;
+        assert_eq!(revoke.status, StatusCode::OK);
+        h.refused("provisionCredential", body(&p.device, &p.credential_id, &p.proofing_id), "invalidState", CONFLICT).await;
+    }
+
+    async fn sandbox_plaintext_mode_answers_unencrypted_when_allowed(db: TestDb) {
+        let h = Harness::with(&db, |c| c.wallet.allow_plaintext = true).await;
+        let device = h.registered("dev-s").await;
+        let (record, _) = h.record().await;
+        h.proofing(&device, "s-1").await;
+        h.approve("s-1", &record).await;
+        let answer = h.ok("provisionCredential", json!({ "deviceReferenceId": "dev-s", "credentialId": "cs", "proofingId": "s-1" })).await;
+        assert!(answer["credential"].get("encryptedData").is_none());
+        let payload = wire::decode(answer["credential"]["unencryptedValue"].as_str().unwrap()).unwrap();
+        let values = android::parse_credential_payload(&payload).unwrap();
+        let expected = brevet::mdoc::doctype::DocTypes::builtin().validate(MDL, &sample_holder()).unwrap();
+        assert_eq!(values, expected, "the payload holds exactly the record's typed values");
+    }
+
+    async fn mobile_security_objects_per_auth_key_and_their_refusals(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let mut p = h.provisioned("dev-m").await;
+        let msos = "provisionMobileSecurityObjects";
+
+        // Refresh before any proof of provisioning.
+        let (_, _, refresh) = h.msos_body(&p, &p.version, None, 1);
+        h.refused(msos, refresh, "invalidState", CONFLICT).await;
+        // A stale or unknown version.
+        let (_, _, stale) = h.msos_body(&p, "01900000-0000-7000-8000-000000000000", Some(&p.proof), 1);
+        h.refused(msos, stale, "invalidState", CONFLICT).await;
+        let (_, _, garbage) = h.msos_body(&p, "not-a-version", Some(&p.proof), 1);
+        h.refused(msos, garbage, "invalidState", CONFLICT).await;
+        // No auth key, too many.
+        let (_, _, none) = h.msos_body(&p, &p.version, Some(&p.proof), 0);
+        h.refused(msos, none, "invalidFieldValue", BAD_REQUEST).await;
+        let (_, _, many) = h.msos_body(&p, &p.version, Some(&p.proof), 65);
+        h.refused(msos, many, "invalidFieldValue", BAD_REQUEST).await;
+        // A proof signed by another key, a proof of other data.
+        let stranger = Device::new("x", MDL);
+        let not_a_pop = json!({ "signature": wire::encode(&android::sign1(
+            android::proof_of_ownership(MDL, &[0; 32], false), p.device.identity_signer()).unwrap()) });
+        let (_, _, forged) = h.msos_body(&p, &p.version, Some(&not_a_pop), 1);
+        let description = h.refused(msos, forged, "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("not a ProofOfProvisioning"), "{description}");
+        let mut other_values = p.device.stored.clone().unwrap();
+        other_values.namespaces[0].1[0].1 = ciborium::Value::Text("Somebody Else".into());
+        let wrong_data = json!({ "signature": wire::encode(&android::sign1(android::proof_of_provisioning(&other_values, false), p.device.identity_signer()).unwrap()) });
+        let (_, _, wrong) = h.msos_body(&p, &p.version, Some(&wrong_data), 1);
+        let description = h.refused(msos, wrong, "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("another value for org.iso.18013.5.1/family_name"), "{description}");
+        let real_payload = android::proof_of_provisioning(p.device.stored.as_ref().unwrap(), false);
+        let by_stranger = json!({ "signature": wire::encode(&android::sign1(real_payload, stranger.identity_signer()).unwrap()) });
+        let (_, _, sig) = h.msos_body(&p, &p.version, Some(&by_stranger), 1);
+        h.refused(msos, sig, "invalidPayloadSignature", UNAUTHORIZED).await;
+        // An auth key certified by another device.
+        let (_, _, mut foreign_key) = h.msos_body(&p, &p.version, Some(&p.proof), 1);
+        foreign_key["authKeys"] = json!([stranger.auth_keys(1)[0].1]);
+        h.refused(msos, foreign_key, "invalidPayloadSignature", UNAUTHORIZED).await;
+        let record_id = uuid::Uuid::parse_str(&p.record_id).unwrap();
+        assert!(h.app.store.list_mso_issuances(record_id, 10).await.unwrap().is_empty(), "nothing issued yet");
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({ "provisionPending": {} }));
+
+        // The real thing: one MSO per auth key, each for its key, each recorded.
+        let (signers, key, body) = h.msos_body(&p, &p.version, Some(&p.proof), 4);
+        let answer = h.ok(msos, body).await;
+        let objects = answer["mobileSecurityObjects"].as_array().unwrap();
+        assert_eq!(objects.len(), 4);
+        for (signer, object) in signers.iter().zip(objects) {
+            let data: wire::EncryptedData = serde_json::from_value(object["encryptedData"].clone()).unwrap();
+            assert_eq!(data.recipient_key_id, key.wire.key_id);
+            let sad = p.device.open(&key, "MobileSecurityObject", &data, &h.identity_certs()).unwrap();
+            let verified = p.device.verify_mso(&sad, &brevet::pki::Signer::verifying_key(signer), &h.iaca()).unwrap();
+            let days = (verified.mso.validity.valid_until - verified.mso.validity.valid_from).num_days();
+            assert_eq!(days, 30, "MSO validity follows wallet.mso_validity_secs");
+        }
+        assert_eq!(h.app.store.list_mso_issuances(record_id, 10).await.unwrap().len(), 4);
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({ "active": {} }));
+
+        // Refresh without proof; an auth key bound to another proof is refused.
+        let (_, _, refresh) = h.msos_body(&p, &p.version, None, 2);
+        assert_eq!(h.ok(msos, refresh).await["mobileSecurityObjects"].as_array().unwrap().len(), 2);
+        let bound = p.device.pop_sha256;
+        p.device.pop_sha256 = Some([7; 32]);
+        let (_, _, misbound) = h.msos_body(&p, &p.version, None, 1);
+        let description = h.refused(msos, misbound, "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("bound to another ProofOfProvisioning"), "{description}");
+        p.device.pop_sha256 = bound;
+        assert_eq!(h.app.store.list_mso_issuances(record_id, 10).await.unwrap().len(), 6);
+    }
+
+    async fn status_update_reverification_deletion(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let p = h.provisioned("dev-u").await;
+        let (_, _, body) = h.msos_body(&p, &p.version, Some(&p.proof), 1);
+        h.ok("provisionMobileSecurityObjects", body).await;
+        let status = h.status(&p).await;
+        assert_eq!(status["credentialStatus"], json!({ "active": {} }));
+        assert_eq!(status["credentialVersionId"], p.version.as_str());
+
+        // Staff ask for reverification: the status says what the user must do.
+        let reverify = h.app.post(&format!("/admin/v1/credentials/{}/request-reverification", p.record_id), &json!({}), Some(&h.token)).await;
+        assert_eq!(reverify.status, StatusCode::OK, "{}", reverify.text());
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({
+            "active": {}, "userActionRequired": { "submitProofing": { "unlimitedAttempts": {} } } }));
+
+        h.refused("getCredentialStatus", json!({ "deviceReferenceId": "dev-u", "credentialId": "nope" }), "invalidIdentifier", NOT_FOUND).await;
+        h.registered("dev-v").await;
+        h.refused("getCredentialStatus", json!({ "deviceReferenceId": "dev-v", "credentialId": p.credential_id }), "invalidIdentifier", NOT_FOUND).await;
+
+        // The wallet deletes its copy: deleted, repeat acknowledged, nothing provisioned again.
+        let q = json!({ "deviceReferenceId": "dev-u", "credentialId": p.credential_id });
+        h.ok("notifyCredentialDeleted", q.clone()).await;
+        h.ok("notifyCredentialDeleted", q.clone()).await;
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({ "deleted": {} }));
+        let key = p.device.encryption_key();
+        h.refused("provisionCredential", h.provision_body(&p.device, &p.credential_id, &p.proofing_id, &key), "invalidState", CONFLICT).await;
+        let (_, _, body) = h.msos_body(&p, &p.version, None, 1);
+        h.refused("provisionMobileSecurityObjects", body, "invalidState", CONFLICT).await;
+        h.refused("notifyCredentialDeleted", json!({ "deviceReferenceId": "dev-v", "credentialId": p.credential_id }), "invalidIdentifier", NOT_FOUND).await;
+    }
+
+    async fn new_methods_check_the_api_version_first(db: TestDb) {
+        let h = Harness::new(&db).await;
+        for method in ["registerDevice", "proofUser", "provisionCredential", "provisionMobileSecurityObjects", "getCredentialStatus", "cancelProofing"] {
+            let body = json!({ "requestMetadata": { "requestId": "r", "version": { "major": 9, "minor": 9 }, "issuerId": "x" } });
+            let response = h.app.post(&format!("/v1/vdc/{method}"), &body, None).await;
+            assert_eq!(response.status, BAD_REQUEST, "{method}");
+            assert_eq!(response.json()["invalidApiVersion"]["requestVersion"], json!({ "major": 9, "minor": 9 }), "{method}");
+        }
+    }
+}
