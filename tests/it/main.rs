@@ -21,6 +21,7 @@ mod mdoc;
 mod mtls;
 mod openapi;
 mod outbox;
+mod sim_wallet;
 mod store;
 mod store_credentials;
 mod wallet_api;
