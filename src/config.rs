@@ -401,7 +401,10 @@ impl Config {
         if let Some(tls) = &self.tls {
             for pin in &tls.client_pins {
                 if pin.len() != 64 || hex::decode(pin).is_err() {
-                    return bad("tls.client_pins", &format!("{pin:?} is not a SHA-256 fingerprint in hex"));
+                    return bad(
+                        "tls.client_pins",
+                        &format!("{pin:?} is not a SHA-256 fingerprint in hex"),
+                    );
                 }
             }
         }

@@ -88,15 +88,19 @@ fn main() -> ExitCode {
             Command::Keys(KeysCommand::RotateDs(args)) => {
                 brevet::commands::keys::rotate_ds(&config, &args)
             }
-            Command::Keys(KeysCommand::RotateIdentity) => brevet::commands::keys::rotate_wallet_key(
-                &config,
-                brevet::pki::wallet_keys::WalletKeyKind::Identity,
-            ),
+            Command::Keys(KeysCommand::RotateIdentity) => {
+                brevet::commands::keys::rotate_wallet_key(
+                    &config,
+                    brevet::pki::wallet_keys::WalletKeyKind::Identity,
+                )
+            }
             Command::Keys(KeysCommand::RotateHybrid) => brevet::commands::keys::rotate_wallet_key(
                 &config,
                 brevet::pki::wallet_keys::WalletKeyKind::Hybrid,
             ),
-            Command::Sim(SimCommand::Wallet(args)) => brevet::commands::sim::wallet(&config, args).await,
+            Command::Sim(SimCommand::Wallet(args)) => {
+                brevet::commands::sim::wallet(&config, args).await
+            }
         }
     });
     match result {

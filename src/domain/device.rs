@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn every_registration() {
         use DeviceStatus::*;
-        assert_eq!(register(NonceIssued, None, b"k"), Ok(Registration::Register));
+        assert_eq!(
+            register(NonceIssued, None, b"k"),
+            Ok(Registration::Register)
+        );
         assert_eq!(
             register(Registered, Some(b"k"), b"k"),
             Ok(Registration::AlreadyRegistered)

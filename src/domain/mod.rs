@@ -3,6 +3,6 @@
 
 pub mod admin_token;
 pub mod credential;
-pub mod proofing;
 pub mod device;
+pub mod proofing;
 pub mod wallet_credential;

@@ -155,14 +155,35 @@ mod tests {
     fn every_event_in_every_state() {
         let v1 = Uuid::from_u128(1);
         let v2 = Uuid::from_u128(2);
-        let live = Record { revoked: false, current: v1 };
-        let updated = Record { revoked: false, current: v2 };
-        let revoked = Record { revoked: true, current: v1 };
+        let live = Record {
+            revoked: false,
+            current: v1,
+        };
+        let updated = Record {
+            revoked: false,
+            current: v2,
+        };
+        let revoked = Record {
+            revoked: true,
+            current: v1,
+        };
         let new = Copy::default();
-        let provisioned = Copy { provisioned: Some(v1), ..new };
-        let proven = Copy { proven: Some(v1), ..provisioned };
-        let deleted = Copy { deleted: true, ..proven };
-        let msos = |version, with_proof| Event::IssueMsos { version, with_proof };
+        let provisioned = Copy {
+            provisioned: Some(v1),
+            ..new
+        };
+        let proven = Copy {
+            proven: Some(v1),
+            ..provisioned
+        };
+        let deleted = Copy {
+            deleted: true,
+            ..proven
+        };
+        let msos = |version, with_proof| Event::IssueMsos {
+            version,
+            with_proof,
+        };
 
         // Statuses.
         assert_eq!(status(&new, &live), CopyStatus::ProvisionPending);
@@ -177,21 +198,48 @@ mod tests {
         assert_eq!(apply(&new, &live, Event::Provision), Ok(provisioned));
         assert_eq!(
             apply(&proven, &updated, Event::Provision),
-            Ok(Copy { provisioned: Some(v2), ..proven })
+            Ok(Copy {
+                provisioned: Some(v2),
+                ..proven
+            })
         );
-        assert_eq!(apply(&proven, &revoked, Event::Provision), Err(Illegal::Revoked));
-        assert_eq!(apply(&deleted, &live, Event::Provision), Err(Illegal::Deleted));
+        assert_eq!(
+            apply(&proven, &revoked, Event::Provision),
+            Err(Illegal::Revoked)
+        );
+        assert_eq!(
+            apply(&deleted, &live, Event::Provision),
+            Err(Illegal::Deleted)
+        );
 
         // MSOs.
         assert_eq!(apply(&provisioned, &live, msos(v1, true)), Ok(proven));
-        assert_eq!(apply(&provisioned, &live, msos(v1, false)), Err(Illegal::NoProof));
+        assert_eq!(
+            apply(&provisioned, &live, msos(v1, false)),
+            Err(Illegal::NoProof)
+        );
         assert_eq!(apply(&proven, &live, msos(v1, false)), Ok(proven));
         assert_eq!(apply(&proven, &live, msos(v1, true)), Ok(proven));
-        assert_eq!(apply(&proven, &updated, msos(v1, false)), Err(Illegal::StaleVersion));
-        assert_eq!(apply(&proven, &updated, msos(v2, true)), Err(Illegal::NotProvisioned));
-        assert_eq!(apply(&new, &live, msos(v1, true)), Err(Illegal::NotProvisioned));
-        assert_eq!(apply(&proven, &revoked, msos(v1, false)), Err(Illegal::Revoked));
-        assert_eq!(apply(&deleted, &live, msos(v1, false)), Err(Illegal::Deleted));
+        assert_eq!(
+            apply(&proven, &updated, msos(v1, false)),
+            Err(Illegal::StaleVersion)
+        );
+        assert_eq!(
+            apply(&proven, &updated, msos(v2, true)),
+            Err(Illegal::NotProvisioned)
+        );
+        assert_eq!(
+            apply(&new, &live, msos(v1, true)),
+            Err(Illegal::NotProvisioned)
+        );
+        assert_eq!(
+            apply(&proven, &revoked, msos(v1, false)),
+            Err(Illegal::Revoked)
+        );
+        assert_eq!(
+            apply(&deleted, &live, msos(v1, false)),
+            Err(Illegal::Deleted)
+        );
 
         // Delete: always, and idempotent.
         assert_eq!(apply(&proven, &live, Event::Delete), Ok(deleted));

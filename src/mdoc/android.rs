@@ -155,10 +155,7 @@ pub fn verify_ownership(
 /// The access-control profile Brevet's provisioned entries refer to ([I]: the issuer has no
 /// say in profiles; the device's own profile 0 without user authentication).
 fn default_profile() -> Value {
-    Value::Map(vec![(
-        Value::Text("id".into()),
-        Value::Integer(0.into()),
-    )])
+    Value::Map(vec![(Value::Text("id".into()), Value::Integer(0.into()))])
 }
 
 /// `ProofOfProvisioning` payload for `values`, as a device that stored them would sign it.
@@ -369,7 +366,10 @@ pub fn issuer_signed_from_static_auth_data(
     for (ns, items) in as_map(mapping, "digestIdMapping")? {
         let ns_name = as_text(ns, "digestIdMapping namespace")?;
         let Value::Array(items) = items else {
-            return Err(CborError::at("digestIdMapping", "namespace entry must be an array"));
+            return Err(CborError::at(
+                "digestIdMapping",
+                "namespace entry must be an array",
+            ));
         };
         let held = values
             .namespaces
@@ -392,7 +392,10 @@ pub fn issuer_signed_from_static_auth_data(
                 .find(|(name, _)| *name == element)
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| {
-                    CborError::at("StaticAuthData", format!("no value held for {ns_name}/{element}"))
+                    CborError::at(
+                        "StaticAuthData",
+                        format!("no value held for {ns_name}/{element}"),
+                    )
                 })?;
             let filled = entries
                 .into_iter()

@@ -152,7 +152,8 @@ fn write_authorization_list(writer: DERWriter<'_>, list: &AuthorizationList) {
                             });
                         }
                     });
-                    s.next().write_set_of(|set| set.next().write_bytes(&[0u8; 32]));
+                    s.next()
+                        .write_set_of(|set| set.next().write_bytes(&[0u8; 32]));
                 })
             });
             seq.next()
@@ -162,7 +163,9 @@ fn write_authorization_list(writer: DERWriter<'_>, list: &AuthorizationList) {
         }
         if list.identity_credential_key {
             seq.next()
-                .write_tagged(Tag::context(TAG_IDENTITY_CREDENTIAL_KEY), |w| w.write_null());
+                .write_tagged(Tag::context(TAG_IDENTITY_CREDENTIAL_KEY), |w| {
+                    w.write_null()
+                });
         }
     });
 }

@@ -308,7 +308,11 @@ pub struct CertTemplate {
 }
 
 /// An extension with a raw DER value, for OIDs x509-cert has no type for.
-pub fn raw_extension(oid: ObjectIdentifier, critical: bool, der: &[u8]) -> Result<Extension, CertError> {
+pub fn raw_extension(
+    oid: ObjectIdentifier,
+    critical: bool,
+    der: &[u8],
+) -> Result<Extension, CertError> {
     Ok(Extension {
         extn_id: oid,
         critical,
@@ -327,14 +331,29 @@ pub fn raw_extension_value(cert: &Certificate, oid: ObjectIdentifier) -> Option<
 }
 
 /// Issues `template`, signed (ES256) by `signer`.
-pub fn issue_certificate(template: &CertTemplate, signer: &dyn Signer) -> Result<Certificate, CertError> {
+pub fn issue_certificate(
+    template: &CertTemplate,
+    signer: &dyn Signer,
+) -> Result<Certificate, CertError> {
     let subject = Name::from_str(&template.subject)
         .map_err(|e| CertError::Profile(format!("subject name: {e}")))?;
     let spki = spki_of(&template.public_key)?;
-    let mut extensions = vec![extension(&SubjectKeyIdentifier(key_identifier(&spki)?), false)?];
+    let mut extensions = vec![extension(
+        &SubjectKeyIdentifier(key_identifier(&spki)?),
+        false,
+    )?];
     if template.ca {
-        extensions.push(extension(&BasicConstraints { ca: true, path_len_constraint: None }, true)?);
-        extensions.push(extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?);
+        extensions.push(extension(
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            },
+            true,
+        )?);
+        extensions.push(extension(
+            &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+            true,
+        )?);
     }
     extensions.extend(template.extensions.iter().cloned());
     let serial_number = match &template.serial {
@@ -368,7 +387,8 @@ pub fn to_der(cert: &Certificate) -> Result<Vec<u8>, CertError> {
 
 /// Reads a DER certificate.
 pub fn from_der(der: &[u8]) -> Result<Certificate, CertError> {
-    Certificate::from_der(der).map_err(|e| CertError::Encoding(format!("not a DER certificate: {e}")))
+    Certificate::from_der(der)
+        .map_err(|e| CertError::Encoding(format!("not a DER certificate: {e}")))
 }
 
 /// The P-256 public key of a certificate.

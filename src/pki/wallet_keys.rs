@@ -125,7 +125,8 @@ impl KeyStore {
     }
 
     fn wallet_file(&self, kind: WalletKeyKind, number: u32, what: &str) -> PathBuf {
-        self.wallet_dir(kind).join(format!("{number:04}.{what}.pem"))
+        self.wallet_dir(kind)
+            .join(format!("{number:04}.{what}.pem"))
     }
 
     fn subject(&self, what: &str, number: u32) -> String {
@@ -284,9 +285,17 @@ impl KeyStore {
         if identity.is_empty() || hybrid.is_empty() {
             return Err(KeyStoreError::State(format!(
                 "no unexpired Wallet {} key in {}; run `brevet keys rotate-{}`",
-                if identity.is_empty() { "identity" } else { "hybrid" },
+                if identity.is_empty() {
+                    "identity"
+                } else {
+                    "hybrid"
+                },
                 self.dir().display(),
-                if identity.is_empty() { "identity" } else { "hybrid" },
+                if identity.is_empty() {
+                    "identity"
+                } else {
+                    "hybrid"
+                },
             )));
         }
         Ok(WalletKeys { identity, hybrid })

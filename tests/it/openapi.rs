@@ -84,10 +84,14 @@ fn wallet_document_matches_the_code() {
         assert!(method.get("post").is_some(), "every method is a POST");
     }
     // Objects whose fields are our assumption say so.
-    for unconfirmed in ["AuthKey", "ProofOfProvisioning", "MobileSecurityObject", "UserActionRequired"] {
+    for unconfirmed in [
+        "AuthKey",
+        "ProofOfProvisioning",
+        "MobileSecurityObject",
+        "UserActionRequired",
+    ] {
         assert_eq!(
-            value["components"]["schemas"][unconfirmed]["x-brevet-unconfirmed"],
-            true,
+            value["components"]["schemas"][unconfirmed]["x-brevet-unconfirmed"], true,
             "{unconfirmed} is marked unconfirmed"
         );
     }

@@ -17,10 +17,23 @@ use crate::support::TestDb;
 fn init_keys(dir: &Path) {
     let output = brevet(dir)
         .env("BREVET_DATA_DIR", dir)
-        .args(["keys", "init", "--country", "US", "--iaca-name", "Sim Test IACA", "--contact", "https://dmv.example"])
+        .args([
+            "keys",
+            "init",
+            "--country",
+            "US",
+            "--iaca-name",
+            "Sim Test IACA",
+            "--contact",
+            "https://dmv.example",
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn run_sim(dir: &Path, args: &[&str]) -> Output {
@@ -30,7 +43,12 @@ async fn run_sim(dir: &Path, args: &[&str]) -> Output {
             command.env_remove(key);
         }
     }
-    command.current_dir(dir).env("BREVET_DATA_DIR", dir).arg("sim").arg("wallet").args(args);
+    command
+        .current_dir(dir)
+        .env("BREVET_DATA_DIR", dir)
+        .arg("sim")
+        .arg("wallet")
+        .args(args);
     tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
         .expect("the simulator finishes")
@@ -39,8 +57,15 @@ async fn run_sim(dir: &Path, args: &[&str]) -> Output {
 
 fn assert_passed(output: &Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "sim failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.trim_end().ends_with("PASS: 28 of 28 steps passed"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "sim failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.trim_end().ends_with("PASS: 28 of 28 steps passed"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("FAIL"), "{stdout}");
     stdout
 }
@@ -58,7 +83,7 @@ both_stores! {
             .env("BREVET_GOOGLE__ISSUER_ID", "Sim_Test_Issuer")
             .env("BREVET_OUTBOX__DISPATCH_IN_SERVE", "true")
             .env("BREVET_OUTBOX__POLL_INTERVAL_MS", "100");
-        let mut server = Server::start(command);
+        let server = Server::start(command);
         let token = server.stdout_lines(2).pop().unwrap();
 
         let output = run_sim(&db.dir, &["--issuer", &server.base_url, "--admin-token", &token]).await;
@@ -99,7 +124,10 @@ fn ca(name: &str) -> Pki {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
-    Pki { ca: params.self_signed(&key).unwrap(), key }
+    Pki {
+        ca: params.self_signed(&key).unwrap(),
+        key,
+    }
 }
 
 fn leaf(pki: &Pki, name: &str, purpose: ExtendedKeyUsagePurpose) -> (rcgen::Certificate, String) {
@@ -107,7 +135,10 @@ fn leaf(pki: &Pki, name: &str, purpose: ExtendedKeyUsagePurpose) -> (rcgen::Cert
     let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
     params.extended_key_usages = vec![purpose];
-    (params.signed_by(&key, &pki.ca, &pki.key).unwrap(), key.serialize_pem())
+    (
+        params.signed_by(&key, &pki.ca, &pki.key).unwrap(),
+        key.serialize_pem(),
+    )
 }
 
 /// Google's client certificate is pinned by fingerprint; the Wallet surface refuses any other
@@ -119,9 +150,21 @@ async fn over_mutual_tls_only_googles_certificate_reaches_the_wallet_api() {
     init_keys(dir);
     let issuer_pki = ca("Issuer TLS CA");
     let google_pki = ca("Google client CA");
-    let (server_cert, server_key) = leaf(&issuer_pki, "localhost", ExtendedKeyUsagePurpose::ServerAuth);
-    let (google_cert, google_key) = leaf(&google_pki, "google-client", ExtendedKeyUsagePurpose::ClientAuth);
-    let (other_cert, other_key) = leaf(&google_pki, "someone-else", ExtendedKeyUsagePurpose::ClientAuth);
+    let (server_cert, server_key) = leaf(
+        &issuer_pki,
+        "localhost",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (google_cert, google_key) = leaf(
+        &google_pki,
+        "google-client",
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let (other_cert, other_key) = leaf(
+        &google_pki,
+        "someone-else",
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -130,7 +173,10 @@ async fn over_mutual_tls_only_googles_certificate_reaches_the_wallet_api() {
     let server_cert_path = write("server.pem", &server_cert.pem());
     let server_key_path = write("server.key", &server_key);
     let issuer_ca_path = write("issuer-ca.pem", &issuer_pki.ca.pem());
-    let google_identity = write("google.pem", &format!("{}{}", google_cert.pem(), google_key));
+    let google_identity = write(
+        "google.pem",
+        &format!("{}{}", google_cert.pem(), google_key),
+    );
     let other_identity = format!("{}{}", other_cert.pem(), other_key);
     let pin = hex::encode(Sha256::digest(google_cert.der()));
 
@@ -141,32 +187,58 @@ async fn over_mutual_tls_only_googles_certificate_reaches_the_wallet_api() {
         .env("BREVET_TLS__CERTIFICATE", &server_cert_path)
         .env("BREVET_TLS__PRIVATE_KEY", &server_key_path)
         .env("BREVET_TLS__CLIENT_PINS", format!("[\"{pin}\"]"));
-    let mut server = Server::start(command);
+    let server = Server::start(command);
     let token = server.stdout_lines(2).pop().unwrap();
-    let base = server.base_url.replace("http://127.0.0.1", "https://localhost");
+    let base = server
+        .base_url
+        .replace("http://127.0.0.1", "https://localhost");
 
     let client = |identity: Option<&str>| {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(issuer_pki.ca.pem().as_bytes()).unwrap());
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(issuer_pki.ca.pem().as_bytes()).unwrap(),
+            );
         if let Some(pem) = identity {
             builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
         }
         builder.build().unwrap()
     };
     let health = json!({ "requestMetadata": { "requestId": "r1", "version": { "major": 0, "minor": 1 }, "issuerId": "x" }, "clientMessage": "hi" });
-    for (who, identity) in [("no certificate", None), ("an unpinned certificate", Some(other_identity.as_str()))] {
-        let response = client(identity).post(format!("{base}/v1/vdc/healthCheck")).json(&health).send().await.unwrap();
+    for (who, identity) in [
+        ("no certificate", None),
+        ("an unpinned certificate", Some(other_identity.as_str())),
+    ] {
+        let response = client(identity)
+            .post(format!("{base}/v1/vdc/healthCheck"))
+            .json(&health)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 403, "{who}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert!(body.get("forbidden").is_some(), "{who}: {body}");
     }
-    let admin = client(None).get(format!("{base}/admin/v1/whoami")).bearer_auth(&token).send().await.unwrap();
+    let admin = client(None)
+        .get(format!("{base}/admin/v1/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(admin.status(), 200, "staff need no client certificate");
 
     let output = run_sim(
         dir,
-        &["--issuer", &base, "--admin-token", &token, "--client-identity", google_identity.to_str().unwrap(), "--ca", issuer_ca_path.to_str().unwrap()],
+        &[
+            "--issuer",
+            &base,
+            "--admin-token",
+            &token,
+            "--client-identity",
+            google_identity.to_str().unwrap(),
+            "--ca",
+            issuer_ca_path.to_str().unwrap(),
+        ],
     )
     .await;
     assert_passed(&output);

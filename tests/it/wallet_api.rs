@@ -81,16 +81,26 @@ impl Harness {
             "version": { "major": 0, "minor": 1 },
             "issuerId": "Test_Issuer",
         });
-        self.app.post(&format!("/v1/vdc/{method}"), &body, None).await
+        self.app
+            .post(&format!("/v1/vdc/{method}"), &body, None)
+            .await
     }
 
     /// Calls and expects 200 with the request id echoed.
     async fn ok(&self, method: &str, body: Value) -> Value {
         let response = self.call(method, body).await;
-        assert_eq!(response.status, StatusCode::OK, "{method}: {}", response.text());
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{method}: {}",
+            response.text()
+        );
         let json = response.json();
         if !method.starts_with("get") || method.ends_with("Status") || method.ends_with("Nonce") {
-            assert_eq!(json["responseMetadata"]["requestId"], format!("req-{method}"));
+            assert_eq!(
+                json["responseMetadata"]["requestId"],
+                format!("req-{method}")
+            );
         }
         json
     }
@@ -100,8 +110,14 @@ impl Harness {
         let response = self.call(method, body).await;
         let json = response.json();
         assert_eq!(response.status, status, "{method}: {json}");
-        assert!(json.get(member).is_some(), "{method}: expected {member}, got {json}");
-        assert_eq!(json["responseMetadata"]["requestId"], format!("req-{method}"));
+        assert!(
+            json.get(member).is_some(),
+            "{method}: expected {member}, got {json}"
+        );
+        assert_eq!(
+            json["responseMetadata"]["requestId"],
+            format!("req-{method}")
+        );
         json["errorDescription"].as_str().unwrap().to_owned()
     }
 
@@ -127,7 +143,10 @@ impl Harness {
 
     async fn nonce(&self, device: &Device) -> Vec<u8> {
         let answer = self
-            .ok("getDeviceRegistrationNonce", json!({ "deviceReferenceId": device.device_reference_id }))
+            .ok(
+                "getDeviceRegistrationNonce",
+                json!({ "deviceReferenceId": device.device_reference_id }),
+            )
             .await;
         wire::decode(answer["nonce"].as_str().unwrap()).unwrap()
     }
@@ -136,19 +155,29 @@ impl Harness {
         let device = Device::new(id, MDL);
         let nonce = self.nonce(&device).await;
         let chain = device.attestation_chain(&nonce, &AttestationClaims::default());
-        self.ok("registerDevice", json!({ "deviceReferenceId": id, "deviceIdentityCertificateChain": chain }))
-            .await;
+        self.ok(
+            "registerDevice",
+            json!({ "deviceReferenceId": id, "deviceIdentityCertificateChain": chain }),
+        )
+        .await;
         device
     }
 
     async fn record(&self) -> (String, String) {
         let created = self
             .app
-            .post("/admin/v1/credentials", &json!({ "docType": MDL, "holderData": sample_holder() }), Some(&self.token))
+            .post(
+                "/admin/v1/credentials",
+                &json!({ "docType": MDL, "holderData": sample_holder() }),
+                Some(&self.token),
+            )
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
         let etag = created.headers["etag"].to_str().unwrap().to_owned();
-        (created.json()["credentialId"].as_str().unwrap().to_owned(), etag)
+        (
+            created.json()["credentialId"].as_str().unwrap().to_owned(),
+            etag,
+        )
     }
 
     async fn proofing(&self, device: &Device, id: &str) {
@@ -172,7 +201,13 @@ impl Harness {
         assert_eq!(review.status, StatusCode::OK, "{}", review.text());
     }
 
-    fn provision_body(&self, device: &Device, credential_id: &str, proofing_id: &str, key: &EphemeralKey) -> Value {
+    fn provision_body(
+        &self,
+        device: &Device,
+        credential_id: &str,
+        proofing_id: &str,
+        key: &EphemeralKey,
+    ) -> Value {
         json!({ "deviceReferenceId": device.device_reference_id, "credentialId": credential_id,
                 "proofingId": proofing_id, "deviceEncryptionKey": key.wire })
     }
@@ -187,11 +222,16 @@ impl Harness {
         let credential_id = format!("credential-{device_id}");
         let key = device.encryption_key();
         let answer = self
-            .ok("provisionCredential", self.provision_body(&device, &credential_id, &proofing_id, &key))
+            .ok(
+                "provisionCredential",
+                self.provision_body(&device, &credential_id, &proofing_id, &key),
+            )
             .await;
         let data: wire::EncryptedData =
             serde_json::from_value(answer["credential"]["encryptedData"].clone()).unwrap();
-        let payload = device.open(&key, "Credential", &data, &self.identity_certs()).unwrap();
+        let payload = device
+            .open(&key, "Credential", &data, &self.identity_certs())
+            .unwrap();
         let proof = serde_json::to_value(device.store(&payload).unwrap()).unwrap();
         Provisioned {
             device,
@@ -203,7 +243,13 @@ impl Harness {
         }
     }
 
-    fn msos_body(&self, p: &Provisioned, version: &str, proof: Option<&Value>, keys: usize) -> (Vec<SoftwareSigner>, EphemeralKey, Value) {
+    fn msos_body(
+        &self,
+        p: &Provisioned,
+        version: &str,
+        proof: Option<&Value>,
+        keys: usize,
+    ) -> (Vec<SoftwareSigner>, EphemeralKey, Value) {
         let auth = p.device.auth_keys(keys);
         let key = p.device.encryption_key();
         let mut body = json!({

@@ -106,7 +106,9 @@ impl WalletContext {
         let now = SystemTime::now();
         match store.wallet_keys(now) {
             Ok(keys) => context.keys = Some(keys),
-            Err(error) => tracing::warn!(%error, "the Wallet API cannot sign or decrypt until its keys exist"),
+            Err(error) => {
+                tracing::warn!(%error, "the Wallet API cannot sign or decrypt until its keys exist")
+            }
         }
         if store.is_initialised() {
             if let Ok(ds) = store.active_ds() {
@@ -118,8 +120,9 @@ impl WalletContext {
             }
         }
         for path in &config.wallet.attestation.roots {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("wallet.attestation.roots: cannot read {}", path.display()))?;
+            let pem = std::fs::read_to_string(path).with_context(|| {
+                format!("wallet.attestation.roots: cannot read {}", path.display())
+            })?;
             let cert = certs::from_pem(&pem)
                 .with_context(|| format!("wallet.attestation.roots: {}", path.display()))?;
             context.attestation.anchors.push(chain::fingerprint(&cert)?);

@@ -165,7 +165,11 @@ async fn record_of(state: &AppState, credential_id: Uuid) -> Result<CredentialRe
         .store
         .get_credential(credential_id)
         .await?
-        .ok_or_else(|| internal(format!("device copy refers to missing record {credential_id}")))
+        .ok_or_else(|| {
+            internal(format!(
+                "device copy refers to missing record {credential_id}"
+            ))
+        })
 }
 
 /// The copy `credential_id` of `device`; `invalidIdentifier` when there is none.
@@ -185,11 +189,19 @@ async fn copy_of_device(
 }
 
 /// The record's current holder data as typed element values.
-fn element_values(state: &AppState, record: &CredentialRecord) -> Result<ElementValues, WalletError> {
+fn element_values(
+    state: &AppState,
+    record: &CredentialRecord,
+) -> Result<ElementValues, WalletError> {
     state
         .doc_types
         .validate(&record.doc_type, &record.holder_data)
-        .map_err(|e| internal(format!("stored holder data of {} no longer validates: {e}", record.credential_id)))
+        .map_err(|e| {
+            internal(format!(
+                "stored holder data of {} no longer validates: {e}",
+                record.credential_id
+            ))
+        })
 }
 
 /// Writes `event`'s effect on the copy, re-reading and deciding again if the copy changed
@@ -230,7 +242,10 @@ async fn change_copy(
             return Ok((written, record));
         }
     }
-    Err(refuse(K::InvalidState, "the credential is changing; try again"))
+    Err(refuse(
+        K::InvalidState,
+        "the credential is changing; try again",
+    ))
 }
 
 /// The device key to encrypt to, or `None` for a plaintext answer where that is allowed.
@@ -439,7 +454,15 @@ async fn certify(
             return Err(illegal(lifecycle::Illegal::StaleVersion));
         }
     }
-    issue_msos(state, &body.device_reference_id, &record, &values, &auth_keys, target.as_ref()).await
+    issue_msos(
+        state,
+        &body.device_reference_id,
+        &record,
+        &values,
+        &auth_keys,
+        target.as_ref(),
+    )
+    .await
 }
 
 async fn issue_msos(
@@ -533,12 +556,16 @@ pub async fn get_credential_status(
     let request_id = request.request_id().to_owned();
     check_device_reference_id(&request, &request.body.device_reference_id)?;
     let body = &request.body;
-    let (copy, record) = answer(&request_id, async {
-        let copy = copy_of_device(&state, &body.device_reference_id, &body.credential_id).await?;
-        let record = record_of(&state, copy.credential_id).await?;
-        Ok((copy, record))
-    }
-    .await)?;
+    let (copy, record) = answer(
+        &request_id,
+        async {
+            let copy =
+                copy_of_device(&state, &body.device_reference_id, &body.credential_id).await?;
+            let record = record_of(&state, copy.credential_id).await?;
+            Ok((copy, record))
+        }
+        .await,
+    )?;
     let status = lifecycle::status(&copy.state(), &record_state(&record));
     let user_action_required = match status {
         CopyStatus::Active | CopyStatus::ProvisionPending
@@ -579,12 +606,15 @@ pub async fn notify_credential_deleted(
     let request_id = request.request_id().to_owned();
     check_device_reference_id(&request, &request.body.device_reference_id)?;
     let body = &request.body;
-    answer(&request_id, async {
-        copy_of_device(&state, &body.device_reference_id, &body.credential_id).await?;
-        change_copy(&state, &body.credential_id, Event::Delete, None).await?;
-        Ok(())
-    }
-    .await)?;
+    answer(
+        &request_id,
+        async {
+            copy_of_device(&state, &body.device_reference_id, &body.credential_id).await?;
+            change_copy(&state, &body.credential_id, Event::Delete, None).await?;
+            Ok(())
+        }
+        .await,
+    )?;
     Ok(Json(NotifyCredentialDeletedResponse {
         response_metadata: ResponseMetadata::answering(&request_id),
     }))

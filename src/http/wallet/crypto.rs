@@ -170,12 +170,14 @@ pub fn open_from_device(
         .keys
         .as_ref()
         .ok_or_else(|| internal("no Wallet hybrid key"))?;
-    let hybrid = keys.hybrid_by_serial(&data.recipient_key_id).ok_or_else(|| {
-        refuse(
-            K::InvalidPayloadEncryption,
-            format!("{member}: recipientKeyId names no hybrid key of this issuer"),
-        )
-    })?;
+    let hybrid = keys
+        .hybrid_by_serial(&data.recipient_key_id)
+        .ok_or_else(|| {
+            refuse(
+                K::InvalidPayloadEncryption,
+                format!("{member}: recipientKeyId names no hybrid key of this issuer"),
+            )
+        })?;
     let ciphertext = decode_field(&format!("{member}.encryptedValue"), &data.encrypted_value)?;
     if ciphertext.len() > MAX_ENCRYPTED_VALUE {
         return Err(refuse(
@@ -186,7 +188,11 @@ pub fn open_from_device(
     let enc = decode_field(&format!("{member}.encapsulatedKey"), &data.encapsulated_key)?;
     let plaintext = hybrid
         .key
-        .open(context.settings.hpke_context(hpke_context), &enc, &ciphertext)
+        .open(
+            context.settings.hpke_context(hpke_context),
+            &enc,
+            &ciphertext,
+        )
         .map_err(|e| refuse(K::InvalidPayloadEncryption, format!("{member}: {e}")))?;
     let signature = decode_field(&format!("{member}.signature"), &data.signature)?;
     let challenge = android::sha256_concat(&plaintext, &hybrid.key.public_bytes());

@@ -156,9 +156,15 @@ pub async fn register_device(
 async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), WalletError> {
     use crate::domain::device::{self as lifecycle, DeviceStatus, Registration};
     let encoded: Vec<&str> = if body.device_identity_certificate_chain.is_empty() {
-        body.device_identity_certificate.as_deref().into_iter().collect()
+        body.device_identity_certificate
+            .as_deref()
+            .into_iter()
+            .collect()
     } else {
-        body.device_identity_certificate_chain.iter().map(String::as_str).collect()
+        body.device_identity_certificate_chain
+            .iter()
+            .map(String::as_str)
+            .collect()
     };
     if encoded.is_empty() {
         return Err(refuse(
@@ -212,13 +218,18 @@ async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), 
             ))
         }
     };
-    attestation::verify(&chain, &nonce, &state.wallet.attestation, std::time::SystemTime::now())
-        .map_err(|e| {
-            refuse(
-                WalletErrorKind::InvalidFieldValue,
-                format!("device attestation refused: {e}"),
-            )
-        })?;
+    attestation::verify(
+        &chain,
+        &nonce,
+        &state.wallet.attestation,
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| {
+        refuse(
+            WalletErrorKind::InvalidFieldValue,
+            format!("device attestation refused: {e}"),
+        )
+    })?;
     let chain_json = serde_json::Value::from(encoded);
     if state
         .store

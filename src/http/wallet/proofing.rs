@@ -142,7 +142,11 @@ async fn record(state: &AppState, body: &ProofUserRequest) -> Result<(), WalletE
     }
     match state
         .store
-        .record_proofing(&body.proofing_id, &body.device_reference_id, &Value::Array(stored))
+        .record_proofing(
+            &body.proofing_id,
+            &body.device_reference_id,
+            &Value::Array(stored),
+        )
         .await?
     {
         ProofingInsert::Created(_) | ProofingInsert::Existing(_) => Ok(()),
@@ -268,8 +272,8 @@ async fn cancel(state: &AppState, body: &ProofingRequest) -> Result<(), WalletEr
     // A staff decision may land between the read and the write: then decide again.
     for _ in 0..3 {
         let current = proofing_of_device(state, body).await?;
-        let next = proofing::cancel(current.status)
-            .map_err(|e| refuse(K::InvalidState, e.to_string()))?;
+        let next =
+            proofing::cancel(current.status).map_err(|e| refuse(K::InvalidState, e.to_string()))?;
         if current.status == next
             || state
                 .store

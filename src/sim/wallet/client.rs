@@ -120,7 +120,9 @@ impl WalletClient {
                 status,
                 message: format!(
                     "{method} refused: {}",
-                    answer["errorDescription"].as_str().unwrap_or("no description")
+                    answer["errorDescription"]
+                        .as_str()
+                        .unwrap_or("no description")
                 ),
                 body: answer,
             });
@@ -142,7 +144,10 @@ impl WalletClient {
     }
 
     async fn post(&self, method: &str, body: Option<&Value>) -> Result<(u16, Value), CallError> {
-        let url = format!("{}/v1/vdc/{method}", self.endpoint.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/v1/vdc/{method}",
+            self.endpoint.base_url.trim_end_matches('/')
+        );
         let mut request = self.http.post(&url);
         if let Some(body) = body {
             request = request.json(body);
@@ -199,7 +204,10 @@ impl AdminClient {
         if let Some(tag) = if_match {
             request = request.header("if-match", tag);
         }
-        let response = request.send().await.map_err(|e| format!("admin {path}: {e}"))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("admin {path}: {e}"))?;
         let status = response.status().as_u16();
         let etag = response
             .headers()

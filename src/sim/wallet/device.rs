@@ -12,11 +12,15 @@ use x509_cert::Certificate;
 
 use crate::config::HpkeContextSlot;
 use crate::http::wallet::hpke_context;
-use crate::http::wallet::wire::{self, AuthKey, DeviceEncryptionKey, EncryptedData, ProofOfProvisioning};
+use crate::http::wallet::wire::{
+    self, AuthKey, DeviceEncryptionKey, EncryptedData, ProofOfProvisioning,
+};
 use crate::mdoc::android;
 use crate::mdoc::doctype::ElementValues;
 use crate::mdoc::verify::{self, Trust, Verified};
-use crate::pki::attestation::{AuthorizationList, KeyDescription, RootOfTrust, KEY_ATTESTATION_OID};
+use crate::pki::attestation::{
+    AuthorizationList, KeyDescription, RootOfTrust, KEY_ATTESTATION_OID,
+};
 use crate::pki::certs::{self, CertTemplate};
 use crate::pki::hpke::{self, HpkePrivateKey};
 use crate::pki::{Signer, SoftwareSigner};
@@ -147,8 +151,12 @@ impl Device {
                 lifetime: Duration::from_secs(365 * 86_400),
                 public_key: self.identity.verifying_key(),
                 ca: false,
-                extensions: vec![certs::raw_extension(KEY_ATTESTATION_OID, false, &record.to_der())
-                    .expect("attestation extension")],
+                extensions: vec![certs::raw_extension(
+                    KEY_ATTESTATION_OID,
+                    false,
+                    &record.to_der(),
+                )
+                .expect("attestation extension")],
             },
             &intermediate_key,
         )
@@ -207,7 +215,9 @@ impl Device {
                 .is_some_and(|payload| payload == expected)
         });
         if !signed_by_issuer {
-            return Err("the issuer's signature does not verify with any identity certificate".into());
+            return Err(
+                "the issuer's signature does not verify with any identity certificate".into(),
+            );
         }
         Ok(plaintext)
     }
@@ -245,7 +255,10 @@ impl Device {
     pub fn store(&mut self, payload: &[u8]) -> Result<ProofOfProvisioning, String> {
         let values = android::parse_credential_payload(payload).map_err(|e| e.to_string())?;
         if values.doc_type != self.doc_type {
-            return Err(format!("the credential is a {}, not a {}", values.doc_type, self.doc_type));
+            return Err(format!(
+                "the credential is a {}, not a {}",
+                values.doc_type, self.doc_type
+            ));
         }
         let pop = android::proof_of_provisioning(&values, false);
         self.pop_sha256 = Some(Sha256::digest(&pop).into());
@@ -273,9 +286,7 @@ impl Device {
                 let cert = certs::issue_certificate(
                     &CertTemplate {
                         subject: "CN=Android Identity Credential Authentication Key".into(),
-                        issuer: Some(
-                            "CN=Android Identity Credential Key".parse().expect("name"),
-                        ),
+                        issuer: Some("CN=Android Identity Credential Key".parse().expect("name")),
                         serial: Some(vec![0x01]),
                         not_before: SystemTime::now() - Duration::from_secs(60),
                         lifetime: Duration::from_secs(365 * 86_400),

@@ -146,14 +146,20 @@ impl Session {
     async fn status(&self, credential_id: &str) -> Result<(String, String), String> {
         let answer = self
             .wallet
-            .call("getCredentialStatus", self.body(json!({ "credentialId": credential_id })))
+            .call(
+                "getCredentialStatus",
+                self.body(json!({ "credentialId": credential_id })),
+            )
             .await
             .map_err(err)?;
         let status = answer["credentialStatus"]
             .as_object()
             .and_then(|m| m.keys().find(|k| *k != "userActionRequired").cloned())
             .ok_or("no status member")?;
-        let version = answer["credentialVersionId"].as_str().unwrap_or_default().to_owned();
+        let version = answer["credentialVersionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         Ok((status, version))
     }
 
@@ -187,9 +193,15 @@ impl Session {
         if self.device.stored.as_ref() != Some(&wanted) {
             return Err("the delivered data elements differ from the record".into());
         }
-        let version = answer["credentialVersionId"].as_str().unwrap_or_default().to_owned();
+        let version = answer["credentialVersionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         Ok((
-            (version.clone(), serde_json::to_value(pop).unwrap_or_default()),
+            (
+                version.clone(),
+                serde_json::to_value(pop).unwrap_or_default(),
+            ),
             format!("{} elements, version {version}", wanted.len()),
         ))
     }
@@ -218,7 +230,10 @@ impl Session {
             .call("provisionMobileSecurityObjects", body)
             .await
             .map_err(err)?;
-        let msos = answer["mobileSecurityObjects"].as_array().cloned().unwrap_or_default();
+        let msos = answer["mobileSecurityObjects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if msos.len() != count {
             return Err(format!("{} MSOs for {count} auth keys", msos.len()));
         }
@@ -228,12 +243,17 @@ impl Session {
                 return Err("an MSO names another auth key certificate".into());
             }
             let sad = self.open(&key, "MobileSecurityObject", &mso["encryptedData"])?;
-            let verified = self
-                .device
-                .verify_mso(&sad, &crate::pki::Signer::verifying_key(signer), &self.iaca)?;
+            let verified = self.device.verify_mso(
+                &sad,
+                &crate::pki::Signer::verifying_key(signer),
+                &self.iaca,
+            )?;
             until = verified.mso.validity.valid_until.to_rfc3339();
         }
-        Ok(((), format!("{count} MSOs verified against the IACA, valid until {until}")))
+        Ok((
+            (),
+            format!("{count} MSOs verified against the IACA, valid until {until}"),
+        ))
     }
 }
 
@@ -273,7 +293,10 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     let identity_certs = run
         .step("getIdentityKey", async {
             let answer = wallet.call_empty("getIdentityKey").await.map_err(err)?;
-            let list = answer["issuerIdentityCertificate"].as_array().cloned().unwrap_or_default();
+            let list = answer["issuerIdentityCertificate"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let certs = certificates(&list)?;
             if certs.is_empty() {
                 return Err("no identity certificate".into());
@@ -284,7 +307,10 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
         .await?;
     let hybrid = run
         .step("getHybridEncryptionKey", async {
-            let answer = wallet.call_empty("getHybridEncryptionKey").await.map_err(err)?;
+            let answer = wallet
+                .call_empty("getHybridEncryptionKey")
+                .await
+                .map_err(err)?;
             let cert = certificates(&[answer["issuerEncryptionCertificate"].clone()])?
                 .pop()
                 .ok_or("no certificate")?;
@@ -305,7 +331,10 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
                 )
                 .await?;
             let id = body["credentialId"].as_str().unwrap_or_default().to_owned();
-            Ok(((id.clone(), etag.unwrap_or_default()), format!("record {id}")))
+            Ok((
+                (id.clone(), etag.unwrap_or_default()),
+                format!("record {id}"),
+            ))
         })
         .await?;
 
@@ -320,8 +349,13 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
 
     let nonce = run
         .step("getDeviceRegistrationNonce", async {
-            let answer = session.wallet.call("getDeviceRegistrationNonce", session.body(json!({}))).await.map_err(err)?;
-            let nonce = wire::decode(answer["nonce"].as_str().unwrap_or_default()).ok_or("nonce is not base64")?;
+            let answer = session
+                .wallet
+                .call("getDeviceRegistrationNonce", session.body(json!({})))
+                .await
+                .map_err(err)?;
+            let nonce = wire::decode(answer["nonce"].as_str().unwrap_or_default())
+                .ok_or("nonce is not base64")?;
             if nonce.is_empty() || nonce.len() > 32 {
                 return Err(format!("nonce of {} bytes", nonce.len()));
             }
@@ -330,10 +364,15 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
         })
         .await?;
     run.step("registerDevice", async {
-        let chain = session.device.attestation_chain(&nonce, &Default::default());
+        let chain = session
+            .device
+            .attestation_chain(&nonce, &Default::default());
         session
             .wallet
-            .call("registerDevice", session.body(json!({ "deviceIdentityCertificateChain": chain })))
+            .call(
+                "registerDevice",
+                session.body(json!({ "deviceIdentityCertificateChain": chain })),
+            )
             .await
             .map_err(err)?;
         Ok(((), "attested identity key registered".into()))
@@ -351,23 +390,57 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
         Ok(((), format!("proofing {proofing_id} submitted")))
     })
     .await?;
-    run.step("getProofingStatus before review", proofing_is(&session, &proofing_id, "pending")).await?;
+    run.step(
+        "getProofingStatus before review",
+        proofing_is(&session, &proofing_id, "pending"),
+    )
+    .await?;
     run.step("staff approve the proofing", async {
         session
             .admin
-            .send(Method::POST, &format!("/proofings/{proofing_id}/review"), Some(&json!({ "decision": "approve", "credentialId": record_id })), None)
+            .send(
+                Method::POST,
+                &format!("/proofings/{proofing_id}/review"),
+                Some(&json!({ "decision": "approve", "credentialId": record_id })),
+                None,
+            )
             .await?;
         Ok(((), "approved".into()))
     })
     .await?;
-    run.step("getProofingStatus after review", proofing_is(&session, &proofing_id, "accepted")).await?;
+    run.step(
+        "getProofingStatus after review",
+        proofing_is(&session, &proofing_id, "accepted"),
+    )
+    .await?;
 
     let credential_id = uuid::Uuid::new_v4().to_string();
-    let (v1, pop1) = run.step("provisionCredential", session.provision(&credential_id, &proofing_id, &holder)).await?;
-    run.step("getCredentialStatus before MSOs", status_is(&session, &credential_id, "provisionPending", &v1)).await?;
-    run.step("provisionMobileSecurityObjects with proof of provisioning", session.msos(&credential_id, &v1, Some(&pop1), options.auth_keys)).await?;
-    run.step("getCredentialStatus after MSOs", status_is(&session, &credential_id, "active", &v1)).await?;
-    run.step("MSO refresh without proof", session.msos(&credential_id, &v1, None, 2)).await?;
+    let (v1, pop1) = run
+        .step(
+            "provisionCredential",
+            session.provision(&credential_id, &proofing_id, &holder),
+        )
+        .await?;
+    run.step(
+        "getCredentialStatus before MSOs",
+        status_is(&session, &credential_id, "provisionPending", &v1),
+    )
+    .await?;
+    run.step(
+        "provisionMobileSecurityObjects with proof of provisioning",
+        session.msos(&credential_id, &v1, Some(&pop1), options.auth_keys),
+    )
+    .await?;
+    run.step(
+        "getCredentialStatus after MSOs",
+        status_is(&session, &credential_id, "active", &v1),
+    )
+    .await?;
+    run.step(
+        "MSO refresh without proof",
+        session.msos(&credential_id, &v1, None, 2),
+    )
+    .await?;
 
     // The seed's update flow.
     let mut updated = holder.clone();
@@ -375,7 +448,12 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     run.step("staff update the holder record", async {
         session
             .admin
-            .send(Method::PATCH, &format!("/credentials/{record_id}"), Some(&json!({ "holderData": updated })), Some(&etag))
+            .send(
+                Method::PATCH,
+                &format!("/credentials/{record_id}"),
+                Some(&json!({ "holderData": updated })),
+                Some(&etag),
+            )
             .await?;
         Ok(((), "resident_address changed".into()))
     })
@@ -386,7 +464,10 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
             if status != "provisionPending" || version == v1 {
                 return Err(format!("{status} with version {version}"));
             }
-            Ok((version.clone(), format!("provisionPending, new version {version}")))
+            Ok((
+                version.clone(),
+                format!("provisionPending, new version {version}"),
+            ))
         })
         .await?;
     run.step("MSOs for the stale version are refused", async {
@@ -400,24 +481,50 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
         expect_refusal(result, "invalidState")
     })
     .await?;
-    let (v2_served, pop2) = run.step("provisionCredential of the new version", session.provision(&credential_id, &proofing_id, &updated)).await?;
+    let (v2_served, pop2) = run
+        .step(
+            "provisionCredential of the new version",
+            session.provision(&credential_id, &proofing_id, &updated),
+        )
+        .await?;
     run.step("the new version is the announced one", async {
-        if v2_served == v2 { Ok(((), v2.clone())) } else { Err(format!("served {v2_served}, announced {v2}")) }
+        if v2_served == v2 {
+            Ok(((), v2.clone()))
+        } else {
+            Err(format!("served {v2_served}, announced {v2}"))
+        }
     })
     .await?;
-    run.step("provisionMobileSecurityObjects for the new version", session.msos(&credential_id, &v2, Some(&pop2), options.auth_keys)).await?;
-    run.step("getCredentialStatus after the new MSOs", status_is(&session, &credential_id, "active", &v2)).await?;
+    run.step(
+        "provisionMobileSecurityObjects for the new version",
+        session.msos(&credential_id, &v2, Some(&pop2), options.auth_keys),
+    )
+    .await?;
+    run.step(
+        "getCredentialStatus after the new MSOs",
+        status_is(&session, &credential_id, "active", &v2),
+    )
+    .await?;
 
     // Revocation.
     run.step("staff revoke the credential", async {
         session
             .admin
-            .send(Method::POST, &format!("/credentials/{record_id}/revoke"), Some(&json!({ "reason": "simulated revocation" })), None)
+            .send(
+                Method::POST,
+                &format!("/credentials/{record_id}/revoke"),
+                Some(&json!({ "reason": "simulated revocation" })),
+                None,
+            )
             .await?;
         Ok(((), "revoked".into()))
     })
     .await?;
-    run.step("getCredentialStatus after revocation", status_is(&session, &credential_id, "revoked", &v2)).await?;
+    run.step(
+        "getCredentialStatus after revocation",
+        status_is(&session, &credential_id, "revoked", &v2),
+    )
+    .await?;
     run.step("no MSOs after revocation", async {
         let keys = session.device.auth_keys(1);
         let result = session
@@ -432,13 +539,20 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     run.step("notifyCredentialDeleted", async {
         session
             .wallet
-            .call("notifyCredentialDeleted", session.body(json!({ "credentialId": credential_id })))
+            .call(
+                "notifyCredentialDeleted",
+                session.body(json!({ "credentialId": credential_id })),
+            )
             .await
             .map_err(err)?;
         Ok(((), "acknowledged".into()))
     })
     .await?;
-    run.step("a revoked credential stays revoked", status_is(&session, &credential_id, "revoked", &v2)).await?;
+    run.step(
+        "a revoked credential stays revoked",
+        status_is(&session, &credential_id, "revoked", &v2),
+    )
+    .await?;
     Ok(())
 }
 
@@ -449,13 +563,19 @@ async fn proofing_is(
 ) -> Result<((), String), String> {
     let answer = session
         .wallet
-        .call("getProofingStatus", session.body(json!({ "proofingId": proofing_id })))
+        .call(
+            "getProofingStatus",
+            session.body(json!({ "proofingId": proofing_id })),
+        )
         .await
         .map_err(err)?;
     if answer["proofingStatus"].get(wanted).is_some() {
         Ok(((), wanted.to_owned()))
     } else {
-        Err(format!("expected {wanted}, got {}", answer["proofingStatus"]))
+        Err(format!(
+            "expected {wanted}, got {}",
+            answer["proofingStatus"]
+        ))
     }
 }
 
@@ -469,6 +589,8 @@ async fn status_is(
     if status == wanted && current == version {
         Ok(((), format!("{status}, version {current}")))
     } else {
-        Err(format!("expected {wanted} at {version}, got {status} at {current}"))
+        Err(format!(
+            "expected {wanted} at {version}, got {status} at {current}"
+        ))
     }
 }

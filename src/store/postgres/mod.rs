@@ -391,7 +391,13 @@ impl Store for PgStore {
         &self,
         device_reference_id: &str,
     ) -> Result<Option<crate::store::Device>, StoreError> {
-        type Row = (String, String, Option<Vec<u8>>, Option<DateTime<Utc>>, Option<Vec<u8>>);
+        type Row = (
+            String,
+            String,
+            Option<Vec<u8>>,
+            Option<DateTime<Utc>>,
+            Option<Vec<u8>>,
+        );
         let row: Option<Row> = sqlx::query_as(
             "select device_reference_id, status, registration_nonce, nonce_expires_at, identity_public_key from devices where device_reference_id = $1",
         )
@@ -399,7 +405,13 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(device_reference_id, status, registration_nonce, nonce_expires_at, identity_public_key)| {
+            |(
+                device_reference_id,
+                status,
+                registration_nonce,
+                nonce_expires_at,
+                identity_public_key,
+            )| {
                 crate::store::Device {
                     device_reference_id,
                     status,
@@ -418,8 +430,13 @@ impl Store for PgStore {
         identity_public_key: &[u8],
         attestation_chain: &serde_json::Value,
     ) -> Result<bool, StoreError> {
-        self.register_device_impl(device_reference_id, nonce, identity_public_key, attestation_chain)
-            .await
+        self.register_device_impl(
+            device_reference_id,
+            nonce,
+            identity_public_key,
+            attestation_chain,
+        )
+        .await
     }
 
     async fn get_wallet_credential(
