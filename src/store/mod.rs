@@ -611,6 +611,16 @@ fn proofing_job(device_reference_id: &str, proofing_id: &str) -> (serde_json::Va
     )
 }
 
+/// Whether a proofing's stored evidence says it re-proofs an existing credential
+/// (proofUser with `reverificationContext`).
+pub fn is_reverification(evidence: &serde_json::Value) -> bool {
+    evidence.as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|i| i.get("reverificationContext").is_some())
+    })
+}
+
 fn parse_proofing_status(raw: &str) -> Result<ProofingStatus, StoreError> {
     raw.parse().map_err(StoreError::Corrupt)
 }

@@ -590,6 +590,14 @@ both_stores! {
         assert_eq!(h.status(&p).await["credentialStatus"], json!({
             "active": {}, "userActionRequired": { "submitProofing": { "unlimitedAttempts": {} } } }));
 
+        // The holder re-proofs; once staff accept it, nothing more is asked.
+        h.ok("proofUser", json!({ "deviceReferenceId": "dev-u", "proofingId": "re-1",
+            "evidence": [{ "preAuthorizedCode": "again" }],
+            "reverificationContext": { "credentialId": p.credential_id } })).await;
+        assert!(h.status(&p).await["credentialStatus"].get("userActionRequired").is_some(), "still asked while pending");
+        h.approve("re-1", &p.record_id).await;
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({ "active": {} }));
+
         h.refused("getCredentialStatus", json!({ "deviceReferenceId": "dev-u", "credentialId": "nope" }), "invalidIdentifier", NOT_FOUND).await;
         h.registered("dev-v").await;
         h.refused("getCredentialStatus", json!({ "deviceReferenceId": "dev-v", "credentialId": p.credential_id }), "invalidIdentifier", NOT_FOUND).await;

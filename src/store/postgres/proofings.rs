@@ -143,7 +143,19 @@ impl PgStore {
             request_id: by.request_id,
         };
         insert_audit(&mut tx, &entry).await?;
+        let record: ProofingRecord = row.try_into()?;
+        // An accepted reverification answers the request for it.
+        if let (ProofingStatus::Accepted, Some(credential_id), true) = (
+            next,
+            record.credential_id,
+            crate::store::is_reverification(&record.evidence),
+        ) {
+            sqlx::query("update credentials set reverification_requested_at = null, updated_at = now() where credential_id = $1")
+                .bind(credential_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(row.try_into()?)
+        Ok(record)
     }
 }

@@ -142,7 +142,19 @@ impl SqliteStore {
             request_id: by.request_id,
         };
         insert_audit(&mut tx, &entry).await?;
+        let record: ProofingRecord = row.try_into()?;
+        // An accepted reverification answers the request for it.
+        if let (ProofingStatus::Accepted, Some(credential_id), true) = (
+            next,
+            record.credential_id,
+            crate::store::is_reverification(&record.evidence),
+        ) {
+            sqlx::query(&format!("update credentials set reverification_requested_at = null, updated_at = {NOW} where credential_id = ?"))
+                .bind(credential_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(row.try_into()?)
+        Ok(record)
     }
 }
