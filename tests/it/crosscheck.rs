@@ -1,6 +1,6 @@
-//! Brevet's MSOs checked by an independent implementation: pymdoccbor (Python; cbor2, pycose,
-//! cryptography) must accept the signature, the DS chain to our IACA and every element digest.
-//! The package is installed into target/pydeps on first use.
+//! Brevet checked by independent implementations (Python, installed into target/pydeps on first
+//! use): pymdoccbor (cbor2, pycose, cryptography) must accept our MSOs' signature, DS chain and
+//! every element digest; pyhpke must open what our HPKE seals and seal what it opens.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,13 +13,19 @@ use ciborium::Value;
 
 use crate::mdoc::{sample_mdl, TestIssuer};
 
-const PYMDOCCBOR: &str = "pymdoccbor==1.4.0";
+const PACKAGES: [&str; 2] = ["pymdoccbor==1.4.0", "pyhpke==0.6.2"];
 
+/// The Python packages' directory, installed once per test process (tests run in parallel).
 fn pydeps() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(install_pydeps).clone()
+}
+
+fn install_pydeps() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pydeps");
     let importable = |dir: &Path| {
         Command::new("python3")
-            .args(["-c", "import pymdoccbor.mdoc.verifier"])
+            .args(["-c", "import pymdoccbor.mdoc.verifier, pyhpke"])
             .env("PYTHONPATH", dir)
             .stderr(Stdio::null())
             .status()
@@ -33,17 +39,15 @@ fn pydeps() -> PathBuf {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--upgrade",
                 "--target",
             ])
             .arg(&dir)
-            .arg(PYMDOCCBOR)
+            .args(PACKAGES)
             .status()
             .expect("python3 with pip is needed for the cross-check");
-        assert!(status.success(), "pip could not install {PYMDOCCBOR}");
-        assert!(
-            importable(&dir),
-            "{PYMDOCCBOR} installed but does not import"
-        );
+        assert!(status.success(), "pip could not install {PACKAGES:?}");
+        assert!(importable(&dir), "{PACKAGES:?} installed but do not import");
     }
     dir
 }
@@ -127,4 +131,70 @@ fn pymdoccbor_accepts_what_brevet_issues_and_rejects_a_forgery() {
         &iaca_pem,
     );
     assert_eq!(verdict["valid"], false, "{verdict}");
+}
+
+fn pyhpke(mode: &str, key_hex: &str, info: &str, stdin: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crosscheck/hpke_crosscheck.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args([mode, key_hex, info, ""])
+        .env("PYTHONPATH", pydeps())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn pyhpke_and_brevet_open_each_others_hpke() {
+    use brevet::pki::hpke::{seal, HpkeContext, HpkePrivateKey};
+    let context = HpkeContext {
+        info: b"Credential",
+        aad: b"",
+    };
+    let plaintext = b"an mdoc credential payload".to_vec();
+
+    // Brevet seals to a device key; pyhpke opens it with the private key.
+    let device = HpkePrivateKey::generate();
+    let sealed = seal(&device.public_bytes(), context, &plaintext).unwrap();
+    let input = serde_json::json!({ "enc": hex::encode(&sealed.encapsulated_key), "ct": hex::encode(&sealed.ciphertext) });
+    let opened = pyhpke(
+        "open",
+        &hex::encode(device.secret().to_bytes()),
+        "Credential",
+        &input.to_string(),
+    );
+    assert_eq!(opened, hex::encode(&plaintext));
+
+    // pyhpke seals to Brevet's hybrid key; Brevet opens it, and only with the right context.
+    let issuer = HpkePrivateKey::generate();
+    let out: serde_json::Value = serde_json::from_str(&pyhpke(
+        "seal",
+        &hex::encode(issuer.public_bytes()),
+        "FrontOfLicense",
+        &hex::encode(&plaintext),
+    ))
+    .unwrap();
+    let enc = hex::decode(out["enc"].as_str().unwrap()).unwrap();
+    let ct = hex::decode(out["ct"].as_str().unwrap()).unwrap();
+    let front = HpkeContext {
+        info: b"FrontOfLicense",
+        aad: b"",
+    };
+    assert_eq!(issuer.open(front, &enc, &ct).unwrap(), plaintext);
+    assert!(issuer.open(context, &enc, &ct).is_err());
 }
