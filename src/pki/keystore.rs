@@ -353,24 +353,7 @@ impl KeyStore {
     }
 
     fn ds_numbers(&self) -> Result<Vec<u32>, KeyStoreError> {
-        let dir = self.ds_dir();
-        if !dir.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut numbers: Vec<u32> = fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|entry| {
-                entry
-                    .ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".cert.pem")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        numbers.sort_unstable();
-        Ok(numbers)
+        super::wallet_keys::numbers(&self.ds_dir())
     }
 
     /// Every DS certificate, oldest first.

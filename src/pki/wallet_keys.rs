@@ -95,7 +95,8 @@ impl WalletKeys {
     }
 }
 
-fn numbers(dir: &Path) -> Result<Vec<u32>, KeyStoreError> {
+/// The numbers NNNN of the `NNNN.cert.pem` files in `dir`, ascending (none if `dir` is absent).
+pub(super) fn numbers(dir: &Path) -> Result<Vec<u32>, KeyStoreError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }

@@ -66,12 +66,14 @@ fn device_response(doc_type: &str, issuer_signed: Value) -> Vec<u8> {
     ]))
 }
 
-fn pymdoccbor_verdict(response: &[u8], iaca_pem: &Path) -> serde_json::Value {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crosscheck/pymdoccbor_verify.py");
+/// Runs `tests/crosscheck/<script>` with `args`, feeding `stdin`; returns its standard output.
+fn python(script: &str, args: &[&std::ffi::OsStr], stdin: &str) -> Vec<u8> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/crosscheck")
+        .join(script);
     let mut child = Command::new("python3")
         .arg(script)
-        .arg(iaca_pem)
+        .args(args)
         .env("PYTHONPATH", pydeps())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -82,7 +84,7 @@ fn pymdoccbor_verdict(response: &[u8], iaca_pem: &Path) -> serde_json::Value {
         .stdin
         .take()
         .unwrap()
-        .write_all(hex::encode(response).as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(
@@ -90,7 +92,16 @@ fn pymdoccbor_verdict(response: &[u8], iaca_pem: &Path) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    output.stdout
+}
+
+fn pymdoccbor_verdict(response: &[u8], iaca_pem: &Path) -> serde_json::Value {
+    let out = python(
+        "pymdoccbor_verify.py",
+        &[iaca_pem.as_os_str()],
+        &hex::encode(response),
+    );
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]
@@ -134,29 +145,14 @@ fn pymdoccbor_accepts_what_brevet_issues_and_rejects_a_forgery() {
 }
 
 fn pyhpke(mode: &str, key_hex: &str, info: &str, stdin: &str) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crosscheck/hpke_crosscheck.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args([mode, key_hex, info, ""])
-        .env("PYTHONPATH", pydeps())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
+    let args: Vec<&std::ffi::OsStr> = [mode, key_hex, info, ""]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    String::from_utf8(python("hpke_crosscheck.py", &args, stdin))
         .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        .trim()
+        .to_owned()
 }
 
 #[test]
