@@ -39,6 +39,10 @@ enum SimCommand {
     /// Play Google's servers and an Android device through the whole Wallet flow; exits non-zero
     /// on any failure.
     Wallet(brevet::commands::sim::WalletArgs),
+    /// Seed credentials through the Wallet flow and write request bodies for scripts/load.
+    Seed(brevet::commands::sim::SeedArgs),
+    /// Measure the raw ES256 signing rate of this machine (the MSO issuance ceiling).
+    SignRate(brevet::commands::sim::SignRateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +105,8 @@ fn main() -> ExitCode {
             Command::Sim(SimCommand::Wallet(args)) => {
                 brevet::commands::sim::wallet(&config, args).await
             }
+            Command::Sim(SimCommand::Seed(args)) => brevet::commands::sim::seed(args).await,
+            Command::Sim(SimCommand::SignRate(args)) => brevet::commands::sim::sign_rate(&args),
         }
     });
     match result {

@@ -63,3 +63,81 @@ pub async fn wallet(config: &Config, args: WalletArgs) -> anyhow::Result<()> {
         anyhow::bail!("the Wallet flow failed")
     }
 }
+
+/// Options of `sim seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Base URL of the issuer.
+    #[arg(long)]
+    pub issuer: String,
+    /// Operator or admin token.
+    #[arg(long, env = "BREVET_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Credentials to create.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// How many of them get proven copies for MSO refresh bodies.
+    #[arg(long, default_value_t = 200)]
+    pub with_msos: usize,
+    /// Auth keys per MSO refresh body.
+    #[arg(long, default_value_t = 10)]
+    pub auth_keys: usize,
+    /// Flows in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Directory for the request bodies (status.jsonl, provision.jsonl, msos.jsonl).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Seeds credentials through the Wallet flow and writes replayable request bodies.
+pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    use crate::sim::wallet::client::{AdminClient, WalletClient};
+    use crate::sim::wallet::load;
+    let wallet = WalletClient::new(IssuerEndpoint {
+        base_url: args.issuer.clone(),
+        issuer_id: "brevet-load".into(),
+        version: (0, 1),
+        client_identity: None,
+        ca_certificate: None,
+    })
+    .map_err(anyhow::Error::msg)?;
+    let admin =
+        AdminClient::new(&args.issuer, &args.admin_token, None).map_err(anyhow::Error::msg)?;
+    let options = load::SeedOptions {
+        count: args.count,
+        with_msos: args.with_msos.min(args.count),
+        auth_keys: args.auth_keys.max(1),
+        concurrency: args.concurrency.max(1),
+    };
+    load::seed(wallet, admin, &options, &args.out, &mut std::io::stderr())
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+/// Options of `sim sign-rate`.
+#[derive(Debug, Args)]
+pub struct SignRateArgs {
+    /// Threads signing at once (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+}
+
+/// Prints the raw ES256 signing rate as JSON: the ceiling MSO issuance is compared with.
+pub fn sign_rate(args: &SignRateArgs) -> anyhow::Result<()> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (total, per_thread) = crate::sim::wallet::load::sign_rate(
+        threads,
+        std::time::Duration::from_secs(args.seconds.max(1)),
+    );
+    println!(
+        "{}",
+        serde_json::json!({ "threads": threads, "signatures_per_second": total.round(), "per_thread": per_thread.round() })
+    );
+    Ok(())
+}

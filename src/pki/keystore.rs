@@ -416,6 +416,17 @@ impl KeyStore {
             };
             out += &format!("  status: {chain}\n");
         }
+        for (label, kind) in [
+            (
+                "Wallet identity",
+                super::wallet_keys::WalletKeyKind::Identity,
+            ),
+            ("Wallet hybrid", super::wallet_keys::WalletKeyKind::Hybrid),
+        ] {
+            for (number, cert) in self.wallet_certificates(kind)? {
+                out += &describe_cert(&format!("{label} {number:04}"), &cert, now)?;
+            }
+        }
         Ok(out)
     }
 }

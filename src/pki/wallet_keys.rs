@@ -138,6 +138,22 @@ impl KeyStore {
         format!("CN=Brevet Wallet {what} {number},C={country}")
     }
 
+    /// Every certificate of `kind`, oldest first (expired ones too).
+    pub fn wallet_certificates(
+        &self,
+        kind: WalletKeyKind,
+    ) -> Result<Vec<(u32, Certificate)>, KeyStoreError> {
+        numbers(&self.wallet_dir(kind))?
+            .into_iter()
+            .map(|n| {
+                Ok((
+                    n,
+                    certs::from_pem(&read(&self.wallet_file(kind, n, "cert"))?)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Creates the first identity and hybrid keys where there are none.
     pub fn ensure_wallet_keys(&self) -> Result<(), KeyStoreError> {
         if numbers(&self.wallet_dir(WalletKeyKind::Identity))?.is_empty() {

@@ -116,6 +116,28 @@ fn init_show_rotate_and_import() {
         shown.contains("DS 0001 (active): CN=Utopia DMV IACA DS 2"),
         "{shown}"
     );
+    // Import also creates the Wallet API's identity and hybrid keys; rotation adds more.
+    assert!(
+        shown.contains("Wallet identity 0001: CN=Brevet Wallet Identity Key 1,C=US"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Wallet hybrid 0001: CN=Brevet Wallet Hybrid Encryption Key 1,C=US"),
+        "{shown}"
+    );
+    let rotated = ok(&keys(dir.path(), "b", &["rotate-identity"]));
+    assert!(
+        rotated.contains("created Wallet identity key 0002"),
+        "{rotated}"
+    );
+    let rotated = ok(&keys(dir.path(), "b", &["rotate-hybrid"]));
+    assert!(
+        rotated.contains("created Wallet hybrid-encryption key 0002"),
+        "{rotated}"
+    );
+    let shown = ok(&keys(dir.path(), "b", &["show"]));
+    assert!(shown.contains("Wallet identity 0002"), "{shown}");
+    assert!(shown.contains("Wallet hybrid 0002"), "{shown}");
     // Without the IACA key here, rotation must be done elsewhere.
     let refused = keys(dir.path(), "b", &["rotate-ds"]);
     assert_eq!(refused.status.code(), Some(1));

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod device;
 pub mod flow;
+pub mod load;
 
 use std::time::{Duration, SystemTime};
 

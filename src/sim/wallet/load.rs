@@ -1,0 +1,274 @@
+//! Support for `scripts/load`: seeding N credentials through the real Wallet flow (so that the
+//! rows are exactly what production would hold), writing the request bodies the load generator
+//! replays, and measuring the raw signing ceiling of this machine.
+//!
+//! Each seeded credential costs: a record (admin API), a registered device, a proofing approved by
+//! staff, and a provisioned copy; the first `with_msos` also prove their copy, so that MSO
+//! refreshes (10 auth keys each) can be replayed against them.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::client::{AdminClient, WalletClient};
+use super::device::Device;
+use super::flow::{sample_holder, MDL};
+use crate::http::wallet::wire;
+use crate::pki::{fast_signer, Signer, SoftwareSigner};
+
+/// What to seed.
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    /// Credentials to create.
+    pub count: usize,
+    /// Of which this many get a proven copy (for MSO refreshes).
+    pub with_msos: usize,
+    /// Auth keys per replayed MSO request.
+    pub auth_keys: usize,
+    /// Flows in flight at once.
+    pub concurrency: usize,
+}
+
+/// The bodies of one seeded credential.
+struct Seeded {
+    status: Value,
+    provision: Value,
+    msos: Option<Value>,
+}
+
+fn metadata(body: &mut Value, n: usize) {
+    body["requestMetadata"] = json!({
+        "requestId": format!("load-{n}"),
+        "version": { "major": 0, "minor": 1 },
+        "issuerId": "brevet-load",
+    });
+}
+
+async fn seed_one(
+    wallet: &WalletClient,
+    admin: &AdminClient,
+    n: usize,
+    proven: bool,
+    auth_keys: usize,
+) -> Result<Seeded, String> {
+    let device_ref = format!("load-device-{n}-{}", uuid::Uuid::new_v4().simple());
+    let mut device = Device::new(&device_ref, MDL);
+    let mut holder = sample_holder();
+    holder["org.iso.18013.5.1"]["document_number"] = json!(format!("LOAD-{n:07}"));
+    let (_, _, record) = admin
+        .send(
+            Method::POST,
+            "/credentials",
+            Some(&json!({ "docType": MDL, "holderData": holder })),
+            None,
+        )
+        .await?;
+    let record_id = record["credentialId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let body = |extra: Value| {
+        let mut body = json!({ "deviceReferenceId": device_ref });
+        if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        body
+    };
+    let nonce = wallet
+        .call("getDeviceRegistrationNonce", body(json!({})))
+        .await
+        .map_err(|e| e.to_string())?;
+    let nonce = wire::decode(nonce["nonce"].as_str().unwrap_or_default()).ok_or("bad nonce")?;
+    let chain = device.attestation_chain(&nonce, &Default::default());
+    wallet
+        .call(
+            "registerDevice",
+            body(json!({ "deviceIdentityCertificateChain": chain })),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let proofing_id = format!("load-proofing-{n}-{}", uuid::Uuid::new_v4().simple());
+    wallet
+        .call(
+            "proofUser",
+            body(
+                json!({ "proofingId": proofing_id, "evidence": [{ "preAuthorizedCode": "load" }] }),
+            ),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    admin
+        .send(
+            Method::POST,
+            &format!("/proofings/{proofing_id}/review"),
+            Some(&json!({ "decision": "approve", "credentialId": record_id })),
+            None,
+        )
+        .await?;
+    let credential_id = format!("load-credential-{n}-{}", uuid::Uuid::new_v4().simple());
+    let key = device.encryption_key();
+    let mut provision = body(json!({
+        "credentialId": credential_id, "proofingId": proofing_id, "deviceEncryptionKey": key.wire,
+    }));
+    let answer = wallet
+        .call("provisionCredential", provision.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut status = body(json!({ "credentialId": credential_id }));
+    metadata(&mut status, n);
+    metadata(&mut provision, n);
+    let mut msos = None;
+    if proven {
+        let version = answer["credentialVersionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // The device must hold the data to prove it: decrypt with the ephemeral key.
+        let data: wire::EncryptedData =
+            serde_json::from_value(answer["credential"]["encryptedData"].clone())
+                .map_err(|e| e.to_string())?;
+        let identity = wallet
+            .call_empty("getIdentityKey")
+            .await
+            .map_err(|e| e.to_string())?;
+        let certs = identity["issuerIdentityCertificate"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| wire::decode(c.as_str()?))
+            .filter_map(|der| crate::pki::certs::from_der(&der).ok())
+            .collect::<Vec<_>>();
+        let payload = device.open(&key, "Credential", &data, &certs)?;
+        let proof = device.store(&payload)?;
+        let keys = device.auth_keys(1);
+        let first = body(json!({
+            "credentialId": credential_id, "credentialVersionId": version,
+            "authKeys": [keys[0].1], "proofOfProvisioning": proof,
+            "deviceEncryptionKey": device.encryption_key().wire,
+        }));
+        wallet
+            .call("provisionMobileSecurityObjects", first)
+            .await
+            .map_err(|e| e.to_string())?;
+        let refresh_keys = device.auth_keys(auth_keys);
+        let mut refresh = body(json!({
+            "credentialId": credential_id, "credentialVersionId": version,
+            "authKeys": refresh_keys.iter().map(|(_, k)| k).collect::<Vec<_>>(),
+            "deviceEncryptionKey": device.encryption_key().wire,
+        }));
+        metadata(&mut refresh, n);
+        msos = Some(refresh);
+    }
+    Ok(Seeded {
+        status,
+        provision,
+        msos,
+    })
+}
+
+/// Seeds `options.count` credentials and writes `status.jsonl`, `provision.jsonl` and
+/// `msos.jsonl` (one request body per line) into `out`. Progress goes to `progress`.
+pub async fn seed(
+    wallet: WalletClient,
+    admin: AdminClient,
+    options: &SeedOptions,
+    out: &Path,
+    progress: &mut dyn Write,
+) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let open = |name: &str| {
+        std::fs::File::create(out.join(name))
+            .map(std::io::BufWriter::new)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let (mut status, mut provision, mut msos) = (
+        open("status.jsonl")?,
+        open("provision.jsonl")?,
+        open("msos.jsonl")?,
+    );
+    let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let mut done = 0usize;
+    let mut next = 0usize;
+    let write = |seeded: Seeded,
+                 status: &mut dyn Write,
+                 provision: &mut dyn Write,
+                 msos: &mut dyn Write|
+     -> std::io::Result<()> {
+        writeln!(status, "{}", seeded.status)?;
+        writeln!(provision, "{}", seeded.provision)?;
+        if let Some(body) = seeded.msos {
+            writeln!(msos, "{body}")?;
+        }
+        Ok(())
+    };
+    while done < options.count {
+        while next < options.count && tasks.len() < options.concurrency.max(1) {
+            let permit = limit
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            let (wallet, admin) = (wallet.clone(), admin.clone());
+            let (n, proven, keys) = (next, next < options.with_msos, options.auth_keys);
+            tasks.spawn(async move {
+                let result = seed_one(&wallet, &admin, n, proven, keys).await;
+                drop(permit);
+                result
+            });
+            next += 1;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let seeded = joined.map_err(|e| e.to_string())??;
+        write(seeded, &mut status, &mut provision, &mut msos).map_err(|e| e.to_string())?;
+        done += 1;
+        if done % 1000 == 0 || done == options.count {
+            let rate = done as f64 / started.elapsed().as_secs_f64();
+            let _ = writeln!(
+                progress,
+                "seeded {done}/{} ({rate:.0} credentials/s)",
+                options.count
+            );
+        }
+    }
+    for mut file in [status, provision, msos] {
+        file.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Raw ES256 signatures per second of the signer Brevet uses (ring when built with it), on
+/// `threads` threads for `duration`; returns (total per second, per thread).
+pub fn sign_rate(threads: usize, duration: Duration) -> (f64, f64) {
+    let message = [0x5au8; 200];
+    let threads = threads.max(1);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let key = SoftwareSigner::generate();
+                let signer: Box<dyn Signer> = fast_signer(&key).unwrap_or_else(|_| Box::new(key));
+                let mut count = 0u64;
+                let until = Instant::now() + duration;
+                while Instant::now() < until {
+                    for _ in 0..64 {
+                        let _ = signer.sign(&message);
+                    }
+                    count += 64;
+                }
+                count
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    let per_second = total as f64 / started.elapsed().as_secs_f64();
+    (per_second, per_second / threads as f64)
+}
