@@ -230,7 +230,7 @@ pub async fn seed(
         let seeded = joined.map_err(|e| e.to_string())??;
         write(seeded, &mut status, &mut provision, &mut msos).map_err(|e| e.to_string())?;
         done += 1;
-        if done % 1000 == 0 || done == options.count {
+        if done.is_multiple_of(1000) || done == options.count {
             let rate = done as f64 / started.elapsed().as_secs_f64();
             let _ = writeln!(
                 progress,
