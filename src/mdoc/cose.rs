@@ -6,10 +6,10 @@ use coset::iana::{self, EnumI64};
 use coset::{
     CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, Label, RegisteredLabelWithPrivate,
 };
-use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 
 use super::cbor::CborError;
+use crate::pki::signer::{verify_es256, SignatureEncoding};
 
 /// COSE header label of `x5chain` (RFC 9360).
 pub const X5CHAIN: i64 = 33;
@@ -109,8 +109,11 @@ pub fn x5chain(sign1: &CoseSign1) -> Result<Vec<Vec<u8>>, CborError> {
 pub fn signature_verifies(sign1: &CoseSign1, key: &VerifyingKey) -> bool {
     sign1
         .verify_signature(b"", |signature, data| {
-            let signature = Signature::from_slice(signature).map_err(|_| ())?;
-            key.verify(data, &signature).map_err(|_| ())
+            if verify_es256(key, data, signature, SignatureEncoding::Fixed) {
+                Ok(())
+            } else {
+                Err(())
+            }
         })
         .is_ok()
 }

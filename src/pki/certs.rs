@@ -32,7 +32,7 @@ use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::time::{Time, Validity};
 use x509_cert::{Certificate, TbsCertificate, Version};
 
-use super::signer::{Signer, SignerError};
+use super::signer::{verify_es256, SignatureEncoding, Signer, SignerError};
 
 /// Extended key usage of an mdoc document signer (ISO/IEC 18013-5 Annex B).
 pub const MDOC_DS_EKU: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.0.18013.5.1.2");
@@ -405,7 +405,6 @@ pub fn public_key(cert: &Certificate) -> Result<VerifyingKey, CertError> {
 
 /// Whether `cert` is signed (ES256) by `issuer_key`.
 pub fn check_signature(cert: &Certificate, issuer_key: &VerifyingKey) -> Result<(), CertError> {
-    use p256::ecdsa::signature::Verifier;
     if cert.signature_algorithm.oid != ECDSA_WITH_SHA_256 {
         return Err(CertError::Invalid(format!(
             "signature algorithm {} is not ecdsa-with-SHA256",
@@ -417,11 +416,11 @@ pub fn check_signature(cert: &Certificate, issuer_key: &VerifyingKey) -> Result<
         .signature
         .as_bytes()
         .ok_or_else(|| CertError::Invalid("signature has unused bits".into()))?;
-    let signature = p256::ecdsa::Signature::from_der(signature_bytes)
-        .map_err(|e| CertError::Invalid(format!("malformed signature: {e}")))?;
-    issuer_key
-        .verify(&tbs, &signature)
-        .map_err(|_| CertError::Invalid("signature does not verify".into()))
+    if verify_es256(issuer_key, &tbs, signature_bytes, SignatureEncoding::Der) {
+        Ok(())
+    } else {
+        Err(CertError::Invalid("signature does not verify".into()))
+    }
 }
 
 /// Whether `at` falls within the certificate's validity.

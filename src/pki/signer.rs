@@ -194,3 +194,43 @@ mod ring_tests {
         assert!(software.verifying_key().verify(b"msO", &signature).is_err());
     }
 }
+
+/// How an ECDSA signature is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureEncoding {
+    /// ASN.1 DER (X.509 certificates).
+    Der,
+    /// Fixed-size r‖s (COSE).
+    Fixed,
+}
+
+/// Whether `signature` over `message` verifies (ES256) with `key`: with ring when the `ring`
+/// feature is on (several times faster than the pure-Rust verifier, which matters for the many
+/// device signatures each MSO request carries), else with the p256 crate.
+pub fn verify_es256(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &[u8],
+    encoding: SignatureEncoding,
+) -> bool {
+    #[cfg(feature = "ring")]
+    {
+        let algorithm = match encoding {
+            SignatureEncoding::Der => &ring::signature::ECDSA_P256_SHA256_ASN1,
+            SignatureEncoding::Fixed => &ring::signature::ECDSA_P256_SHA256_FIXED,
+        };
+        let point = key.to_encoded_point(false);
+        ring::signature::UnparsedPublicKey::new(algorithm, point.as_bytes())
+            .verify(message, signature)
+            .is_ok()
+    }
+    #[cfg(not(feature = "ring"))]
+    {
+        use p256::ecdsa::signature::Verifier;
+        let parsed = match encoding {
+            SignatureEncoding::Der => Signature::from_der(signature),
+            SignatureEncoding::Fixed => Signature::from_slice(signature),
+        };
+        parsed.is_ok_and(|s| key.verify(message, &s).is_ok())
+    }
+}

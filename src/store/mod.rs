@@ -127,6 +127,19 @@ impl WalletCopy {
     }
 }
 
+/// A device copy with the parts of its record that its wire status depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyWithRecord {
+    /// The copy.
+    pub copy: WalletCopy,
+    /// The record's status.
+    pub record_status: CredentialStatus,
+    /// The record's current version.
+    pub current_version_id: Uuid,
+    /// When staff asked for reverification, if the request is open.
+    pub reverification_requested_at: Option<DateTime<Utc>>,
+}
+
 /// A change to a device copy, written only if the copy is still in `expected`.
 #[derive(Debug, Clone)]
 pub struct CopyChange<'a> {
@@ -521,6 +534,13 @@ pub trait Store: Send + Sync + 'static {
         wallet_credential_id: &str,
     ) -> Result<Option<WalletCopy>, StoreError>;
 
+    /// A device copy and its record's status, in one read (getCredentialStatus, the hottest
+    /// Wallet method, needs no holder data).
+    async fn get_wallet_credential_status(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<CopyWithRecord>, StoreError>;
+
     /// Writes `change` if the copy is still as the caller read it; false otherwise.
     async fn change_wallet_credential(
         &self,
@@ -545,8 +565,8 @@ pub trait Store: Send + Sync + 'static {
         credential_id: Uuid,
     ) -> Result<Vec<WalletCopy>, StoreError>;
 
-    /// Records an issued MSO (provisionMobileSecurityObjects).
-    async fn record_mso_issuance(&self, mso: &NewMsoIssuance<'_>) -> Result<Uuid, StoreError>;
+    /// Records the MSOs one provisionMobileSecurityObjects call issued, in one statement.
+    async fn record_mso_issuances(&self, msos: &[NewMsoIssuance<'_>]) -> Result<(), StoreError>;
 
     /// The MSOs issued for any version of a record, newest first.
     async fn list_mso_issuances(

@@ -190,7 +190,7 @@ both_stores! {
                 valid_from: now,
                 valid_until: now + chrono::Duration::days(30),
             };
-            app.store.record_mso_issuance(&mso).await.unwrap();
+            app.store.record_mso_issuances(std::slice::from_ref(&mso)).await.unwrap();
         }
         let devices = app.get(&format!("/admin/v1/credentials/{id}/devices"), Some(&admin)).await.json();
         assert_eq!(devices["devices"].as_array().unwrap().len(), 1);

@@ -500,21 +500,19 @@ async fn issue_msos(
     };
     let ds_key_id = format!("{:04}", ds.number);
     let mut out = Vec::with_capacity(auth_keys.len());
+    let mut issued = Vec::with_capacity(auth_keys.len());
     for (der, key) in auth_keys {
         let mso = issue::issue(values, key, validity, &signer)
             .map_err(|e| internal(format!("MSO issuance: {e}")))?;
         let static_auth_data = crate::mdoc::cbor::to_vec(&mso.static_auth_data());
-        state
-            .store
-            .record_mso_issuance(&NewMsoIssuance {
-                credential_version_id: record.current_version_id,
-                device_reference_id: device,
-                auth_key_sha256: Sha256::digest(crate::mdoc::cbor::to_vec(&cose_key(key))).into(),
-                ds_key_id: &ds_key_id,
-                valid_from: validity.valid_from,
-                valid_until: validity.valid_until,
-            })
-            .await?;
+        issued.push(NewMsoIssuance {
+            credential_version_id: record.current_version_id,
+            device_reference_id: device,
+            auth_key_sha256: Sha256::digest(crate::mdoc::cbor::to_vec(&cose_key(key))).into(),
+            ds_key_id: &ds_key_id,
+            valid_from: validity.valid_from,
+            valid_until: validity.valid_until,
+        });
         let (encrypted_data, unencrypted_value) = match target {
             Some((recipient, key_id)) => (
                 Some(seal_for_device(
@@ -534,6 +532,8 @@ async fn issue_msos(
             unencrypted_value,
         });
     }
+    // Recorded before they are handed out: an MSO the log does not know is never issued.
+    state.store.record_mso_issuances(&issued).await?;
     Ok(out)
 }
 
@@ -556,20 +556,34 @@ pub async fn get_credential_status(
     let request_id = request.request_id().to_owned();
     check_device_reference_id(&request, &request.body.device_reference_id)?;
     let body = &request.body;
-    let (copy, record) = answer(
+    let found = answer(
         &request_id,
         async {
-            let copy =
-                copy_of_device(&state, &body.device_reference_id, &body.credential_id).await?;
-            let record = record_of(&state, copy.credential_id).await?;
-            Ok((copy, record))
+            check_credential_id(&body.credential_id)?;
+            match state
+                .store
+                .get_wallet_credential_status(&body.credential_id)
+                .await?
+            {
+                Some(found) if found.copy.device_reference_id == body.device_reference_id => {
+                    Ok(found)
+                }
+                _ => Err(refuse(
+                    K::InvalidIdentifier,
+                    "no credential with this credentialId on this deviceReferenceId",
+                )),
+            }
         }
         .await,
     )?;
-    let status = lifecycle::status(&copy.state(), &record_state(&record));
+    let record = Record {
+        revoked: found.record_status == CredentialStatus::Revoked,
+        current: found.current_version_id,
+    };
+    let status = lifecycle::status(&found.copy.state(), &record);
     let user_action_required = match status {
         CopyStatus::Active | CopyStatus::ProvisionPending
-            if record.reverification_requested_at.is_some() =>
+            if found.reverification_requested_at.is_some() =>
         {
             Some(UserActionRequired::reverification())
         }
@@ -583,7 +597,7 @@ pub async fn get_credential_status(
             user_action_required,
             status: member,
         },
-        credential_version_id: record.current_version_id.to_string(),
+        credential_version_id: found.current_version_id.to_string(),
     }))
 }
 

@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::domain::proofing::ProofingStatus;
-use crate::store::{CopyChange, MsoIssuance, NewMsoIssuance, StoreError, WalletCopy};
+use crate::store::{
+    parse_status, CopyChange, CopyWithRecord, MsoIssuance, NewMsoIssuance, StoreError, WalletCopy,
+};
 
 const COPY_COLUMNS: &str = "wallet_credential_id, credential_id, device_reference_id, status, provisioned_version_id, proven_version_id, pop_sha256, deleted_at, created_at";
 
@@ -37,6 +39,15 @@ impl From<CopyRow> for WalletCopy {
             created_at: r.created_at,
         }
     }
+}
+
+#[derive(FromRow)]
+struct CopyStatusRow {
+    #[sqlx(flatten)]
+    copy: CopyRow,
+    record_status: String,
+    current_version_id: Uuid,
+    reverification_requested_at: Option<DateTime<Utc>>,
 }
 
 #[derive(FromRow)]
@@ -77,6 +88,29 @@ impl PgStore {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(WalletCopy::from))
+    }
+
+    pub(super) async fn get_wallet_credential_status_impl(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<CopyWithRecord>, StoreError> {
+        let row: Option<CopyStatusRow> = sqlx::query_as(
+            "select c.wallet_credential_id, c.credential_id, c.device_reference_id, c.status, c.provisioned_version_id, c.proven_version_id, c.pop_sha256, c.deleted_at, c.created_at, r.status as record_status, r.current_version_id, r.reverification_requested_at
+             from wallet_credentials c join credentials r on r.credential_id = c.credential_id
+             where c.wallet_credential_id = $1",
+        )
+        .bind(wallet_credential_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        Ok(Some(CopyWithRecord {
+            record_status: parse_status(&r.record_status)?,
+            current_version_id: r.current_version_id,
+            reverification_requested_at: r.reverification_requested_at,
+            copy: WalletCopy::from(r.copy),
+        }))
     }
 
     pub(super) async fn change_wallet_credential_impl(
@@ -147,25 +181,28 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn record_mso_issuance_impl(
+    pub(super) async fn record_mso_issuances_impl(
         &self,
-        mso: &NewMsoIssuance<'_>,
-    ) -> Result<Uuid, StoreError> {
-        let id = Uuid::now_v7();
-        sqlx::query(
-            "insert into mso_issuances (mso_issuance_id, credential_version_id, device_reference_id, auth_key_sha256, ds_key_id, valid_from, valid_until)
-             values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(mso.credential_version_id)
-        .bind(mso.device_reference_id)
-        .bind(mso.auth_key_sha256.as_slice())
-        .bind(mso.ds_key_id)
-        .bind(mso.valid_from)
-        .bind(mso.valid_until)
-        .execute(self.pool())
-        .await?;
-        Ok(id)
+        msos: &[NewMsoIssuance<'_>],
+    ) -> Result<(), StoreError> {
+        if msos.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch: a request certifies up to wallet.max_auth_keys keys.
+        let mut insert = sqlx::QueryBuilder::new(
+            "insert into mso_issuances (mso_issuance_id, credential_version_id, device_reference_id, auth_key_sha256, ds_key_id, valid_from, valid_until) ",
+        );
+        insert.push_values(msos, |mut row, mso| {
+            row.push_bind(Uuid::now_v7())
+                .push_bind(mso.credential_version_id)
+                .push_bind(mso.device_reference_id)
+                .push_bind(mso.auth_key_sha256.as_slice())
+                .push_bind(mso.ds_key_id)
+                .push_bind(mso.valid_from)
+                .push_bind(mso.valid_until);
+        });
+        insert.build().execute(self.pool()).await?;
+        Ok(())
     }
 
     pub(super) async fn list_mso_issuances_impl(

@@ -446,6 +446,14 @@ impl Store for PgStore {
         self.get_wallet_credential_impl(wallet_credential_id).await
     }
 
+    async fn get_wallet_credential_status(
+        &self,
+        wallet_credential_id: &str,
+    ) -> Result<Option<crate::store::CopyWithRecord>, StoreError> {
+        self.get_wallet_credential_status_impl(wallet_credential_id)
+            .await
+    }
+
     async fn change_wallet_credential(
         &self,
         wallet_credential_id: &str,
@@ -471,11 +479,11 @@ impl Store for PgStore {
         self.list_wallet_credentials_impl(credential_id).await
     }
 
-    async fn record_mso_issuance(
+    async fn record_mso_issuances(
         &self,
-        mso: &crate::store::NewMsoIssuance<'_>,
-    ) -> Result<Uuid, StoreError> {
-        self.record_mso_issuance_impl(mso).await
+        msos: &[crate::store::NewMsoIssuance<'_>],
+    ) -> Result<(), StoreError> {
+        self.record_mso_issuances_impl(msos).await
     }
 
     async fn list_mso_issuances(
