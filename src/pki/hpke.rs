@@ -45,7 +45,28 @@ pub struct Sealed {
 }
 
 /// Encrypts `plaintext` to the P-256 public key `recipient` (65-byte uncompressed point).
+///
+/// Every MSO is sealed to the device, so this is the hottest cryptography in Brevet. With the
+/// `ring` feature the KEM's two P-256 operations run on ring (the `hpke` crate's pure-Rust curve
+/// made sealing 80% of an MSO's cost, docs/PERFORMANCE.md), composed per RFC 9180 in
+/// [`ring_seal`]; the output is checked against the `hpke` crate and pyhpke by the tests.
 pub fn seal(
+    recipient: &[u8],
+    context: HpkeContext<'_>,
+    plaintext: &[u8],
+) -> Result<Sealed, HpkeError> {
+    #[cfg(feature = "ring")]
+    {
+        ring_seal::seal(recipient, context, plaintext)
+    }
+    #[cfg(not(feature = "ring"))]
+    {
+        reference_seal(recipient, context, plaintext)
+    }
+}
+
+/// [`seal`] by the `hpke` crate alone (the reference the fast path is tested against).
+pub fn reference_seal(
     recipient: &[u8],
     context: HpkeContext<'_>,
     plaintext: &[u8],
@@ -68,6 +89,113 @@ pub fn seal(
         encapsulated_key: enc.to_bytes().to_vec(),
         ciphertext,
     })
+}
+
+/// RFC 9180 base-mode sealing with ring's P-256 and AES-256-GCM and RustCrypto's HKDF.
+#[cfg(feature = "ring")]
+mod ring_seal {
+    use hkdf::Hkdf;
+    use ring::{aead, agreement, rand::SystemRandom};
+    use sha2::Sha256;
+
+    use super::{HpkeContext, HpkeError, Sealed};
+
+    /// "KEM" ‖ I2OSP(0x0010, 2): DHKEM(P-256, HKDF-SHA256).
+    const KEM_SUITE: &[u8] = b"KEM\x00\x10";
+    /// "HPKE" ‖ KEM 0x0010 ‖ KDF 0x0001 (HKDF-SHA256) ‖ AEAD 0x0002 (AES-256-GCM).
+    const HPKE_SUITE: &[u8] = b"HPKE\x00\x10\x00\x01\x00\x02";
+
+    fn labeled_extract(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 32] {
+        let labeled = [b"HPKE-v1".as_slice(), suite, label, ikm].concat();
+        let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), &labeled);
+        prk.into()
+    }
+
+    fn labeled_expand(
+        suite: &[u8],
+        prk: &[u8; 32],
+        label: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), HpkeError> {
+        let length = u16::try_from(out.len()).map_err(|_| HpkeError::Seal)?;
+        let labeled = [
+            &length.to_be_bytes(),
+            b"HPKE-v1".as_slice(),
+            suite,
+            label,
+            info,
+        ]
+        .concat();
+        Hkdf::<Sha256>::from_prk(prk)
+            .map_err(|_| HpkeError::Seal)?
+            .expand(&labeled, out)
+            .map_err(|_| HpkeError::Seal)
+    }
+
+    pub(super) fn seal(
+        recipient: &[u8],
+        context: HpkeContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Sealed, HpkeError> {
+        if recipient.len() != 65 || recipient[0] != 0x04 {
+            return Err(HpkeError::BadPublicKey);
+        }
+        // Encap: an ephemeral key pair, DH with the recipient, and the KEM's shared secret.
+        let rng = SystemRandom::new();
+        let ephemeral = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+            .map_err(|_| HpkeError::Seal)?;
+        let enc = ephemeral
+            .compute_public_key()
+            .map_err(|_| HpkeError::Seal)?
+            .as_ref()
+            .to_vec();
+        let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, recipient);
+        let dh: Vec<u8> = agreement::agree_ephemeral(ephemeral, &peer, |x| x.to_vec())
+            .map_err(|_| HpkeError::BadPublicKey)?;
+        let kem_context = [enc.as_slice(), recipient].concat();
+        let eae_prk = labeled_extract(KEM_SUITE, b"", b"eae_prk", &dh);
+        let mut shared_secret = [0u8; 32];
+        labeled_expand(
+            KEM_SUITE,
+            &eae_prk,
+            b"shared_secret",
+            &kem_context,
+            &mut shared_secret,
+        )?;
+
+        // Key schedule, base mode (no PSK).
+        let psk_id_hash = labeled_extract(HPKE_SUITE, b"", b"psk_id_hash", b"");
+        let info_hash = labeled_extract(HPKE_SUITE, b"", b"info_hash", context.info);
+        let schedule = [[0u8].as_slice(), &psk_id_hash, &info_hash].concat();
+        let secret = labeled_extract(HPKE_SUITE, &shared_secret, b"secret", b"");
+        let mut key = [0u8; 32];
+        let mut base_nonce = [0u8; 12];
+        labeled_expand(HPKE_SUITE, &secret, b"key", &schedule, &mut key)?;
+        labeled_expand(
+            HPKE_SUITE,
+            &secret,
+            b"base_nonce",
+            &schedule,
+            &mut base_nonce,
+        )?;
+
+        // The first (and only) message: sequence number 0, so the nonce is the base nonce.
+        let key = aead::LessSafeKey::new(
+            aead::UnboundKey::new(&aead::AES_256_GCM, &key).map_err(|_| HpkeError::Seal)?,
+        );
+        let mut ciphertext = plaintext.to_vec();
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(base_nonce),
+            aead::Aad::from(context.aad),
+            &mut ciphertext,
+        )
+        .map_err(|_| HpkeError::Seal)?;
+        Ok(Sealed {
+            encapsulated_key: enc,
+            ciphertext,
+        })
+    }
 }
 
 /// A P-256 HPKE private key.
@@ -178,5 +306,34 @@ mod tests {
         );
         assert_eq!(seal(&[4; 33], CTX, b"x"), Err(HpkeError::BadPublicKey));
         assert_eq!(kem_id(), 0x0010);
+    }
+
+    #[test]
+    fn the_fast_path_interoperates_with_the_hpke_crate() {
+        // What `seal` makes, the hpke crate's open reads, for every context placement and size;
+        // and a point not on the curve is refused.
+        for (info, aad) in [
+            (&b""[..], &b""[..]),
+            (b"Credential", b""),
+            (b"", b"Barcode"),
+            (b"x", b"y"),
+        ] {
+            for size in [0usize, 1, 15, 16, 17, 4096] {
+                let key = HpkePrivateKey::generate();
+                let plaintext: Vec<u8> = (0..size).map(|i| i as u8).collect();
+                let context = HpkeContext { info, aad };
+                let sealed = seal(&key.public_bytes(), context, &plaintext).unwrap();
+                assert_eq!(
+                    key.open(context, &sealed.encapsulated_key, &sealed.ciphertext)
+                        .unwrap(),
+                    plaintext
+                );
+                let reference = reference_seal(&key.public_bytes(), context, &plaintext).unwrap();
+                assert_eq!(reference.ciphertext.len(), sealed.ciphertext.len());
+            }
+        }
+        let mut off_curve = HpkePrivateKey::generate().public_bytes();
+        off_curve[64] ^= 1;
+        assert_eq!(seal(&off_curve, CTX, b"x"), Err(HpkeError::BadPublicKey));
     }
 }
