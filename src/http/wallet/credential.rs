@@ -458,23 +458,61 @@ async fn certify(
         state,
         &body.device_reference_id,
         &record,
-        &values,
-        &auth_keys,
-        target.as_ref(),
+        values,
+        auth_keys,
+        target,
     )
     .await
+}
+
+/// MSOs built and sealed, waiting to be recorded.
+struct Issued {
+    objects: Vec<MobileSecurityObject>,
+    auth_key_digests: Vec<[u8; 32]>,
+    validity: Validity,
+    ds_key_id: String,
 }
 
 async fn issue_msos(
     state: &AppState,
     device: &str,
     record: &CredentialRecord,
+    values: ElementValues,
+    auth_keys: Vec<(Vec<u8>, VerifyingKey)>,
+    target: Option<(Vec<u8>, String)>,
+) -> Result<Vec<MobileSecurityObject>, WalletError> {
+    let wallet = state.wallet.clone();
+    // A call's signing and sealing (about 2 ms for 10 auth keys) runs on the blocking pool, so
+    // that cheap requests are not queued behind it on the async workers.
+    let issued = tokio::task::spawn_blocking(move || {
+        build_msos(&wallet, &values, &auth_keys, target.as_ref())
+    })
+    .await
+    .map_err(|e| internal(format!("MSO issuance task: {e}")))??;
+    let rows: Vec<NewMsoIssuance<'_>> = issued
+        .auth_key_digests
+        .iter()
+        .map(|digest| NewMsoIssuance {
+            credential_version_id: record.current_version_id,
+            device_reference_id: device,
+            auth_key_sha256: *digest,
+            ds_key_id: &issued.ds_key_id,
+            valid_from: issued.validity.valid_from,
+            valid_until: issued.validity.valid_until,
+        })
+        .collect();
+    // Recorded before they are handed out: an MSO the log does not know is never issued.
+    state.store.record_mso_issuances(&rows).await?;
+    Ok(issued.objects)
+}
+
+fn build_msos(
+    wallet: &super::WalletContext,
     values: &ElementValues,
     auth_keys: &[(Vec<u8>, VerifyingKey)],
     target: Option<&(Vec<u8>, String)>,
-) -> Result<Vec<MobileSecurityObject>, WalletError> {
-    let ds = state
-        .wallet
+) -> Result<Issued, WalletError> {
+    let ds = wallet
         .document_signer
         .as_ref()
         .ok_or_else(|| internal("no document signer key: run `brevet keys init`"))?;
@@ -487,7 +525,7 @@ async fn issue_msos(
         .to_system_time()
         .into();
     let wanted = signed
-        + chrono::Duration::from_std(state.wallet.settings.mso_validity)
+        + chrono::Duration::from_std(wallet.settings.mso_validity)
             .unwrap_or(chrono::Duration::days(30));
     let validity = Validity {
         signed,
@@ -498,43 +536,38 @@ async fn issue_msos(
         signer: ds.signer.as_ref(),
         certificate: &ds.certificate,
     };
-    let ds_key_id = format!("{:04}", ds.number);
-    let mut out = Vec::with_capacity(auth_keys.len());
-    let mut issued = Vec::with_capacity(auth_keys.len());
+    let mut objects = Vec::with_capacity(auth_keys.len());
+    let mut auth_key_digests = Vec::with_capacity(auth_keys.len());
     for (der, key) in auth_keys {
         let mso = issue::issue(values, key, validity, &signer)
             .map_err(|e| internal(format!("MSO issuance: {e}")))?;
         let static_auth_data = crate::mdoc::cbor::to_vec(&mso.static_auth_data());
-        issued.push(NewMsoIssuance {
-            credential_version_id: record.current_version_id,
-            device_reference_id: device,
-            auth_key_sha256: Sha256::digest(crate::mdoc::cbor::to_vec(&cose_key(key))).into(),
-            ds_key_id: &ds_key_id,
-            valid_from: validity.valid_from,
-            valid_until: validity.valid_until,
-        });
+        auth_key_digests.push(Sha256::digest(crate::mdoc::cbor::to_vec(&cose_key(key))).into());
         let (encrypted_data, unencrypted_value) = match target {
             Some((recipient, key_id)) => (
                 Some(seal_for_device(
-                    &state.wallet,
+                    wallet,
                     recipient,
                     key_id,
-                    &state.wallet.settings.hpke.mobile_security_object,
+                    &wallet.settings.hpke.mobile_security_object,
                     &static_auth_data,
                 )?),
                 None,
             ),
             None => (None, Some(wire::encode(&static_auth_data))),
         };
-        out.push(MobileSecurityObject {
+        objects.push(MobileSecurityObject {
             auth_key_certificate: wire::encode(der),
             encrypted_data,
             unencrypted_value,
         });
     }
-    // Recorded before they are handed out: an MSO the log does not know is never issued.
-    state.store.record_mso_issuances(&issued).await?;
-    Ok(out)
+    Ok(Issued {
+        objects,
+        auth_key_digests,
+        validity,
+        ds_key_id: format!("{:04}", ds.number),
+    })
 }
 
 /// `POST /v1/vdc/getCredentialStatus`
