@@ -548,6 +548,23 @@ pub trait Store: Send + Sync + 'static {
         change: &CopyChange<'_>,
     ) -> Result<bool, StoreError>;
 
+    /// Stores a one-time pre-authorized code (its SHA-256) for a record, audited.
+    async fn create_pre_authorized_code(
+        &self,
+        credential_id: Uuid,
+        code_sha256: &[u8; 32],
+        expires_at: DateTime<Utc>,
+        by: Provenance<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Uses up the code for `proofing_id` if it is unused and unexpired, and returns its record;
+    /// a code already used by this same proofing returns its record again (Google's retries).
+    async fn redeem_pre_authorized_code(
+        &self,
+        code_sha256: &[u8; 32],
+        proofing_id: &str,
+    ) -> Result<Option<Uuid>, StoreError>;
+
     /// Moves a proofing from `from` to `to`; false when it was no longer in `from`.
     async fn set_proofing_status(
         &self,
@@ -629,6 +646,17 @@ fn proofing_job(device_reference_id: &str, proofing_id: &str) -> (serde_json::Va
         serde_json::json!({ "deviceReferenceId": device_reference_id, "proofingId": proofing_id }),
         format!("proofing:{proofing_id}"),
     )
+}
+
+/// The audit entry of a new pre-authorized code (never the code itself).
+fn pre_authorized_audit(by: Provenance<'_>, credential_id: Uuid) -> NewAuditEntry<'_> {
+    NewAuditEntry {
+        actor: by.actor,
+        action: "pre_authorized_code.create",
+        target_kind: "credential",
+        target_id: credential_id.to_string(),
+        request_id: by.request_id,
+    }
 }
 
 /// Whether a proofing's stored evidence says it re-proofs an existing credential

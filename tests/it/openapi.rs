@@ -33,6 +33,7 @@ fn admin_document_matches_the_code() {
             "/admin/v1/credentials/{credential_id}",
             "/admin/v1/credentials/{credential_id}/devices",
             "/admin/v1/credentials/{credential_id}/msos",
+            "/admin/v1/credentials/{credential_id}/pre-authorized-codes",
             "/admin/v1/credentials/{credential_id}/request-reverification",
             "/admin/v1/credentials/{credential_id}/revoke",
             "/admin/v1/credentials/{credential_id}/versions",

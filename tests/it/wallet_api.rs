@@ -614,6 +614,51 @@ both_stores! {
         h.refused("notifyCredentialDeleted", json!({ "deviceReferenceId": "dev-v", "credentialId": p.credential_id }), "invalidIdentifier", NOT_FOUND).await;
     }
 
+    async fn a_pre_authorized_code_accepts_one_proofing_at_once(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let (record, _) = h.record().await;
+        let path = format!("/admin/v1/credentials/{record}/pre-authorized-codes");
+        let created = h.app.post(&path, &json!({}), Some(&h.token)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let code = created.json()["code"].as_str().unwrap().to_owned();
+        assert_eq!(code.len(), 43, "32 random bytes, base64url");
+        let too_long = h.app.post(&path, &json!({ "ttlSecs": 31 * 86_400 }), Some(&h.token)).await;
+        assert_eq!(too_long.status, BAD_REQUEST);
+
+        let device = h.registered("dev-code").await;
+        let proof = |id: &str, code: &str| json!({ "deviceReferenceId": device.device_reference_id, "proofingId": id, "evidence": [{ "preAuthorizedCode": code }] });
+        h.ok("proofUser", proof("pc-1", &code)).await;
+        let status = |id: &str| json!({ "deviceReferenceId": "dev-code", "proofingId": id });
+        assert_eq!(h.ok("getProofingStatus", status("pc-1")).await["proofingStatus"], json!({ "accepted": {} }));
+        let stored = h.app.store.get_proofing("pc-1").await.unwrap().unwrap();
+        assert_eq!(stored.credential_id.unwrap().to_string(), record);
+        assert!(!stored.evidence.to_string().contains(&code), "the code is stored as its hash only");
+        // Google retries the same call: still one accepted proofing.
+        h.ok("proofUser", proof("pc-1", &code)).await;
+        assert_eq!(h.ok("getProofingStatus", status("pc-1")).await["proofingStatus"], json!({ "accepted": {} }));
+        // The code is used up, a made-up one is no good: those proofings wait for staff.
+        h.ok("proofUser", proof("pc-2", &code)).await;
+        h.ok("proofUser", proof("pc-3", "not-a-code")).await;
+        for id in ["pc-2", "pc-3"] {
+            assert_eq!(h.ok("getProofingStatus", status(id)).await["proofingStatus"], json!({ "pending": {} }));
+        }
+        // An expired code neither.
+        use sha2::Digest;
+        let actor = brevet::store::Actor::System;
+        h.app.store.create_pre_authorized_code(
+            uuid::Uuid::parse_str(&record).unwrap(), &sha2::Sha256::digest(b"old-code").into(),
+            chrono::Utc::now() - chrono::Duration::seconds(1),
+            brevet::store::Provenance { actor: &actor, request_id: None }).await.unwrap();
+        h.ok("proofUser", proof("pc-4", "old-code")).await;
+        assert_eq!(h.ok("getProofingStatus", status("pc-4")).await["proofingStatus"], json!({ "pending": {} }));
+        // The accepted proofing provisions the credential.
+        let key = device.encryption_key();
+        h.ok("provisionCredential", h.provision_body(&device, "cred-code", "pc-1", &key)).await;
+        // A revoked record gets no codes.
+        h.app.post(&format!("/admin/v1/credentials/{record}/revoke"), &json!({ "reason": "test" }), Some(&h.token)).await;
+        assert_eq!(h.app.post(&path, &json!({}), Some(&h.token)).await.status, CONFLICT);
+    }
+
     async fn new_methods_check_the_api_version_first(db: TestDb) {
         let h = Harness::new(&db).await;
         for method in ["registerDevice", "proofUser", "provisionCredential", "provisionMobileSecurityObjects", "getCredentialStatus", "cancelProofing"] {

@@ -521,3 +521,89 @@ pub async fn request_reverification(
     tracing::info!(credential_id = %id, "reverification requested");
     Ok(with_etag(StatusCode::OK, record))
 }
+
+/// Default and longest lifetime of a pre-authorized code ([I]).
+const CODE_TTL_DEFAULT_SECS: u64 = 7 * 86_400;
+const CODE_TTL_MAX_SECS: u64 = 30 * 86_400;
+
+/// Body of `POST /admin/v1/credentials/{credential_id}/pre-authorized-codes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePreAuthorizedCode {
+    /// Seconds the code stays usable: default 7 days, at most 30.
+    ttl_secs: Option<u64>,
+}
+
+/// A new pre-authorized code: shown once, only its hash is kept.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreAuthorizedCodeView {
+    /// The code to hand the holder (it reaches Brevet as proofUser's `preAuthorizedCode` evidence).
+    code: String,
+    /// When it stops being usable.
+    expires_at: DateTime<Utc>,
+}
+
+/// `POST /admin/v1/credentials/{credential_id}/pre-authorized-codes` (operator): a one-time code
+/// for the holder of an active record; a proofUser carrying it is accepted for this record
+/// without review (issuer-initiated provisioning).
+#[utoipa::path(
+    post, path = "/credentials/{credential_id}/pre-authorized-codes", tag = "admin", security(("bearer" = [])),
+    params(("credential_id" = Uuid, Path)),
+    request_body = CreatePreAuthorizedCode,
+    responses(
+        (status = 201, body = PreAuthorizedCodeView),
+        (status = 400, body = AdminErrorBody),
+        (status = 404, body = AdminErrorBody),
+        (status = 409, description = "The record is revoked", body = AdminErrorBody),
+    )
+)]
+pub async fn create_pre_authorized_code(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request_id: Option<axum::Extension<RequestId>>,
+    AdminJson(body): AdminJson<CreatePreAuthorizedCode>,
+) -> Result<Response, AdminError> {
+    use base64::Engine;
+    use rand::RngCore;
+    use sha2::Digest;
+    principal.require(Role::Operator)?;
+    let id = parse_id(&id)?;
+    let record = state
+        .store
+        .get_credential(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
+    if record.status != CredentialStatus::Active {
+        return Err(AdminError::Conflict(
+            "a revoked credential cannot be provisioned".into(),
+        ));
+    }
+    let ttl = body.ttl_secs.unwrap_or(CODE_TTL_DEFAULT_SECS);
+    if ttl == 0 || ttl > CODE_TTL_MAX_SECS {
+        return Err(AdminError::BadRequest(format!(
+            "ttlSecs must be 1 to {CODE_TTL_MAX_SECS}"
+        )));
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let expires_at = Utc::now() + chrono::Duration::seconds(ttl as i64);
+    let actor = principal.actor();
+    state
+        .store
+        .create_pre_authorized_code(
+            id,
+            &sha2::Sha256::digest(code.as_bytes()).into(),
+            expires_at,
+            provenance(&actor, &request_id),
+        )
+        .await?;
+    tracing::info!(credential_id = %id, "pre-authorized code created");
+    Ok((
+        StatusCode::CREATED,
+        AdminJson(PreAuthorizedCodeView { code, expires_at }),
+    )
+        .into_response())
+}

@@ -45,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::list_msos))
         .routes(routes!(credentials::revoke_credential))
         .routes(routes!(credentials::request_reverification))
+        .routes(routes!(credentials::create_pre_authorized_code))
         .routes(routes!(proofings::list_proofings))
         .routes(routes!(proofings::get_proofing))
         .routes(routes!(proofings::review_proofing))

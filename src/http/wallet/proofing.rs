@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::crypto::{answer, identity_key, open_from_device, refuse};
+use super::crypto::{answer, identity_key, internal, open_from_device, refuse};
 use super::device::check_device_reference_id;
 use super::request::{HasMetadata, RequestMetadata, ResponseMetadata, WalletRequest};
 use super::wire::{self, EncryptedData};
-use crate::domain::proofing::{self, wire_status, ProofingRecord, ProofingStatus};
+use crate::domain::credential::CredentialStatus;
+use crate::domain::proofing::{self, wire_status, ProofingRecord, ProofingStatus, Review};
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind as K};
 use crate::http::AppState;
-use crate::store::ProofingInsert;
+use crate::store::{Actor, ProofingInsert, Provenance, ReviewError};
 
 /// Longest proofingId accepted ([I]; Google's are UUIDs).
 const MAX_PROOFING_ID: usize = 256;
@@ -149,11 +150,65 @@ async fn record(state: &AppState, body: &ProofUserRequest) -> Result<(), WalletE
         )
         .await?
     {
-        ProofingInsert::Created(_) | ProofingInsert::Existing(_) => Ok(()),
-        ProofingInsert::OtherDevice => Err(refuse(
-            K::InvalidState,
-            "this proofingId belongs to another deviceReferenceId",
-        )),
+        ProofingInsert::Created(_) | ProofingInsert::Existing(_) => {}
+        ProofingInsert::OtherDevice => {
+            return Err(refuse(
+                K::InvalidState,
+                "this proofingId belongs to another deviceReferenceId",
+            ))
+        }
+    }
+    redeem_code(state, body).await
+}
+
+/// A `preAuthorizedCode` staff handed out accepts the proofing at once for the code's record
+/// (issuer-initiated provisioning). An unknown, used or expired code leaves the proofing pending
+/// for staff, who see the evidence; the code itself is never logged.
+async fn redeem_code(state: &AppState, body: &ProofUserRequest) -> Result<(), WalletError> {
+    use sha2::Digest;
+    let Some(code) = body
+        .evidence
+        .iter()
+        .find_map(|item| item.get(wire::PRE_AUTHORIZED_CODE)?.as_str())
+    else {
+        return Ok(());
+    };
+    let hash: [u8; 32] = sha2::Sha256::digest(code.as_bytes()).into();
+    let Some(record_id) = state
+        .store
+        .redeem_pre_authorized_code(&hash, &body.proofing_id)
+        .await?
+    else {
+        tracing::info!(proofing_id = %body.proofing_id, "pre-authorized code not valid; the proofing waits for review");
+        return Ok(());
+    };
+    let active = state
+        .store
+        .get_credential(record_id)
+        .await?
+        .is_some_and(|r| r.status == CredentialStatus::Active);
+    if !active {
+        tracing::info!(proofing_id = %body.proofing_id, "pre-authorized code of a revoked credential; the proofing waits for review");
+        return Ok(());
+    }
+    let system = Actor::System;
+    let by = Provenance {
+        actor: &system,
+        request_id: None,
+    };
+    match state
+        .store
+        .review_proofing(&body.proofing_id, &Review::Approve, Some(record_id), by)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(proofing_id = %body.proofing_id, credential_id = %record_id, "proofing accepted with a pre-authorized code");
+            Ok(())
+        }
+        // A retry of a proofUser that was already accepted.
+        Err(ReviewError::Illegal(_)) => Ok(()),
+        Err(ReviewError::NotFound) => Err(internal("the proofing just recorded is gone")),
+        Err(ReviewError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -174,11 +229,18 @@ fn open_evidence(
             format!("evidence[{index}] must be an object with exactly one member"),
         ));
     };
-    if name == wire::PRE_AUTHORIZED_CODE && !value.is_string() {
-        return Err(refuse(
-            K::InvalidFieldValue,
-            format!("evidence[{index}].preAuthorizedCode must be a string"),
-        ));
+    if name == wire::PRE_AUTHORIZED_CODE {
+        let Some(code) = value.as_str() else {
+            return Err(refuse(
+                K::InvalidFieldValue,
+                format!("evidence[{index}].preAuthorizedCode must be a string"),
+            ));
+        };
+        // Stored as its hash: a code is a bearer secret until it is used.
+        use sha2::Digest;
+        return Ok(
+            serde_json::json!({ name: { "sha256": hex::encode(sha2::Sha256::digest(code.as_bytes())) } }),
+        );
     }
     let Some(context) = wire::evidence_context(name) else {
         return Ok(item.clone());

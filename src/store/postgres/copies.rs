@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::PgStore;
+use super::{insert_audit, PgStore};
 use crate::domain::proofing::ProofingStatus;
 use crate::store::{
-    parse_status, CopyChange, CopyWithRecord, MsoIssuance, NewMsoIssuance, StoreError, WalletCopy,
+    parse_status, pre_authorized_audit, CopyChange, CopyWithRecord, MsoIssuance, NewMsoIssuance,
+    Provenance, StoreError, WalletCopy,
 };
 
 const COPY_COLUMNS: &str = "wallet_credential_id, credential_id, device_reference_id, status, provisioned_version_id, proven_version_id, pop_sha256, deleted_at, created_at";
@@ -161,6 +162,45 @@ impl PgStore {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn create_pre_authorized_code_impl(
+        &self,
+        credential_id: Uuid,
+        code_sha256: &[u8; 32],
+        expires_at: DateTime<Utc>,
+        by: Provenance<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "insert into pre_authorized_codes (code_sha256, credential_id, expires_at) values ($1, $2, $3)",
+        )
+        .bind(code_sha256.as_slice())
+        .bind(credential_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &pre_authorized_audit(by, credential_id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn redeem_pre_authorized_code_impl(
+        &self,
+        code_sha256: &[u8; 32],
+        proofing_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "update pre_authorized_codes set used_by_proofing = $2, updated_at = now()
+             where code_sha256 = $1 and expires_at > now()
+               and (used_by_proofing is null or used_by_proofing = $2)
+             returning credential_id",
+        )
+        .bind(code_sha256.as_slice())
+        .bind(proofing_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(id,)| id))
     }
 
     pub(super) async fn set_proofing_status_impl(

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{parse_uuid, stamp, SqliteStore, NOW};
+use super::{insert_audit, parse_uuid, stamp, SqliteStore, NOW};
 use crate::domain::proofing::ProofingStatus;
 use crate::store::{
-    parse_status, CopyChange, CopyWithRecord, MsoIssuance, NewMsoIssuance, StoreError, WalletCopy,
+    parse_status, pre_authorized_audit, CopyChange, CopyWithRecord, MsoIssuance, NewMsoIssuance,
+    Provenance, StoreError, WalletCopy,
 };
 
 const COPY_COLUMNS: &str = "wallet_credential_id, credential_id, device_reference_id, status, provisioned_version_id, proven_version_id, pop_sha256, deleted_at, created_at";
@@ -164,6 +165,46 @@ impl SqliteStore {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn create_pre_authorized_code_impl(
+        &self,
+        credential_id: Uuid,
+        code_sha256: &[u8; 32],
+        expires_at: DateTime<Utc>,
+        by: Provenance<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "insert into pre_authorized_codes (code_sha256, credential_id, expires_at) values (?, ?, ?)",
+        )
+        .bind(code_sha256.as_slice())
+        .bind(credential_id.to_string())
+        .bind(stamp(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, &pre_authorized_audit(by, credential_id)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn redeem_pre_authorized_code_impl(
+        &self,
+        code_sha256: &[u8; 32],
+        proofing_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(&format!(
+            "update pre_authorized_codes set used_by_proofing = ?2, updated_at = {NOW}
+             where code_sha256 = ?1 and expires_at > ?3
+               and (used_by_proofing is null or used_by_proofing = ?2)
+             returning credential_id"
+        ))
+        .bind(code_sha256.as_slice())
+        .bind(proofing_id)
+        .bind(stamp(Utc::now()))
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|(id,)| parse_uuid(&id)).transpose()
     }
 
     pub(super) async fn set_proofing_status_impl(

@@ -513,6 +513,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_pre_authorized_code(
+        &self,
+        credential_id: Uuid,
+        code_sha256: &[u8; 32],
+        expires_at: DateTime<Utc>,
+        by: Provenance<'_>,
+    ) -> Result<(), StoreError> {
+        self.create_pre_authorized_code_impl(credential_id, code_sha256, expires_at, by)
+            .await
+    }
+
+    async fn redeem_pre_authorized_code(
+        &self,
+        code_sha256: &[u8; 32],
+        proofing_id: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        self.redeem_pre_authorized_code_impl(code_sha256, proofing_id)
+            .await
+    }
+
     async fn set_proofing_status(
         &self,
         proofing_id: &str,
