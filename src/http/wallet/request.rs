@@ -100,23 +100,28 @@ where
                     format!("unreadable request body: {}", rejection.body_text()),
                 )
             })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        // First only the envelope (no tree of the whole body is built): the version is checked
+        // before the rest, since a caller on another version may well send another shape.
+        let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "is not a JSON object",
+                _ => "is not valid JSON",
+            };
             WalletError::new(
                 WalletErrorKind::InvalidFieldValue,
-                format!("request body is not valid JSON: {e}"),
+                format!("request body {what}: {e}"),
             )
         })?;
-        let request_id = value
-            .pointer("/requestMetadata/requestId")
+        let metadata = envelope.request_metadata.unwrap_or(Value::Null);
+        let request_id = metadata
+            .get("requestId")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        // The version is checked before the rest of the body: a caller on another version may
-        // well send a body of another shape, and should learn about the version first.
-        if let Some(version) = value.pointer("/requestMetadata/version") {
+        if let Some(version) = metadata.get("version") {
             check_version(version, &state.wallet_versions)
                 .map_err(|e| e.for_request(request_id.clone()))?;
         }
-        let body: T = serde_json::from_value(value).map_err(|e| {
+        let body: T = serde_json::from_slice(&bytes).map_err(|e| {
             let message = e.to_string();
             let kind = if message.starts_with("missing field") {
                 WalletErrorKind::MissingRequiredField
@@ -128,6 +133,14 @@ where
         })?;
         Ok(Self { body })
     }
+}
+
+/// The part of any Wallet request read before the rest: `requestMetadata`, loosely typed so that
+/// a malformed one is reported by the full parse, naming its field.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "requestMetadata")]
+    request_metadata: Option<Value>,
 }
 
 fn check_version(version: &Value, accepted: &[ApiVersion]) -> Result<(), WalletError> {
