@@ -24,7 +24,8 @@ both_stores! {
             store.table_names().await.unwrap(),
             [
                 "admin_tokens", "audit_log", "cert_processes", "credential_versions", "credentials",
-                "devices", "mso_issuances", "outbox", "proofings", "wallet_credentials",
+                "devices", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
+                "wallet_credentials",
             ]
         );
     }
