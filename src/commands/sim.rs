@@ -36,6 +36,10 @@ pub struct WalletArgs {
     /// Auth keys per MSO request.
     #[arg(long, default_value_t = 3)]
     pub auth_keys: usize,
+    /// Accept the proofing with a pre-authorized code staff issue (issuer-initiated provisioning)
+    /// instead of a staff review.
+    #[arg(long)]
+    pub pre_authorized: bool,
 }
 
 /// Runs the Wallet flow; fails (non-zero exit) unless every step passed.
@@ -55,6 +59,7 @@ pub async fn wallet(config: &Config, args: WalletArgs) -> anyhow::Result<()> {
             .iaca
             .unwrap_or_else(|| config.effective_keys_dir().join("iaca.cert.pem")),
         auth_keys: args.auth_keys.max(1),
+        pre_authorized: args.pre_authorized,
     };
     let report = flow::run(&options, &mut std::io::stdout()).await;
     if report.passed() {

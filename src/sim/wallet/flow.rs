@@ -31,6 +31,8 @@ pub struct FlowOptions {
     pub iaca_certificate: PathBuf,
     /// Auth keys per MSO request.
     pub auth_keys: usize,
+    /// Proof the holder with a pre-authorized code instead of staff review.
+    pub pre_authorized: bool,
 }
 
 /// The outcome: each step's name and result.
@@ -380,39 +382,43 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     .await?;
 
     let proofing_id = uuid::Uuid::new_v4().to_string();
-    run.step("proofUser (encrypted document image)", async {
-        let image = session.device.encrypt_to_issuer(&hybrid, "FrontOfLicense", b"\xff\xd8 simulated front of licence");
-        session
-            .wallet
-            .call("proofUser", session.body(json!({ "proofingId": proofing_id, "evidence": [ { "frontOfLicenseImage": image } ] })))
-            .await
-            .map_err(err)?;
-        Ok(((), format!("proofing {proofing_id} submitted")))
-    })
-    .await?;
-    run.step(
-        "getProofingStatus before review",
-        proofing_is(&session, &proofing_id, "pending"),
-    )
-    .await?;
-    run.step("staff approve the proofing", async {
-        session
-            .admin
-            .send(
-                Method::POST,
-                &format!("/proofings/{proofing_id}/review"),
-                Some(&json!({ "decision": "approve", "credentialId": record_id })),
-                None,
-            )
-            .await?;
-        Ok(((), "approved".into()))
-    })
-    .await?;
-    run.step(
-        "getProofingStatus after review",
-        proofing_is(&session, &proofing_id, "accepted"),
-    )
-    .await?;
+    if options.pre_authorized {
+        proof_with_code(run, &session, &proofing_id, &record_id).await?;
+    } else {
+        run.step("proofUser (encrypted document image)", async {
+            let image = session.device.encrypt_to_issuer(&hybrid, "FrontOfLicense", b"\xff\xd8 simulated front of licence");
+            session
+                .wallet
+                .call("proofUser", session.body(json!({ "proofingId": proofing_id, "evidence": [ { "frontOfLicenseImage": image } ] })))
+                .await
+                .map_err(err)?;
+            Ok(((), format!("proofing {proofing_id} submitted")))
+        })
+        .await?;
+        run.step(
+            "getProofingStatus before review",
+            proofing_is(&session, &proofing_id, "pending"),
+        )
+        .await?;
+        run.step("staff approve the proofing", async {
+            session
+                .admin
+                .send(
+                    Method::POST,
+                    &format!("/proofings/{proofing_id}/review"),
+                    Some(&json!({ "decision": "approve", "credentialId": record_id })),
+                    None,
+                )
+                .await?;
+            Ok(((), "approved".into()))
+        })
+        .await?;
+        run.step(
+            "getProofingStatus after review",
+            proofing_is(&session, &proofing_id, "accepted"),
+        )
+        .await?;
+    }
 
     let credential_id = uuid::Uuid::new_v4().to_string();
     let (v1, pop1) = run
@@ -554,6 +560,48 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     )
     .await?;
     Ok(())
+}
+
+/// Issuer-initiated proofing: staff hand out a pre-authorized code, the device presents it, and
+/// the proofing is accepted without review.
+async fn proof_with_code(
+    run: &mut Run<'_>,
+    session: &Session,
+    proofing_id: &str,
+    record_id: &str,
+) -> Result<(), ()> {
+    let code = run
+        .step("staff issue a pre-authorized code", async {
+            let (_, _, body) = session
+                .admin
+                .send(
+                    Method::POST,
+                    &format!("/credentials/{record_id}/pre-authorized-codes"),
+                    Some(&json!({})),
+                    None,
+                )
+                .await?;
+            let code = body["code"].as_str().unwrap_or_default().to_owned();
+            Ok((code, "one-time code issued".into()))
+        })
+        .await?;
+    run.step("proofUser (pre-authorized code)", async {
+        session
+            .wallet
+            .call(
+                "proofUser",
+                session.body(json!({ "proofingId": proofing_id, "evidence": [{ "preAuthorizedCode": code }] })),
+            )
+            .await
+            .map_err(err)?;
+        Ok(((), format!("proofing {proofing_id} submitted")))
+    })
+    .await?;
+    run.step(
+        "getProofingStatus: accepted without review",
+        proofing_is(session, proofing_id, "accepted"),
+    )
+    .await
 }
 
 async fn proofing_is(
