@@ -136,7 +136,11 @@ fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Result<OctetString, CertE
     OctetString::new(&digest[..20]).map_err(encoding)
 }
 
-fn extension<T: AssociatedOid + Encode>(value: &T, critical: bool) -> Result<Extension, CertError> {
+/// An extension holding `value`, DER-encoded under its own OID.
+pub fn extension<T: AssociatedOid + Encode>(
+    value: &T,
+    critical: bool,
+) -> Result<Extension, CertError> {
     Ok(Extension {
         extn_id: T::OID,
         critical,

@@ -182,13 +182,9 @@ impl KeyStore {
                     lifetime: IDENTITY_LIFETIME,
                     public_key: key.verifying_key(),
                     ca: false,
-                    extensions: vec![certs::raw_extension(
-                        x509_cert::der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+                    extensions: vec![certs::extension(
+                        &KeyUsage(KeyUsages::DigitalSignature.into()),
                         true,
-                        &x509_cert::der::Encode::to_der(&KeyUsage(
-                            KeyUsages::DigitalSignature.into(),
-                        ))
-                        .map_err(|e| KeyStoreError::State(e.to_string()))?,
                     )?],
                 };
                 let cert = certs::issue_certificate(&template, &key)?;
@@ -214,11 +210,9 @@ impl KeyStore {
                     lifetime: HYBRID_LIFETIME,
                     public_key: public,
                     ca: false,
-                    extensions: vec![certs::raw_extension(
-                        x509_cert::der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+                    extensions: vec![certs::extension(
+                        &KeyUsage(KeyUsages::KeyAgreement.into()),
                         true,
-                        &x509_cert::der::Encode::to_der(&KeyUsage(KeyUsages::KeyAgreement.into()))
-                            .map_err(|e| KeyStoreError::State(e.to_string()))?,
                     )?],
                 };
                 let cert = certs::issue_certificate(&template, identity.signer.as_ref())?;

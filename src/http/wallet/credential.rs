@@ -150,10 +150,22 @@ fn check_credential_id(id: &str) -> Result<(), WalletError> {
 }
 
 fn record_state(record: &CredentialRecord) -> Record {
+    lifecycle_record(record.status, record.current_version_id)
+}
+
+fn lifecycle_record(status: CredentialStatus, current: Uuid) -> Record {
     Record {
-        revoked: record.status == CredentialStatus::Revoked,
-        current: record.current_version_id,
+        revoked: status == CredentialStatus::Revoked,
+        current,
     }
+}
+
+/// The answer for a credentialId that is unknown or belongs to another device.
+fn no_copy_on_device() -> WalletError {
+    refuse(
+        K::InvalidIdentifier,
+        "no credential with this credentialId on this deviceReferenceId",
+    )
 }
 
 fn illegal(error: lifecycle::Illegal) -> WalletError {
@@ -181,10 +193,7 @@ async fn copy_of_device(
     check_credential_id(credential_id)?;
     match state.store.get_wallet_credential(credential_id).await? {
         Some(copy) if copy.device_reference_id == device => Ok(copy),
-        _ => Err(refuse(
-            K::InvalidIdentifier,
-            "no credential with this credentialId on this deviceReferenceId",
-        )),
+        _ => Err(no_copy_on_device()),
     }
 }
 
@@ -601,18 +610,12 @@ pub async fn get_credential_status(
                 Some(found) if found.copy.device_reference_id == body.device_reference_id => {
                     Ok(found)
                 }
-                _ => Err(refuse(
-                    K::InvalidIdentifier,
-                    "no credential with this credentialId on this deviceReferenceId",
-                )),
+                _ => Err(no_copy_on_device()),
             }
         }
         .await,
     )?;
-    let record = Record {
-        revoked: found.record_status == CredentialStatus::Revoked,
-        current: found.current_version_id,
-    };
+    let record = lifecycle_record(found.record_status, found.current_version_id);
     let status = lifecycle::status(&found.copy.state(), &record);
     let user_action_required = match status {
         CopyStatus::Active | CopyStatus::ProvisionPending

@@ -185,6 +185,24 @@ impl AdminClient {
         })
     }
 
+    /// Creates a holder record of `doc_type`; returns its id and ETag.
+    pub async fn create_record(
+        &self,
+        doc_type: &str,
+        holder_data: &Value,
+    ) -> Result<(String, String), String> {
+        let (_, etag, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/credentials",
+                Some(&json!({ "docType": doc_type, "holderData": holder_data })),
+                None,
+            )
+            .await?;
+        let id = body["credentialId"].as_str().unwrap_or_default().to_owned();
+        Ok((id, etag.unwrap_or_default()))
+    }
+
     /// Sends `method path` with an optional JSON body and extra header; returns status, ETag
     /// and body.
     pub async fn send(

@@ -324,19 +324,9 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     let holder = sample_holder();
     let (record_id, etag) = run
         .step("staff create the holder record", async {
-            let (_, etag, body) = admin
-                .send(
-                    Method::POST,
-                    "/credentials",
-                    Some(&json!({ "docType": MDL, "holderData": holder })),
-                    None,
-                )
-                .await?;
-            let id = body["credentialId"].as_str().unwrap_or_default().to_owned();
-            Ok((
-                (id.clone(), etag.unwrap_or_default()),
-                format!("record {id}"),
-            ))
+            let (id, etag) = admin.create_record(MDL, &holder).await?;
+            let detail = format!("record {id}");
+            Ok(((id, etag), detail))
         })
         .await?;
 

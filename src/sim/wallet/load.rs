@@ -54,23 +54,13 @@ async fn seed_one(
     n: usize,
     proven: bool,
     auth_keys: usize,
+    identity_certs: &[x509_cert::Certificate],
 ) -> Result<Seeded, String> {
     let device_ref = format!("load-device-{n}-{}", uuid::Uuid::new_v4().simple());
     let mut device = Device::new(&device_ref, MDL);
     let mut holder = sample_holder();
     holder["org.iso.18013.5.1"]["document_number"] = json!(format!("LOAD-{n:07}"));
-    let (_, _, record) = admin
-        .send(
-            Method::POST,
-            "/credentials",
-            Some(&json!({ "docType": MDL, "holderData": holder })),
-            None,
-        )
-        .await?;
-    let record_id = record["credentialId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (record_id, _) = admin.create_record(MDL, &holder).await?;
     let body = |extra: Value| {
         let mut body = json!({ "deviceReferenceId": device_ref });
         if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), extra) {
@@ -131,19 +121,7 @@ async fn seed_one(
         let data: wire::EncryptedData =
             serde_json::from_value(answer["credential"]["encryptedData"].clone())
                 .map_err(|e| e.to_string())?;
-        let identity = wallet
-            .call_empty("getIdentityKey")
-            .await
-            .map_err(|e| e.to_string())?;
-        let certs = identity["issuerIdentityCertificate"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| wire::decode(c.as_str()?))
-            .filter_map(|der| crate::pki::certs::from_der(&der).ok())
-            .collect::<Vec<_>>();
-        let payload = device.open(&key, "Credential", &data, &certs)?;
+        let payload = device.open(&key, "Credential", &data, identity_certs)?;
         let proof = device.store(&payload)?;
         let keys = device.auth_keys(1);
         let first = body(json!({
@@ -191,6 +169,20 @@ pub async fn seed(
         open("provision.jsonl")?,
         open("msos.jsonl")?,
     );
+    // The issuer's identity certificates, fetched once: every proven copy checks its answer
+    // against them.
+    let identity = wallet
+        .call_empty("getIdentityKey")
+        .await
+        .map_err(|e| e.to_string())?;
+    let identity_certs: Arc<[x509_cert::Certificate]> = identity["issuerIdentityCertificate"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| wire::decode(c.as_str()?))
+        .filter_map(|der| crate::pki::certs::from_der(&der).ok())
+        .collect();
     let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
@@ -216,9 +208,10 @@ pub async fn seed(
                 .await
                 .map_err(|e| e.to_string())?;
             let (wallet, admin) = (wallet.clone(), admin.clone());
+            let identity_certs = identity_certs.clone();
             let (n, proven, keys) = (next, next < options.with_msos, options.auth_keys);
             tasks.spawn(async move {
-                let result = seed_one(&wallet, &admin, n, proven, keys).await;
+                let result = seed_one(&wallet, &admin, n, proven, keys, &identity_certs).await;
                 drop(permit);
                 result
             });
