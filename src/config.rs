@@ -87,6 +87,10 @@ pub struct Config {
     /// TLS termination; `None` serves plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The Chrome certificate-provisioning adapter (`brevet worker`); see
+    /// `crate::certprov::config` for its settings.
+    #[serde(default)]
+    pub certprov: crate::certprov::config::CertProvConfig,
 }
 
 /// Google's Wallet backend, for the notifications Brevet sends.
@@ -330,6 +334,7 @@ impl Default for Config {
                 attestation: AttestationConfig::default(),
             },
             tls: None,
+            certprov: crate::certprov::config::CertProvConfig::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Enterprise certificate-provisioning adapter. See docs/ARCHITECTURE.md for the map.
 
 pub mod bootstrap;
+pub mod certprov;
 pub mod commands;
 pub mod config;
 pub mod domain;

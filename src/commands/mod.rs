@@ -177,29 +177,53 @@ pub fn dispatcher(config: &Config, store: SharedStore) -> anyhow::Result<Option<
     )))
 }
 
-/// `brevet worker`: background jobs, until SIGINT or SIGTERM. It delivers the outbox's
-/// notifications to Google; the certificate-provisioning adapter will join it.
+/// `brevet worker`: background jobs, until SIGINT or SIGTERM: the outbox's notifications to
+/// Google (when `google.base_url` is set) and the certificate-provisioning adapter (when
+/// `certprov.enabled` is set), side by side.
 pub async fn worker(config: Config) -> anyhow::Result<()> {
-    let shutdown = http::shutdown_signal();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        http::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
     let store = open_store(&config).await?;
-    match dispatcher(&config, store)? {
+    let mut tasks = tokio::task::JoinSet::new();
+    match dispatcher(&config, store.clone())? {
         Some(dispatcher) => {
             tracing::info!(
                 google = config.google.base_url.as_deref().unwrap_or_default(),
-                "brevet worker started; delivering notifications"
+                "delivering notifications"
             );
-            dispatcher
-                .run(
-                    Duration::from_millis(config.outbox.poll_interval_ms),
-                    shutdown,
-                )
-                .await;
+            let poll = Duration::from_millis(config.outbox.poll_interval_ms);
+            let stop = stopped();
+            tasks.spawn(async move { dispatcher.run(poll, stop).await });
         }
-        None => {
-            tracing::warn!("brevet worker started; notifications are disabled because google.base_url is not set");
-            shutdown.await;
-        }
+        None => tracing::warn!("notifications are disabled because google.base_url is not set"),
     }
+    if config.certprov.enabled {
+        let parts = crate::certprov::build(&config.certprov, store)
+            .context("cannot start the certificate-provisioning adapter")?;
+        let poll = Duration::from_millis(config.certprov.poll_interval_ms);
+        if let Some(intake) = parts.intake {
+            let stop = stopped();
+            tasks.spawn(async move { intake.run(poll, stop).await });
+        }
+        let stop = stopped();
+        let adapter = parts.adapter;
+        tasks.spawn(async move { adapter.run(poll, stop).await });
+        tracing::info!("certificate-provisioning adapter started");
+    }
+    tracing::info!("brevet worker started");
+    if tasks.is_empty() {
+        stopped().await;
+    }
+    while tasks.join_next().await.is_some() {}
     tracing::info!("brevet worker stopped");
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod metrics;
 mod observe;
 pub mod openapi;
 pub mod ops;
+pub mod pubsub_push;
 pub mod tls;
 pub mod wallet;
 
@@ -56,6 +57,8 @@ pub struct AppState {
     pub wallet: Arc<wallet::WalletContext>,
     /// Which client certificates may call the Wallet surface.
     pub client_auth: Arc<tls::ClientAuth>,
+    /// The secret a Pub/Sub push subscription presents; `None` disables the push route.
+    pub push_token: Option<secrecy::SecretString>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
             wallet: Arc::new(wallet::WalletContext::without_keys(config)),
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
+            push_token: config.certprov.pubsub.push_token.clone(),
         }
     }
 
@@ -130,6 +134,7 @@ pub fn build_app(state: AppState, limits: Limits) -> Router {
     Router::new()
         .merge(admin)
         .merge(wallet)
+        .merge(pubsub_push::router())
         .fallback(|| async { AdminError::NotFound("no such route".to_owned()) })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(

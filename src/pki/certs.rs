@@ -304,11 +304,26 @@ pub struct CertTemplate {
     /// Lifetime.
     pub lifetime: Duration,
     /// The certified key.
-    pub public_key: VerifyingKey,
+    pub public_key: SubjectKey,
     /// Whether it is a CA certificate (BasicConstraints, keyCertSign).
     pub ca: bool,
     /// Further extensions, e.g. an Android attestation record.
     pub extensions: Vec<Extension>,
+}
+
+/// The key a certificate certifies.
+#[derive(Debug, Clone)]
+pub enum SubjectKey {
+    /// A P-256 key (Brevet's own keys and the simulators').
+    P256(VerifyingKey),
+    /// Any key, as its SubjectPublicKeyInfo, kept byte for byte (ChromeOS device keys).
+    Spki(SubjectPublicKeyInfoOwned),
+}
+
+impl From<VerifyingKey> for SubjectKey {
+    fn from(key: VerifyingKey) -> Self {
+        Self::P256(key)
+    }
 }
 
 /// An extension with a raw DER value, for OIDs x509-cert has no type for.
@@ -341,7 +356,10 @@ pub fn issue_certificate(
 ) -> Result<Certificate, CertError> {
     let subject = Name::from_str(&template.subject)
         .map_err(|e| CertError::Profile(format!("subject name: {e}")))?;
-    let spki = spki_of(&template.public_key)?;
+    let spki = match &template.public_key {
+        SubjectKey::P256(key) => spki_of(key)?,
+        SubjectKey::Spki(spki) => spki.clone(),
+    };
     let mut extensions = vec![extension(
         &SubjectKeyIdentifier(key_identifier(&spki)?),
         false,

@@ -128,7 +128,8 @@ impl Default for Lifetimes {
     }
 }
 
-pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
+/// Writes a new file (never replacing one) with `mode`, synced to disk.
+pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -180,7 +180,7 @@ impl KeyStore {
                     serial: None,
                     not_before: now,
                     lifetime: IDENTITY_LIFETIME,
-                    public_key: key.verifying_key(),
+                    public_key: key.verifying_key().into(),
                     ca: false,
                     extensions: vec![certs::extension(
                         &KeyUsage(KeyUsages::DigitalSignature.into()),
@@ -208,7 +208,7 @@ impl KeyStore {
                     serial: None,
                     not_before: now,
                     lifetime: HYBRID_LIFETIME,
-                    public_key: public,
+                    public_key: public.into(),
                     ca: false,
                     extensions: vec![certs::extension(
                         &KeyUsage(KeyUsages::KeyAgreement.into()),

@@ -2,6 +2,7 @@
 //! single node and development), chosen once from the URL scheme by [`connect`]. Both apply their
 //! own embedded migrations (migrations/postgres, migrations/sqlite) when they connect.
 
+pub mod cert_processes;
 mod postgres;
 mod sqlite;
 
@@ -18,6 +19,7 @@ use crate::domain::credential::{
 };
 use crate::domain::proofing::{IllegalReview, ProofingRecord, ProofingStatus, Review};
 
+pub use cert_processes::{CertProcess, CertProcessStore, CertState, Hold};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -378,7 +380,7 @@ pub struct OutboxJob {
 
 /// Everything Brevet keeps. Methods that change several rows do so in one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: cert_processes::CertProcessStore + Send + Sync + 'static {
     /// Which implementation this is.
     fn backend(&self) -> Backend;
 

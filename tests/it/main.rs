@@ -9,6 +9,7 @@
 #[macro_use]
 mod support;
 
+mod certprov;
 mod cli;
 mod crosscheck;
 mod http_admin;

@@ -345,7 +345,7 @@ both_stores! {
         let other_root = certs::issue_certificate(&certs::CertTemplate {
             subject: "CN=Untrusted root".into(), issuer: None, serial: None,
             not_before: SystemTime::now() - std::time::Duration::from_secs(60),
-            lifetime: std::time::Duration::from_secs(86_400), public_key: brevet::pki::Signer::verifying_key(&other_root_key),
+            lifetime: std::time::Duration::from_secs(86_400), public_key: brevet::pki::Signer::verifying_key(&other_root_key).into(),
             ca: true, extensions: vec![],
         }, &other_root_key).unwrap();
         let untrusted = device.chain_under(&other_root_key, &other_root, &nonce, &AttestationClaims::default());

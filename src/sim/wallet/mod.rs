@@ -22,7 +22,7 @@ pub fn attestation_root() -> (SoftwareSigner, x509_cert::Certificate) {
         serial: Some(vec![0x01]),
         not_before: SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600), // 2025-01-01
         lifetime: Duration::from_secs(20 * 365 * 86_400),
-        public_key: key.verifying_key(),
+        public_key: key.verifying_key().into(),
         ca: true,
         extensions: Vec::new(),
     };

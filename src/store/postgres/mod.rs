@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
+mod cert_processes;
 mod copies;
 mod credentials;
 mod outbox;

@@ -71,7 +71,7 @@ pub(super) async fn enqueue_notification(
     Ok(())
 }
 
-fn interval(lease: Duration) -> PgInterval {
+pub(super) fn interval(lease: Duration) -> PgInterval {
     PgInterval {
         months: 0,
         days: 0,

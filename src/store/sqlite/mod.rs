@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
+mod cert_processes;
 mod copies;
 mod credentials;
 mod outbox;

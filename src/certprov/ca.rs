@@ -1,0 +1,287 @@
+//! The certificate authorities a process's CA-connection reference can select: Brevet's built-in
+//! CA (its key behind the same `Signer` trait as the mdoc keys) and smallstep step-ca's sign API.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use x509_cert::der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::Certificate;
+
+use super::pop::DeviceKey;
+use super::profile::Rendered;
+use crate::pki::certs::{self, CertTemplate, SubjectKey};
+use crate::pki::signer::Signer;
+
+/// What the CA is asked to certify.
+pub struct IssueRequest<'a> {
+    /// The device key.
+    pub key: &'a DeviceKey,
+    /// What the certificate says (from the profile).
+    pub rendered: &'a Rendered,
+    /// The device-signed PKCS#10 request (PEM) for CAs that take one.
+    pub csr_pem: &'a str,
+}
+
+/// A certificate the CA issued.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The leaf alone, one PEM block (the client refuses chains, spec §1).
+    pub pem: String,
+    /// Serial number, hex.
+    pub serial: String,
+}
+
+/// Why the CA did not issue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaError {
+    /// The CA refused; asking again will not help. The text is shown on the device.
+    #[error("{0}")]
+    Refused(String),
+    /// The CA could not be reached or failed; worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A certificate authority.
+#[async_trait]
+pub trait CertificateAuthority: Send + Sync {
+    /// Issues a certificate for `request.key`.
+    async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, CaError>;
+}
+
+/// Brevet's own CA.
+pub struct BuiltinCa {
+    certificate: Certificate,
+    signer: Box<dyn Signer>,
+}
+
+impl BuiltinCa {
+    /// A CA with `certificate` whose key `signer` holds.
+    pub fn new(certificate: Certificate, signer: Box<dyn Signer>) -> Self {
+        Self {
+            certificate,
+            signer,
+        }
+    }
+
+    /// Creates a self-signed CA (P-256, ten years) and writes `ca.crt.pem` and `ca.key.pem` (mode
+    /// 0600) into `dir`; returns their paths. For development and the simulator's set-ups.
+    pub fn create_files(
+        dir: &std::path::Path,
+        common_name: &str,
+    ) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        use anyhow::Context;
+        let key = crate::pki::signer::SoftwareSigner::generate();
+        let certificate = certs::issue_certificate(
+            &CertTemplate {
+                subject: format!("CN={common_name}"),
+                issuer: None,
+                serial: None,
+                not_before: SystemTime::now() - Duration::from_secs(60),
+                lifetime: Duration::from_secs(10 * 365 * 86_400),
+                public_key: key.verifying_key().into(),
+                ca: true,
+                extensions: Vec::new(),
+            },
+            &key,
+        )?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let cert_path = dir.join("ca.crt.pem");
+        let key_path = dir.join("ca.key.pem");
+        std::fs::write(&cert_path, certs::to_pem(&certificate)?)?;
+        crate::pki::keystore::write_new(&key_path, key.to_pkcs8_pem()?.as_bytes(), 0o600)?;
+        Ok((cert_path, key_path))
+    }
+
+    /// Reads the CA from PEM files.
+    pub fn load(certificate: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let pem = std::fs::read_to_string(certificate)
+            .with_context(|| format!("cannot read {}", certificate.display()))?;
+        let certificate = certs::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", certificate.display()))?;
+        let key_pem = zeroize::Zeroizing::new(
+            std::fs::read_to_string(key)
+                .with_context(|| format!("cannot read {}", key.display()))?,
+        );
+        let software = crate::pki::signer::SoftwareSigner::from_pkcs8_pem(&key_pem)
+            .with_context(|| format!("{} is not a P-256 PKCS#8 key", key.display()))?;
+        if software.verifying_key() != certs::public_key(&certificate)? {
+            anyhow::bail!(
+                "{} does not hold the key of {}",
+                key.display(),
+                "the CA certificate"
+            );
+        }
+        Ok(Self::new(
+            certificate,
+            crate::pki::signer::fast_signer(&software)?,
+        ))
+    }
+
+    fn issue_now(&self, request: &IssueRequest<'_>) -> Result<Issued, String> {
+        let spki = SubjectPublicKeyInfoOwned::try_from(request.key.der.as_slice())
+            .map_err(|e| format!("the device key cannot be certified: {e}"))?;
+        let mut extensions = request.rendered.extensions.clone();
+        if let Some(ski) =
+            certs::raw_extension_value(&self.certificate, ID_CE_SUBJECT_KEY_IDENTIFIER)
+        {
+            use x509_cert::der::Decode;
+            let id = x509_cert::der::asn1::OctetString::from_der(ski)
+                .map_err(|e| format!("the CA certificate's key identifier is unreadable: {e}"))?;
+            extensions.push(
+                certs::extension(
+                    &AuthorityKeyIdentifier {
+                        key_identifier: Some(id),
+                        authority_cert_issuer: None,
+                        authority_cert_serial_number: None,
+                    },
+                    false,
+                )
+                .map_err(|e| e.to_string())?,
+            );
+        }
+        // A minute of slack for devices whose clocks run a little behind.
+        let not_before = SystemTime::now() - Duration::from_secs(60);
+        let template = CertTemplate {
+            subject: request.rendered.subject.to_string(),
+            issuer: Some(self.certificate.tbs_certificate.subject.clone()),
+            serial: None,
+            not_before,
+            lifetime: request.rendered.lifetime,
+            public_key: SubjectKey::Spki(spki),
+            ca: false,
+            extensions,
+        };
+        let certificate =
+            certs::issue_certificate(&template, self.signer.as_ref()).map_err(|e| e.to_string())?;
+        Ok(Issued {
+            pem: certs::to_pem(&certificate).map_err(|e| e.to_string())?,
+            serial: certs::serial_hex(&certificate),
+        })
+    }
+}
+
+#[async_trait]
+impl CertificateAuthority for BuiltinCa {
+    async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, CaError> {
+        // Our own failures to build a certificate are not the device's fault, but retrying
+        // the same inputs gives the same result: report them as a refusal.
+        self.issue_now(request).map_err(CaError::Refused)
+    }
+}
+
+/// A smallstep step-ca, through `POST /1.0/sign` with a JWK provisioner's one-time token.
+pub struct StepCa {
+    http: reqwest::Client,
+    url: String,
+    provisioner: String,
+    key: jsonwebtoken::EncodingKey,
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+struct SignResponse {
+    crt: String,
+}
+
+impl StepCa {
+    /// A connector; `root` is an extra CA trusted for the CA's TLS certificate.
+    pub fn new(
+        url: &str,
+        provisioner: &str,
+        key_id: &str,
+        provisioner_key_pem: &[u8],
+        root: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(provisioner_key_pem).map_err(|e| {
+            anyhow::anyhow!("the step-ca provisioner key is not a P-256 PEM key: {e}")
+        })?;
+        let mut builder = reqwest::Client::builder().timeout(timeout).use_rustls_tls();
+        if let Some(root) = root {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(root)?);
+        }
+        Ok(Self {
+            http: builder.build()?,
+            url: url.trim_end_matches('/').to_owned(),
+            provisioner: provisioner.to_owned(),
+            key,
+            key_id: key_id.to_owned(),
+        })
+    }
+
+    /// The one-time token step-ca's JWK provisioner expects: ES256, `kid` the provisioner key,
+    /// `aud` the sign endpoint, `sub` the common name, five minutes of life.
+    fn token(&self, subject: &str, sans: Vec<String>) -> Result<String, CaError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": self.provisioner,
+            "aud": format!("{}/1.0/sign", self.url),
+            "sub": subject,
+            "sans": sans,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(self.key_id.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| CaError::Refused(format!("cannot sign the step-ca token: {e}")))
+    }
+}
+
+/// The common name of `name`, or its whole text when it has none.
+fn common_name(rendered: &Rendered) -> String {
+    let text = rendered.subject.to_string();
+    text.split(',')
+        .find_map(|rdn| rdn.strip_prefix("CN="))
+        .map(str::to_owned)
+        .unwrap_or(text)
+}
+
+#[async_trait]
+impl CertificateAuthority for StepCa {
+    async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, CaError> {
+        let subject = common_name(request.rendered);
+        let ott = self.token(&subject, vec![subject.clone()])?;
+        let response = self
+            .http
+            .post(format!("{}/1.0/sign", self.url))
+            .json(&serde_json::json!({ "csr": request.csr_pem, "ott": ott }))
+            .send()
+            .await
+            .map_err(|e| CaError::Unavailable(format!("step-ca unreachable: {e}")))?;
+        let status = response.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(CaError::Unavailable(format!("step-ca answered {status}")));
+        }
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let message = body
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("no reason given");
+            return Err(CaError::Refused(format!(
+                "The certificate authority refused the request: {message}"
+            )));
+        }
+        let body: SignResponse = response
+            .json()
+            .await
+            .map_err(|e| CaError::Unavailable(format!("step-ca answer unreadable: {e}")))?;
+        let certificate = certs::from_pem(&body.crt).map_err(|e| {
+            CaError::Refused(format!(
+                "The certificate authority returned no valid certificate: {e}"
+            ))
+        })?;
+        Ok(Issued {
+            pem: certs::to_pem(&certificate).map_err(|e| CaError::Refused(e.to_string()))?,
+            serial: certs::serial_hex(&certificate),
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! The Chrome Enterprise certificate-provisioning adapter (spec/cert-provisioning.md): Pub/Sub
+//! intake, the Chrome Management client, proof of possession, the CAs, and the per-process flow.
+//! `brevet worker` runs it when `certprov.enabled` is set; docs/cert-provisioning.md explains it.
+
+pub mod adapter;
+pub mod auth;
+pub mod ca;
+pub mod chrome;
+pub mod config;
+pub mod pop;
+pub mod profile;
+pub mod pubsub;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use self::adapter::{Adapter, Timing};
+use self::auth::{Anonymous, ServiceAccount, TokenSource};
+use self::ca::{BuiltinCa, CertificateAuthority, StepCa};
+use self::chrome::ChromeClient;
+use self::config::{CaConnectionConfig, CertProvConfig};
+use self::profile::Profile;
+use self::pubsub::{Intake, Subscription};
+use crate::store::SharedStore;
+
+/// The adapter and, when a subscription is configured, its Pub/Sub intake.
+pub struct Parts {
+    /// The per-process flow.
+    pub adapter: Adapter,
+    /// Pulls new-process messages.
+    pub intake: Option<Intake>,
+}
+
+/// This host's name, the default `callerInstanceId`.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "brevet".to_owned())
+}
+
+/// Builds the adapter from `config`, checking every profile and CA connection.
+pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Parts> {
+    let timeout = Duration::from_secs(config.timeout_secs);
+    if timeout >= Duration::from_secs(config.lease_secs) {
+        anyhow::bail!("certprov.timeout_secs must be shorter than certprov.lease_secs");
+    }
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .use_rustls_tls()
+        .build()?;
+    let google: Arc<dyn TokenSource> = match &config.auth.service_account_key {
+        Some(path) => Arc::new(ServiceAccount::load(
+            path,
+            config.auth.token_url.as_deref(),
+            config.auth.subject.as_deref(),
+            http,
+        )?),
+        None => {
+            tracing::warn!(
+                "certprov.auth.service_account_key is not set: calls to Google carry no token"
+            );
+            Arc::new(Anonymous)
+        }
+    };
+    let chrome = ChromeClient::new(&config.chrome_base_url, google.clone(), timeout)
+        .context("certprov.chrome_base_url")?;
+    let mut profiles = BTreeMap::new();
+    for (name, profile) in &config.profiles {
+        profiles.insert(
+            name.clone(),
+            Profile::new(name, profile.clone()).map_err(anyhow::Error::msg)?,
+        );
+    }
+    let mut cas: BTreeMap<String, Arc<dyn CertificateAuthority>> = BTreeMap::new();
+    for (name, ca) in &config.ca_connections {
+        let built: Arc<dyn CertificateAuthority> = match ca {
+            CaConnectionConfig::Builtin {
+                certificate,
+                private_key,
+            } => Arc::new(
+                BuiltinCa::load(certificate, private_key)
+                    .with_context(|| format!("certprov.ca_connections.{name}"))?,
+            ),
+            CaConnectionConfig::StepCa {
+                url,
+                provisioner,
+                key_id,
+                provisioner_key,
+                root_certificate,
+            } => {
+                let key =
+                    zeroize::Zeroizing::new(std::fs::read(provisioner_key).with_context(|| {
+                        format!(
+                            "certprov.ca_connections.{name}: cannot read {}",
+                            provisioner_key.display()
+                        )
+                    })?);
+                let root = root_certificate
+                    .as_ref()
+                    .map(std::fs::read)
+                    .transpose()
+                    .with_context(|| format!("certprov.ca_connections.{name}.root_certificate"))?;
+                Arc::new(StepCa::new(
+                    url,
+                    provisioner,
+                    key_id,
+                    &key,
+                    root.as_deref(),
+                    timeout,
+                )?)
+            }
+        };
+        cas.insert(name.clone(), built);
+    }
+    if profiles.is_empty() || cas.is_empty() {
+        tracing::warn!(
+            "certprov has no profiles or no CA connections: every process will be skipped"
+        );
+    }
+    let instance_id = config.instance_id.clone().unwrap_or_else(host_name);
+    let worker_id = format!(
+        "{instance_id}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let timing = Timing {
+        lease: Duration::from_secs(config.lease_secs),
+        sign_poll_initial: Duration::from_millis(config.sign_poll_initial_ms),
+        sign_poll_max: Duration::from_secs(config.sign_poll_max_secs),
+        sign_deadline: Duration::from_secs(config.sign_deadline_secs),
+        max_attempts: config.max_attempts.max(1),
+        backoff_base: Duration::from_millis(config.backoff_base_ms),
+    };
+    let adapter = Adapter::new(
+        store.clone(),
+        chrome,
+        instance_id,
+        worker_id,
+        profiles,
+        cas,
+        timing,
+    );
+    let intake = match &config.pubsub.subscription {
+        Some(name) => {
+            let emulator = std::env::var("PUBSUB_EMULATOR_HOST").ok();
+            let (base, is_emulator) =
+                pubsub::endpoint(&config.pubsub.endpoint, emulator.as_deref());
+            let tokens: Arc<dyn TokenSource> = if is_emulator {
+                Arc::new(Anonymous)
+            } else {
+                google
+            };
+            let subscription = Subscription::new(&base, name, tokens, timeout)?;
+            tracing::info!(subscription = %name, endpoint = %base, "pulling certificate provisioning messages");
+            Some(Intake::new(
+                store,
+                subscription,
+                config.pubsub.max_messages.max(1),
+                config.pubsub.ack_deadline_secs.clamp(10, 600),
+            ))
+        }
+        None => None,
+    };
+    Ok(Parts { adapter, intake })
+}

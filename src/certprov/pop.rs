@@ -1,0 +1,210 @@
+//! Proof of possession (spec §5). The bytes the device signs are the DER of a PKCS#10
+//! `CertificationRequestInfo` for its own key ([infer], our design): its signature then completes
+//! a valid CSR, so verifying the CSR is the proof of possession and any CSR-based CA can issue.
+
+use p256::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use sha2::Sha256;
+use x509_cert::attr::Attribute;
+use x509_cert::der::asn1::{BitString, SetOfVec};
+use x509_cert::der::oid::db::rfc5912::{
+    ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SHA_256_WITH_RSA_ENCRYPTION,
+};
+use x509_cert::der::oid::ObjectIdentifier;
+use x509_cert::der::{Decode, Encode, EncodePem};
+use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use super::profile::Rendered;
+use super::wire::SignatureAlgorithm;
+use crate::pki::signer::{verify_es256, SignatureEncoding};
+
+/// The kinds of device key ChromeOS makes (spec §1): RSA-2048 and ECDSA P-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA (the client makes 2048-bit keys; at least 2048 bits are accepted).
+    Rsa,
+    /// ECDSA on P-256.
+    P256,
+}
+
+impl KeyKind {
+    /// The signatureAlgorithm to ask for.
+    pub fn signature_algorithm(self) -> SignatureAlgorithm {
+        match self {
+            Self::Rsa => SignatureAlgorithm::RsaPkcs1V15Sha256,
+            Self::P256 => SignatureAlgorithm::EcdsaSha256,
+        }
+    }
+
+    fn csr_algorithm(self) -> ObjectIdentifier {
+        match self {
+            Self::Rsa => SHA_256_WITH_RSA_ENCRYPTION,
+            Self::P256 => ECDSA_WITH_SHA_256,
+        }
+    }
+}
+
+/// A device key, read from the process's `subjectPublicKeyInfo`.
+#[derive(Debug, Clone)]
+pub struct DeviceKey {
+    /// Its kind.
+    pub kind: KeyKind,
+    /// The exact DER the process carried (the certificate must hold these bytes).
+    pub der: Vec<u8>,
+    spki: SubjectPublicKeyInfoOwned,
+}
+
+impl DeviceKey {
+    /// Reads `der`; the error says why the key is unusable (shown on the device).
+    pub fn parse(der: &[u8]) -> Result<Self, String> {
+        let spki = SubjectPublicKeyInfoOwned::from_der(der)
+            .map_err(|_| "the device key is not a valid SubjectPublicKeyInfo".to_owned())?;
+        let kind = match spki.algorithm.oid {
+            RSA_ENCRYPTION => {
+                let key = rsa::RsaPublicKey::from_public_key_der(der)
+                    .map_err(|_| "the device's RSA key cannot be read".to_owned())?;
+                if key.size() * 8 < 2048 {
+                    return Err(format!(
+                        "the device's RSA key has {} bits; at least 2048 are required",
+                        key.size() * 8
+                    ));
+                }
+                KeyKind::Rsa
+            }
+            ID_EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+                if curve != Some(SECP_256_R_1) {
+                    return Err("the device's EC key is not on P-256".to_owned());
+                }
+                p256::ecdsa::VerifyingKey::from_public_key_der(der)
+                    .map_err(|_| "the device's P-256 key cannot be read".to_owned())?;
+                KeyKind::P256
+            }
+            other => return Err(format!("the device key type {other} is not supported")),
+        };
+        Ok(Self {
+            kind,
+            der: der.to_vec(),
+            spki,
+        })
+    }
+
+    /// DER of the `CertificationRequestInfo` the device is asked to sign: the rendered subject,
+    /// this key, and the profile's extensions as an extensionRequest attribute.
+    pub fn request_info(&self, rendered: &Rendered) -> Result<Vec<u8>, String> {
+        let info = self.info(rendered)?;
+        info.to_der()
+            .map_err(|e| format!("cannot encode the certificate request: {e}"))
+    }
+
+    fn info(&self, rendered: &Rendered) -> Result<CertReqInfo, String> {
+        let encode =
+            |e: x509_cert::der::Error| format!("cannot encode the certificate request: {e}");
+        let mut attributes = SetOfVec::new();
+        if !rendered.extensions.is_empty() {
+            let request =
+                Attribute::try_from(ExtensionReq(rendered.extensions.clone())).map_err(encode)?;
+            attributes.insert(request).map_err(encode)?;
+        }
+        Ok(CertReqInfo {
+            version: Version::V1,
+            subject: rendered.subject.clone(),
+            public_key: self.spki.clone(),
+            attributes,
+        })
+    }
+
+    /// Checks the device's `signature` over `signed` (RSASSA-PKCS1-v1_5/SHA-256, or ECDSA
+    /// P-256/SHA-256 as DER or, as a fallback, raw r‖s) and returns it in the encoding a CSR
+    /// carries (DER for ECDSA).
+    pub fn verify(&self, signed: &[u8], signature: &[u8]) -> Result<Vec<u8>, PopError> {
+        match self.kind {
+            KeyKind::Rsa => {
+                use rsa::signature::Verifier;
+                let key = rsa::RsaPublicKey::from_public_key_der(&self.der)
+                    .map_err(|_| PopError::BadSignature)?;
+                let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key);
+                let parsed = rsa::pkcs1v15::Signature::try_from(signature)
+                    .map_err(|_| PopError::BadSignature)?;
+                verifier
+                    .verify(signed, &parsed)
+                    .map_err(|_| PopError::BadSignature)?;
+                Ok(signature.to_vec())
+            }
+            KeyKind::P256 => {
+                let key = p256::ecdsa::VerifyingKey::from_public_key_der(&self.der)
+                    .map_err(|_| PopError::BadSignature)?;
+                if verify_es256(&key, signed, signature, SignatureEncoding::Der) {
+                    return Ok(signature.to_vec());
+                }
+                if signature.len() == 64
+                    && verify_es256(&key, signed, signature, SignatureEncoding::Fixed)
+                {
+                    let fixed = p256::ecdsa::Signature::from_slice(signature)
+                        .map_err(|_| PopError::BadSignature)?;
+                    return Ok(fixed.to_der().as_bytes().to_vec());
+                }
+                Err(PopError::BadSignature)
+            }
+        }
+    }
+
+    /// The complete PKCS#10 request (PEM) from the signed info and the verified signature.
+    pub fn csr_pem(&self, rendered: &Rendered, signature: &[u8]) -> Result<String, String> {
+        let request = CertReq {
+            info: self.info(rendered)?,
+            algorithm: AlgorithmIdentifierOwned {
+                oid: self.kind.csr_algorithm(),
+                parameters: match self.kind {
+                    // sha256WithRSAEncryption carries an explicit NULL (RFC 4055)
+                    KeyKind::Rsa => Some(x509_cert::der::asn1::Null.into()),
+                    KeyKind::P256 => None,
+                },
+            },
+            signature: BitString::from_bytes(signature)
+                .map_err(|e| format!("cannot encode the signature: {e}"))?,
+        };
+        request
+            .to_pem(x509_cert::der::pem::LineEnding::LF)
+            .map_err(|e| format!("cannot encode the certificate request: {e}"))
+    }
+}
+
+/// Why a proof of possession failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PopError {
+    /// The signature does not verify with the process's key over what we asked it to sign.
+    #[error("Signature verification failed: the device's signature does not match its key")]
+    BadSignature,
+}
+
+/// Reads a PEM PKCS#10 request and checks its self-signature; returns the request. For CAs (the
+/// simulated step-ca) that, like real ones, insist on a valid CSR.
+pub fn verify_csr_pem(pem: &str) -> Result<CertReq, String> {
+    use x509_cert::der::DecodePem;
+    let request = CertReq::from_pem(pem).map_err(|e| format!("not a PEM CSR: {e}"))?;
+    let spki_der = request
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| format!("bad key: {e}"))?;
+    let key = DeviceKey::parse(&spki_der)?;
+    let info = request
+        .info
+        .to_der()
+        .map_err(|e| format!("bad request info: {e}"))?;
+    if request.algorithm.oid != key.kind.csr_algorithm() {
+        return Err("the CSR's signature algorithm does not match its key".into());
+    }
+    let signature = request
+        .signature
+        .as_bytes()
+        .ok_or("the CSR's signature has unused bits")?;
+    key.verify(&info, signature).map_err(|e| e.to_string())?;
+    Ok(request)
+}

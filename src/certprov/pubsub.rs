@@ -1,0 +1,256 @@
+//! Intake of new-process messages (spec §6). Pull: a small REST client (pull, acknowledge,
+//! modifyAckDeadline) whose base is `http://$PUBSUB_EMULATOR_HOST` when that is set, as Google's
+//! client libraries do. Every message only names a process; it is recorded in the store and held
+//! (its ack deadline extended) until the process is finished, then acknowledged. A message for a
+//! process already finished, or one that names no process, is acknowledged at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::auth::{AuthError, TokenSource};
+use super::config::PUBSUB_SCOPE;
+use super::wire::{ProcessCreated, PubsubMessage, PullResponse, ReceivedMessage};
+use crate::store::{SharedStore, StoreError};
+
+/// A Pub/Sub subscription, over REST.
+#[derive(Clone)]
+pub struct Subscription {
+    http: reqwest::Client,
+    base: String,
+    name: String,
+    tokens: Arc<dyn TokenSource>,
+}
+
+/// The base URL and whether it is the emulator, from `endpoint` and `PUBSUB_EMULATOR_HOST`.
+pub fn endpoint(configured: &str, emulator_host: Option<&str>) -> (String, bool) {
+    match emulator_host.filter(|h| !h.is_empty()) {
+        Some(host) => (format!("http://{host}/"), true),
+        None => (configured.to_owned(), false),
+    }
+}
+
+impl Subscription {
+    /// `name` is `projects/{p}/subscriptions/{s}`.
+    pub fn new(
+        base: &str,
+        name: &str,
+        tokens: Arc<dyn TokenSource>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let parts: Vec<&str> = name.split('/').collect();
+        if parts.len() != 4 || parts[0] != "projects" || parts[2] != "subscriptions" {
+            anyhow::bail!(
+                "{name:?} is not of the form projects/PROJECT/subscriptions/SUBSCRIPTION"
+            );
+        }
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .use_rustls_tls()
+                .build()?,
+            base: format!("{}/", base.trim_end_matches('/')),
+            name: name.to_owned(),
+            tokens,
+        })
+    }
+
+    async fn post(&self, verb: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut request = self
+            .http
+            .post(format!("{}v1/{}:{verb}", self.base, self.name))
+            .json(&body);
+        match self.tokens.token(PUBSUB_SCOPE).await {
+            Ok(Some(token)) => {
+                use secrecy::ExposeSecret;
+                request = request.bearer_auth(token.expose_secret());
+            }
+            Ok(None) => {}
+            Err(AuthError::Refused(e) | AuthError::Unavailable(e)) => return Err(e),
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("Pub/Sub {verb} answered {status}"));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| format!("Pub/Sub {verb} answer unreadable: {e}"))
+    }
+
+    /// Up to `max` messages (possibly none, after the server's bounded wait).
+    pub async fn pull(&self, max: u32) -> Result<Vec<ReceivedMessage>, String> {
+        let answer = self.post("pull", json!({ "maxMessages": max })).await?;
+        let parsed: PullResponse =
+            serde_json::from_value(answer).map_err(|e| format!("pull answer: {e}"))?;
+        Ok(parsed.received_messages)
+    }
+
+    /// Acknowledges `ack_ids`.
+    pub async fn acknowledge(&self, ack_ids: &[String]) -> Result<(), String> {
+        if ack_ids.is_empty() {
+            return Ok(());
+        }
+        self.post("acknowledge", json!({ "ackIds": ack_ids }))
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the ack deadline of `ack_ids` to `seconds` from now.
+    pub async fn modify_ack_deadline(
+        &self,
+        ack_ids: &[String],
+        seconds: u32,
+    ) -> Result<(), String> {
+        if ack_ids.is_empty() {
+            return Ok(());
+        }
+        self.post(
+            "modifyAckDeadline",
+            json!({ "ackIds": ack_ids, "ackDeadlineSeconds": seconds }),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Records the process a message names. `Ok(None)`: the message names no process (it can only
+/// be acknowledged); `Ok(Some((name, final)))` otherwise.
+pub async fn record(
+    store: &SharedStore,
+    message: &PubsubMessage,
+) -> Result<Option<(String, bool)>, StoreError> {
+    let Some(event) = message
+        .data
+        .as_ref()
+        .and_then(|data| ProcessCreated::decode(&data.0))
+    else {
+        tracing::warn!(
+            message_id = message.message_id.as_deref().unwrap_or(""),
+            "Pub/Sub message names no certificate provisioning process; acknowledged and dropped"
+        );
+        return Ok(None);
+    };
+    let name = event.name();
+    let stored = store
+        .receive_cert_process(&name, &event.customer_id)
+        .await?;
+    Ok(Some((name, stored.state.is_final())))
+}
+
+/// Pulls messages and holds them until their processes are finished.
+pub struct Intake {
+    store: SharedStore,
+    subscription: Subscription,
+    max_messages: u32,
+    ack_deadline: u32,
+    /// ack id → (process, when its deadline must next be extended)
+    held: HashMap<String, (String, Instant)>,
+}
+
+impl Intake {
+    /// Intake from `subscription` into `store`.
+    pub fn new(
+        store: SharedStore,
+        subscription: Subscription,
+        max_messages: u32,
+        ack_deadline: u32,
+    ) -> Self {
+        Self {
+            store,
+            subscription,
+            max_messages,
+            ack_deadline,
+            held: HashMap::new(),
+        }
+    }
+
+    /// Messages held now (for tests and metrics).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn renew_at(&self) -> Instant {
+        Instant::now() + Duration::from_secs(u64::from(self.ack_deadline) * 2 / 3)
+    }
+
+    /// One pull, then the held messages' upkeep. Returns how many messages arrived.
+    pub async fn run_once(&mut self) -> Result<usize, String> {
+        let messages = self.subscription.pull(self.max_messages).await?;
+        let count = messages.len();
+        let (mut ack, mut hold) = (Vec::new(), Vec::new());
+        for received in messages {
+            match record(&self.store, &received.message).await {
+                Ok(None) | Ok(Some((_, true))) => ack.push(received.ack_id),
+                Ok(Some((name, false))) => {
+                    tracing::info!(process = %name, "certificate provisioning process announced");
+                    hold.push(received.ack_id.clone());
+                    self.held.insert(received.ack_id, (name, self.renew_at()));
+                }
+                // Not recorded: let it come back.
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot record a certificate provisioning process")
+                }
+            }
+        }
+        self.subscription.acknowledge(&ack).await?;
+        self.subscription
+            .modify_ack_deadline(&hold, self.ack_deadline)
+            .await?;
+        self.upkeep().await?;
+        Ok(count)
+    }
+
+    /// Acknowledges messages whose processes are finished; extends the others' deadlines.
+    pub async fn upkeep(&mut self) -> Result<(), String> {
+        let (mut ack, mut extend) = (Vec::new(), Vec::new());
+        let now = Instant::now();
+        for (ack_id, (name, renew)) in &self.held {
+            match self.store.get_cert_process(name).await {
+                Ok(Some(p)) if p.state.is_final() => ack.push(ack_id.clone()),
+                Ok(_) if *renew <= now => extend.push(ack_id.clone()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        self.subscription.acknowledge(&ack).await?;
+        for id in &ack {
+            self.held.remove(id);
+        }
+        self.subscription
+            .modify_ack_deadline(&extend, self.ack_deadline)
+            .await?;
+        let renew = self.renew_at();
+        for id in &extend {
+            if let Some(entry) = self.held.get_mut(id) {
+                entry.1 = renew;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls until `stop`; on failures waits `pause` before the next pull.
+    pub async fn run(mut self, pause: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let wait = match self.run_once().await {
+                Ok(0) => pause,
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Pub/Sub intake failed; retrying");
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

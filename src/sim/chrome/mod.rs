@@ -1,0 +1,421 @@
+//! A fake of the Chrome Management certificate-provisioning API, of Pub/Sub and of the ChromeOS
+//! client (spec/cert-provisioning.md §11), served over loopback HTTP. The client generates real
+//! RSA-2048 and P-256 keys, signs what signData asks exactly once, and checks the uploaded
+//! certificate as ChromeOS does (one certificate, its own key). It misbehaves on demand.
+
+pub mod pubsub;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use p256::pkcs8::EncodePublicKey;
+use rsa::pkcs8::EncodePrivateKey;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::certprov::wire::{
+    Bytes, CaConnection, ChromeOsDevice, ChromeOsUserSession, GenericProfile, Process,
+    ProcessCreated, SignatureAlgorithm,
+};
+use pubsub::PubSub;
+
+/// The topic and subscription the simulator creates at start.
+pub const TOPIC: &str = "projects/brevet-sim/topics/cert-provisioning";
+/// See [`TOPIC`].
+pub const SUBSCRIPTION: &str = "projects/brevet-sim/subscriptions/brevet-worker";
+/// The customer whose processes the simulator makes.
+pub const CUSTOMER: &str = "C0sim01";
+
+/// The device's key type (spec §7 `key_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// RSA-2048.
+    Rsa,
+    /// ECDSA P-256.
+    Ec,
+}
+
+/// How the simulated device behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behaviour {
+    /// Signs correctly (ECDSA as DER).
+    #[default]
+    Honest,
+    /// Signs ECDSA as raw r‖s.
+    RawEcdsa,
+    /// Returns a signature with one bit flipped.
+    BadSignature,
+    /// Signs other bytes than it was asked to.
+    SignsOtherData,
+    /// Never signs (asleep or offline).
+    NeverSigns,
+    /// The signing operation ends with an error.
+    SigningError,
+    /// Another adapter instance claimed the process first.
+    ClaimTaken,
+}
+
+/// What a new process looks like.
+#[derive(Debug, Clone)]
+pub struct NewProcess {
+    /// Device key type.
+    pub key: KeyType,
+    /// A user certificate (with an affiliated device) instead of a device certificate.
+    pub user: bool,
+    /// `caConnectionAdapterConfigReference`.
+    pub ca_reference: String,
+    /// `profileAdapterConfigReference`.
+    pub profile_reference: String,
+    /// The device's behaviour.
+    pub behaviour: Behaviour,
+    /// Publish the notification as binary protobuf (else proto3 JSON).
+    pub binary: bool,
+    /// Deliver the notification this many times.
+    pub copies: usize,
+}
+
+impl Default for NewProcess {
+    fn default() -> Self {
+        Self {
+            key: KeyType::Ec,
+            user: false,
+            ca_reference: "default_ca_config".into(),
+            profile_reference: "device_profile".into(),
+            behaviour: Behaviour::Honest,
+            binary: false,
+            copies: 1,
+        }
+    }
+}
+
+/// The device's private key.
+enum DeviceKey {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    Ec(p256::ecdsa::SigningKey),
+}
+
+impl DeviceKey {
+    fn generate(kind: KeyType) -> Self {
+        match kind {
+            KeyType::Rsa => Self::Rsa(Box::new(
+                rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+                    .unwrap_or_else(|e| panic!("RSA key generation failed: {e}")),
+            )),
+            KeyType::Ec => Self::Ec(p256::ecdsa::SigningKey::random(&mut rand::thread_rng())),
+        }
+    }
+
+    fn spki(&self) -> Vec<u8> {
+        let der = match self {
+            Self::Rsa(key) => key.to_public_key().to_public_key_der(),
+            Self::Ec(key) => key.verifying_key().to_public_key_der(),
+        };
+        der.map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        match self {
+            Self::Rsa(_) => SignatureAlgorithm::RsaPkcs1V15Sha256,
+            Self::Ec(_) => SignatureAlgorithm::EcdsaSha256,
+        }
+    }
+
+    fn sign(&self, data: &[u8], raw_ecdsa: bool) -> Vec<u8> {
+        use rsa::signature::{SignatureEncoding, Signer};
+        match self {
+            Self::Rsa(key) => {
+                let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new((**key).clone());
+                signer.sign(data).to_vec()
+            }
+            Self::Ec(key) => {
+                let signature: p256::ecdsa::Signature = key.sign(data);
+                if raw_ecdsa {
+                    signature.to_bytes().to_vec()
+                } else {
+                    signature.to_der().as_bytes().to_vec()
+                }
+            }
+        }
+    }
+}
+
+/// How the simulated client judged the process's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not finished.
+    Pending,
+    /// The certificate was imported (one certificate, for the device's key).
+    Imported,
+    /// The process failed with this `failureMessage`.
+    Failed(String),
+    /// The client refused the uploaded certificate, for this reason.
+    Rejected(String),
+}
+
+struct SimProcess {
+    resource: Process,
+    key: DeviceKey,
+    behaviour: Behaviour,
+    claimed_by: Option<String>,
+    sign_requests: u32,
+    operation: Option<String>,
+    verdict: Verdict,
+}
+
+/// A route whose next answers are forced errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `GET` a process.
+    Get,
+    /// `:claim`.
+    Claim,
+    /// `:signData`.
+    SignData,
+    /// `operations.get`.
+    Operation,
+    /// `:uploadCertificate`.
+    Upload,
+    /// `:setFailure`.
+    SetFailure,
+    /// Pub/Sub `:pull`.
+    Pull,
+}
+
+#[derive(Default)]
+struct State {
+    processes: HashMap<String, SimProcess>,
+    pubsub: PubSub,
+    /// route → (HTTP status, how many more times)
+    faults: HashMap<Route, (u16, u32)>,
+    tokens: Vec<String>,
+    /// (route, process) of every Chrome call that reached the fake.
+    calls: Vec<(Route, String)>,
+    next: u64,
+}
+
+/// The simulator, serving on a loopback port until dropped.
+pub struct ChromeSim {
+    state: Arc<Mutex<State>>,
+    address: SocketAddr,
+    service_account: rsa::RsaPublicKey,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// A service-account key file in Google's JSON format, and its public half.
+pub fn service_account_key(token_uri: &str) -> (String, rsa::RsaPublicKey) {
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        .unwrap_or_else(|e| panic!("RSA key generation failed: {e}"));
+    let pem = key
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .unwrap_or_else(|e| panic!("PKCS#8 encoding failed: {e}"));
+    let file = serde_json::json!({
+        "type": "service_account",
+        "client_email": "brevet-adapter@brevet-sim.iam.gserviceaccount.com",
+        "private_key_id": "sim-key-1",
+        "private_key": pem.as_str(),
+        "token_uri": token_uri,
+    });
+    (file.to_string(), key.to_public_key())
+}
+
+impl ChromeSim {
+    /// Starts on `address` (port 0 for any), trusting `service_account` for token grants.
+    pub async fn start(
+        address: SocketAddr,
+        service_account: rsa::RsaPublicKey,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        {
+            let mut s = lock(&state);
+            s.pubsub.create_topic(TOPIC);
+            let _ = s.pubsub.create_subscription(SUBSCRIPTION, TOPIC, 10);
+        }
+        let app = routes::router(routes::Shared {
+            state: state.clone(),
+            service_account: service_account.clone(),
+            token_url: format!("http://{address}/token"),
+        });
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            state,
+            address,
+            service_account,
+            stop: Some(stop),
+        })
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Base URL (`http://127.0.0.1:PORT/`): Chrome Management, Pub/Sub and the token endpoint.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+
+    /// The token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/token", self.address)
+    }
+
+    /// The trusted service-account key.
+    pub fn service_account(&self) -> &rsa::RsaPublicKey {
+        &self.service_account
+    }
+
+    /// Creates a process (with a fresh device key) and publishes its notification. Returns the
+    /// process's resource name.
+    pub fn create_process(&self, new: &NewProcess) -> String {
+        let key = DeviceKey::generate(new.key);
+        let mut state = lock(&self.state);
+        state.next += 1;
+        let id = format!(
+            "proc-{}-{}",
+            state.next,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let name = format!("customers/{CUSTOMER}/certificateProvisioningProcesses/{id}");
+        let device = ChromeOsDevice {
+            device_directory_api_id: Some(format!("dir-{id}")),
+            serial_number: Some(format!("SN{:06}", state.next)),
+        };
+        let mut resource = Process {
+            name: name.clone(),
+            provisioning_profile_id: Some(uuid::Uuid::new_v4().to_string()),
+            subject_public_key_info: Some(Bytes(key.spki())),
+            start_time: Some(now()),
+            generic_ca_connection: Some(CaConnection {
+                ca_connection_adapter_config_reference: new.ca_reference.clone(),
+            }),
+            generic_profile: Some(GenericProfile {
+                profile_adapter_config_reference: new.profile_reference.clone(),
+            }),
+            ..Process::default()
+        };
+        if new.user {
+            resource.chrome_os_user_session = Some(ChromeOsUserSession {
+                user_directory_api_id: Some(format!("user-{id}")),
+                user_primary_email: Some(format!("user{}@example.com", state.next)),
+                chrome_os_device: Some(device),
+            });
+        } else {
+            resource.chrome_os_device = Some(device);
+        }
+        let claimed_by =
+            (new.behaviour == Behaviour::ClaimTaken).then(|| "another-adapter".to_owned());
+        state.processes.insert(
+            name.clone(),
+            SimProcess {
+                resource,
+                key,
+                behaviour: new.behaviour,
+                claimed_by,
+                sign_requests: 0,
+                operation: None,
+                verdict: Verdict::Pending,
+            },
+        );
+        let event = ProcessCreated {
+            process_id: id,
+            customer_id: CUSTOMER.into(),
+        };
+        let data = if new.binary {
+            event.to_protobuf()
+        } else {
+            event.to_json()
+        };
+        let _ = state.pubsub.publish(TOPIC, &data, new.copies);
+        name
+    }
+
+    /// Publishes raw bytes on the topic (a malformed notification).
+    pub fn publish_raw(&self, data: &[u8]) {
+        let _ = lock(&self.state).pubsub.publish(TOPIC, data, 1);
+    }
+
+    /// The client's verdict on `name`.
+    pub fn verdict(&self, name: &str) -> Verdict {
+        lock(&self.state)
+            .processes
+            .get(name)
+            .map_or(Verdict::Pending, |p| p.verdict.clone())
+    }
+
+    /// The process resource as `get` shows it.
+    pub fn resource(&self, name: &str) -> Option<Process> {
+        lock(&self.state)
+            .processes
+            .get(name)
+            .map(|p| p.resource.clone())
+    }
+
+    /// How many signData requests reached `name`.
+    pub fn sign_requests(&self, name: &str) -> u32 {
+        lock(&self.state)
+            .processes
+            .get(name)
+            .map_or(0, |p| p.sign_requests)
+    }
+
+    /// Who claimed `name`.
+    pub fn claimed_by(&self, name: &str) -> Option<String> {
+        lock(&self.state)
+            .processes
+            .get(name)
+            .and_then(|p| p.claimed_by.clone())
+    }
+
+    /// Calls of `route` that reached the fake for `name`.
+    pub fn calls(&self, route: Route, name: &str) -> usize {
+        lock(&self.state)
+            .calls
+            .iter()
+            .filter(|(r, n)| *r == route && n == name)
+            .count()
+    }
+
+    /// The next `count` calls of `route` answer `status` (429, 500, 503, …).
+    pub fn fail_next(&self, route: Route, status: u16, count: u32) {
+        lock(&self.state).faults.insert(route, (status, count));
+    }
+
+    /// Messages on the worker's subscription not yet acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        lock(&self.state).pubsub.unacknowledged(SUBSCRIPTION)
+    }
+
+    /// Makes outstanding deliveries deliverable again now (their holder "crashed").
+    pub fn expire_ack_deadlines(&self) {
+        lock(&self.state).pubsub.expire_deadlines(SUBSCRIPTION);
+    }
+}
+
+impl Drop for ChromeSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,393 @@
+//! The certificate-provisioning adapter against the Chrome simulator (fake Chrome Management API,
+//! Pub/Sub and ChromeOS client) and a fake step-ca, on both stores: RSA and EC keys through the
+//! built-in CA and step-ca, every failure path's setFailure reason, a lost claim race, restarts
+//! mid-flow, duplicate deliveries, two workers at once, and the push endpoint.
+
+use std::collections::BTreeMap;
+
+use brevet::certprov::adapter::Step;
+use brevet::certprov::config::{CaConnectionConfig, CertProvConfig, ProfileConfig};
+use brevet::certprov::pop::verify_csr_pem;
+use brevet::certprov::{self, Parts};
+use brevet::pki::{certs, chain};
+use brevet::sim::chrome::{
+    service_account_key, Behaviour, ChromeSim, KeyType, NewProcess, Route, Verdict, SUBSCRIPTION,
+};
+use brevet::sim::stepca::{self, FakeStepCa};
+use brevet::store::{CertState, Hold, SharedStore};
+use serde_json::json;
+use x509_cert::der::Encode;
+
+use crate::support::TestDb;
+
+struct Rig {
+    sim: ChromeSim,
+    stepca: FakeStepCa,
+    store: SharedStore,
+    config: CertProvConfig,
+    ca: x509_cert::Certificate,
+}
+
+fn profile(subject: &str, emails: &[&str]) -> ProfileConfig {
+    ProfileConfig {
+        subject: subject.into(),
+        dns_names: vec![],
+        emails: emails.iter().map(|e| (*e).to_owned()).collect(),
+        uris: vec![],
+        validity_days: 30,
+        key_usages: vec!["digitalSignature".into()],
+        extended_key_usages: vec!["clientAuth".into()],
+    }
+}
+
+async fn rig(db: &TestDb) -> Rig {
+    let dir = db.dir.join("certprov");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The key file names Google's token endpoint; the configuration points at the simulator's.
+    let (key_file, public) = service_account_key("https://oauth2.googleapis.com/token");
+    let sim = ChromeSim::start(([127, 0, 0, 1], 0).into(), public)
+        .await
+        .unwrap();
+    std::fs::write(dir.join("sa.json"), key_file).unwrap();
+    let (ca_cert, ca_key) =
+        certprov::ca::BuiltinCa::create_files(&dir, "Brevet Test Device CA").unwrap();
+    let stepca = FakeStepCa::start().await.unwrap();
+    std::fs::write(dir.join("provisioner.pem"), stepca.provisioner_key_pem()).unwrap();
+    let mut config = CertProvConfig {
+        enabled: true,
+        instance_id: Some("adapter-a".into()),
+        chrome_base_url: sim.base_url(),
+        sign_poll_initial_ms: 0,
+        backoff_base_ms: 0,
+        max_attempts: 3,
+        timeout_secs: 5,
+        ..CertProvConfig::default()
+    };
+    config.auth.service_account_key = Some(dir.join("sa.json"));
+    config.auth.token_url = Some(sim.token_url());
+    config.pubsub.subscription = Some(SUBSCRIPTION.into());
+    config.pubsub.endpoint = sim.base_url();
+    config.profiles = BTreeMap::from([
+        (
+            "device_profile".into(),
+            profile("CN={device.serialNumber},O=Brevet Test", &[]),
+        ),
+        (
+            "user_profile".into(),
+            profile("CN={user.email}", &["{user.email}"]),
+        ),
+    ]);
+    config.ca_connections = BTreeMap::from([
+        (
+            "default_ca_config".into(),
+            CaConnectionConfig::Builtin {
+                certificate: ca_cert.clone(),
+                private_key: ca_key,
+            },
+        ),
+        (
+            "step_ca".into(),
+            CaConnectionConfig::StepCa {
+                url: stepca.url(),
+                provisioner: stepca::PROVISIONER.into(),
+                key_id: stepca::KEY_ID.into(),
+                provisioner_key: dir.join("provisioner.pem"),
+                root_certificate: None,
+            },
+        ),
+    ]);
+    let ca = certs::from_pem(&std::fs::read_to_string(&ca_cert).unwrap()).unwrap();
+    Rig {
+        sim,
+        stepca,
+        store: db.store().await,
+        config,
+        ca,
+    }
+}
+
+impl Rig {
+    fn worker(&self, instance: &str) -> Parts {
+        let mut config = self.config.clone();
+        config.instance_id = Some(instance.into());
+        certprov::build(&config, self.store.clone()).unwrap()
+    }
+
+    /// Pulls and drives until every message is acknowledged and nothing is due (bounded).
+    async fn drive(&self, worker: &mut Parts) {
+        for _ in 0..200 {
+            let intake = worker.intake.as_mut().unwrap();
+            intake.run_once().await.unwrap();
+            while worker.adapter.run_once().await.unwrap() != Step::Idle {}
+            let intake = worker.intake.as_mut().unwrap();
+            intake.upkeep().await.unwrap();
+            if intake.held() == 0 && self.sim.unacknowledged() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the worker did not finish");
+    }
+
+    async fn state(&self, name: &str) -> CertState {
+        self.store
+            .get_cert_process(name)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    fn issued(&self, name: &str) -> x509_cert::Certificate {
+        let pem = self.sim.resource(name).unwrap().issued_certificate.unwrap();
+        certs::from_pem(&pem).unwrap()
+    }
+}
+
+fn spki(certificate: &x509_cert::Certificate) -> Vec<u8> {
+    certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap()
+}
+
+fn failed(reason: &str) -> Verdict {
+    Verdict::Failed(reason.into())
+}
+
+both_stores! {
+    async fn issues_certificates_for_rsa_and_ec_keys(db: TestDb) {
+        let rig = rig(&db).await;
+        let ec = rig.sim.create_process(&NewProcess { binary: true, ..NewProcess::default() });
+        let raw = rig.sim.create_process(&NewProcess { behaviour: Behaviour::RawEcdsa, ..NewProcess::default() });
+        let rsa_user = rig.sim.create_process(&NewProcess {
+            key: KeyType::Rsa, user: true, ca_reference: "step_ca".into(),
+            profile_reference: "user_profile".into(), ..NewProcess::default()
+        });
+        let rsa_device = rig.sim.create_process(&NewProcess { key: KeyType::Rsa, ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+
+        for name in [&ec, &raw, &rsa_user, &rsa_device] {
+            assert_eq!(rig.sim.verdict(name), Verdict::Imported, "{name}");
+            assert_eq!(rig.sim.sign_requests(name), 1, "{name}");
+            assert_eq!(rig.sim.claimed_by(name).as_deref(), Some("adapter-a"));
+            assert_eq!(rig.state(name).await, CertState::Done);
+            let resource = rig.sim.resource(name).unwrap();
+            let certificate = rig.issued(name);
+            // byte-identical key, as the client demands
+            assert_eq!(spki(&certificate), resource.subject_public_key_info.unwrap().0);
+            let stored = rig.store.get_cert_process(name).await.unwrap().unwrap();
+            assert_eq!(stored.certificate_serial.unwrap(), certs::serial_hex(&certificate));
+            // what the device signed and its signature make a valid PKCS#10 request
+            let signed = resource.sign_data.unwrap().0;
+            assert_eq!(stored.sign_data.unwrap(), signed);
+            let request = x509_cert::request::CertReq {
+                info: x509_cert::der::Decode::from_der(&signed).unwrap(),
+                algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+                    oid: if name == &rsa_user || name == &rsa_device {
+                        x509_cert::der::oid::db::rfc5912::SHA_256_WITH_RSA_ENCRYPTION
+                    } else {
+                        x509_cert::der::oid::db::rfc5912::ECDSA_WITH_SHA_256
+                    },
+                    parameters: None,
+                },
+                signature: x509_cert::der::asn1::BitString::from_bytes(&stored.signature.unwrap()).unwrap(),
+            };
+            let pem = x509_cert::der::EncodePem::to_pem(&request, x509_cert::der::pem::LineEnding::LF).unwrap();
+            verify_csr_pem(&pem).unwrap();
+        }
+        // built-in CA: issued by our CA with the profile's subject and clientAuth
+        let certificate = rig.issued(&ec);
+        chain::signed_by(&certificate, &rig.ca).unwrap();
+        assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=SN000001,O=Brevet Test");
+        let eku = certs::raw_extension_value(&certificate, x509_cert::der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE).unwrap();
+        assert_eq!(eku, [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]);
+        chain::signed_by(&rig.issued(&rsa_device), &rig.ca).unwrap();
+        // step-ca: issued by its CA from our CSR, for the user's email
+        let user_cert = rig.issued(&rsa_user);
+        chain::signed_by(&user_cert, rig.stepca.ca_certificate()).unwrap();
+        assert_eq!(user_cert.tbs_certificate.subject.to_string(), "CN=user3@example.com");
+        assert_eq!(rig.stepca.issued(), 1);
+        assert_eq!(rig.sim.unacknowledged(), 0);
+    }
+
+    async fn every_failure_path_reports_a_reason(db: TestDb) {
+        let rig = rig(&db).await;
+        let bad = rig.sim.create_process(&NewProcess { behaviour: Behaviour::BadSignature, ..NewProcess::default() });
+        let other = rig.sim.create_process(&NewProcess { key: KeyType::Rsa, behaviour: Behaviour::SignsOtherData, ..NewProcess::default() });
+        let error = rig.sim.create_process(&NewProcess { behaviour: Behaviour::SigningError, ..NewProcess::default() });
+        let no_email = rig.sim.create_process(&NewProcess { profile_reference: "user_profile".into(), ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        let pop = "Signature verification failed: the device's signature does not match its key";
+        assert_eq!(rig.sim.verdict(&bad), failed(pop));
+        assert_eq!(rig.sim.verdict(&other), failed(pop));
+        assert_eq!(rig.sim.verdict(&error), failed("The device could not sign the proof-of-possession request: The client failed to sign the data."));
+        assert_eq!(rig.sim.verdict(&no_email), failed("the process has no user.email, which the profile needs"));
+        assert_eq!(rig.sim.sign_requests(&no_email), 0, "no signData for a process we cannot certify");
+        for name in [&bad, &other, &error, &no_email] {
+            assert_eq!(rig.state(name).await, CertState::Failed);
+            assert!(rig.sim.resource(name).unwrap().issued_certificate.is_none());
+        }
+
+        // the CA refuses, then the CA is down for longer than the retries
+        let refused = rig.sim.create_process(&NewProcess { ca_reference: "step_ca".into(), ..NewProcess::default() });
+        rig.stepca.fail_next(400, 1);
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&refused), failed("The certificate authority refused the request: injected fault"));
+        let down = rig.sim.create_process(&NewProcess { ca_reference: "step_ca".into(), ..NewProcess::default() });
+        rig.stepca.fail_next(503, 3);
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&down), failed("The certificate authority is unavailable; try again later"));
+        assert_eq!(rig.stepca.issued(), 0);
+        let stored = rig.store.get_cert_process(&down).await.unwrap().unwrap();
+        assert_eq!(stored.failure_message.as_deref(), Some("The certificate authority is unavailable; try again later"));
+    }
+
+    async fn a_device_that_never_signs_fails_at_the_deadline(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.sign_deadline_secs = 1;
+        let asleep = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&asleep), failed("The device did not answer the proof-of-possession request within 1 second"));
+        assert_eq!(rig.sim.sign_requests(&asleep), 1);
+        assert!(rig.sim.calls(Route::Operation, &asleep) >= 1, "the operation was polled");
+    }
+
+    async fn processes_that_are_not_ours_are_left_alone(db: TestDb) {
+        let rig = rig(&db).await;
+        let taken = rig.sim.create_process(&NewProcess { behaviour: Behaviour::ClaimTaken, ..NewProcess::default() });
+        let foreign = rig.sim.create_process(&NewProcess { ca_reference: "someone_elses_ca".into(), ..NewProcess::default() });
+        rig.sim.publish_raw(b"\xff\xfe not a notification");
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        // lost race: stop quietly, no signData, no setFailure on someone else's process
+        assert_eq!(rig.sim.claimed_by(&taken).as_deref(), Some("another-adapter"));
+        assert_eq!(rig.sim.calls(Route::Claim, &taken), 1);
+        assert_eq!(rig.sim.sign_requests(&taken), 0);
+        assert_eq!(rig.sim.calls(Route::SetFailure, &taken), 0);
+        assert_eq!(rig.sim.verdict(&taken), Verdict::Pending);
+        assert_eq!(rig.state(&taken).await, CertState::Skipped);
+        // unknown CA connection: never claimed
+        assert_eq!(rig.sim.calls(Route::Claim, &foreign), 0);
+        assert_eq!(rig.sim.claimed_by(&foreign), None);
+        assert_eq!(rig.state(&foreign).await, CertState::Skipped);
+        assert_eq!(rig.sim.unacknowledged(), 0, "all three messages acknowledged");
+    }
+
+    async fn transient_errors_are_retried(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess::default());
+        rig.sim.fail_next(Route::Get, 503, 2);
+        rig.sim.fail_next(Route::Claim, 429, 1);
+        rig.sim.fail_next(Route::Upload, 500, 2);
+        rig.sim.fail_next(Route::Pull, 503, 1);
+        let mut worker = rig.worker("adapter-a");
+        assert!(worker.intake.as_mut().unwrap().run_once().await.is_err(), "pull failure reported");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.sign_requests(&name), 1);
+        assert_eq!(rig.sim.calls(Route::Upload, &name), 3);
+    }
+
+    async fn a_restart_never_signs_twice_nor_issues_twice(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess { key: KeyType::Rsa, ca_reference: "step_ca".into(), ..NewProcess::default() });
+        let mut first = rig.worker("adapter-a");
+        first.intake.as_mut().unwrap().run_once().await.unwrap();
+        assert_eq!(first.adapter.run_once().await.unwrap(), Step::Worked(name.clone(), CertState::Signing));
+        assert_eq!(rig.sim.sign_requests(&name), 1);
+        // crash: the worker and its held message are gone; Pub/Sub redelivers
+        drop(first);
+        rig.sim.expire_ack_deadlines();
+        // and as if it died after signData reached Google but before the operation was recorded
+        let mut row = rig.store.claim_cert_process("test", std::time::Duration::from_secs(5)).await.unwrap().unwrap();
+        row.operation_name = None;
+        assert!(rig.store.save_cert_process(&row, "test", Hold::Release).await.unwrap());
+
+        let mut second = rig.worker("adapter-a");
+        rig.drive(&mut second).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.sign_requests(&name), 1, "signData once across the restart");
+        assert_eq!(rig.stepca.issued(), 1, "one certificate");
+
+        // a crash after issuing: the recorded certificate is uploaded, not a new one issued
+        let late = rig.sim.create_process(&NewProcess { ca_reference: "step_ca".into(), ..NewProcess::default() });
+        rig.sim.fail_next(Route::Upload, 503, 1);
+        let mut third = rig.worker("adapter-a");
+        third.intake.as_mut().unwrap().run_once().await.unwrap();
+        assert_eq!(third.adapter.run_once().await.unwrap(), Step::Worked(late.clone(), CertState::Signing));
+        assert_eq!(third.adapter.run_once().await.unwrap(), Step::Worked(late.clone(), CertState::Uploading));
+        let stored = rig.store.get_cert_process(&late).await.unwrap().unwrap();
+        assert_eq!(stored.last_error.as_deref(), Some("503 injected fault"));
+        drop(third);
+        rig.sim.expire_ack_deadlines();
+        let mut fourth = rig.worker("adapter-a");
+        rig.drive(&mut fourth).await;
+        assert_eq!(rig.sim.verdict(&late), Verdict::Imported);
+        assert_eq!(rig.stepca.issued(), 2, "one more certificate, for the second process only");
+        let stored = rig.store.get_cert_process(&late).await.unwrap().unwrap();
+        assert_eq!(Some(stored.certificate_pem.unwrap()), rig.sim.resource(&late).unwrap().issued_certificate);
+    }
+
+    async fn duplicate_deliveries_make_one_process(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess { copies: 3, ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.sign_requests(&name), 1);
+        assert_eq!(rig.sim.calls(Route::Claim, &name), 1);
+        assert_eq!(rig.store.list_cert_processes(10).await.unwrap().len(), 1);
+        // a late duplicate of a finished process is acknowledged at once
+        rig.sim.create_process(&NewProcess::default());
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.unacknowledged(), 0);
+    }
+
+    async fn two_workers_share_the_load(db: TestDb) {
+        let rig = rig(&db).await;
+        let names: Vec<String> = (0..6)
+            .map(|i| rig.sim.create_process(&NewProcess { key: if i % 2 == 0 { KeyType::Ec } else { KeyType::Rsa }, ..NewProcess::default() }))
+            .collect();
+        let mut a = rig.worker("adapter-a");
+        let mut b = rig.worker("adapter-b");
+        tokio::join!(rig.drive(&mut a), rig.drive(&mut b));
+        for name in &names {
+            assert_eq!(rig.sim.verdict(name), Verdict::Imported, "{name}");
+            assert_eq!(rig.sim.sign_requests(name), 1, "{name}");
+            assert_eq!(rig.sim.calls(Route::Claim, name), 1, "{name}: claimed once");
+        }
+    }
+
+    async fn the_push_endpoint_records_processes(db: TestDb) {
+        let mut config = db.config();
+        config.certprov.pubsub.push_token = Some("push-secret".to_owned().into());
+        let app = db.app_with(config).await;
+        let envelope = |data: &[u8]| json!({
+            "message": { "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data),
+                         "messageId": "1", "publishTime": "2026-11-28T10:00:00Z" },
+            "subscription": "projects/p/subscriptions/push",
+        });
+        let event = brevet::certprov::wire::ProcessCreated { process_id: "p1".into(), customer_id: "C01".into() };
+        let wrong = app.post("/certprov/v1/pubsub/push?token=nope", &envelope(&event.to_protobuf()), None).await;
+        assert_eq!(wrong.status.as_u16(), 403);
+        assert!(app.store.list_cert_processes(10).await.unwrap().is_empty());
+        let ok = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(&event.to_protobuf()), None).await;
+        assert_eq!(ok.status.as_u16(), 204);
+        let again = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(&event.to_json()), None).await;
+        assert_eq!(again.status.as_u16(), 204);
+        let garbage = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(b"junk"), None).await;
+        assert_eq!(garbage.status.as_u16(), 204, "acknowledged: redelivery would not help");
+        let stored = app.store.list_cert_processes(10).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].name, "customers/C01/certificateProvisioningProcesses/p1");
+        assert_eq!(stored[0].state, CertState::Received);
+        // without a configured token the route does not exist
+        let plain = db.app().await;
+        assert_eq!(plain.post("/certprov/v1/pubsub/push?token=x", &envelope(b"x"), None).await.status.as_u16(), 404);
+    }
+}
