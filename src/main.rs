@@ -41,6 +41,9 @@ enum SimCommand {
     Wallet(brevet::commands::sim::WalletArgs),
     /// Seed credentials through the Wallet flow and write request bodies for scripts/load.
     Seed(brevet::commands::sim::SeedArgs),
+    /// Play Google's Chrome Management API, Pub/Sub and ChromeOS devices for `brevet worker`;
+    /// exits non-zero unless every process got its certificate.
+    Chrome(brevet::commands::sim::ChromeArgs),
     /// Measure the raw ES256 signing rate of this machine (the MSO issuance ceiling).
     SignRate(brevet::commands::sim::SignRateArgs),
 }
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
             Command::Sim(SimCommand::Wallet(args)) => {
                 brevet::commands::sim::wallet(&config, args).await
             }
+            Command::Sim(SimCommand::Chrome(args)) => brevet::commands::sim::chrome(args).await,
             Command::Sim(SimCommand::Seed(args)) => brevet::commands::sim::seed(args).await,
             Command::Sim(SimCommand::SignRate(args)) => brevet::commands::sim::sign_rate(&args),
         }

@@ -128,6 +128,12 @@ impl Adapter {
     pub async fn run(&self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
+            // A step in flight is finished before stopping: its effects are recorded.
+            tokio::select! {
+                biased;
+                _ = &mut stop => return,
+                _ = std::future::ready(()) => {}
+            }
             let idle = match self.run_once().await {
                 Ok(Step::Idle) => true,
                 Ok(_) => false,

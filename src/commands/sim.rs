@@ -146,3 +146,146 @@ pub fn sign_rate(args: &SignRateArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Options of `sim chrome`.
+#[derive(Debug, Args)]
+pub struct ChromeArgs {
+    /// Where the simulator writes the worker's configuration, service-account key and CA.
+    #[arg(long, default_value = "./brevet-data/sim-chrome")]
+    pub dir: PathBuf,
+    /// Address of the simulated Google endpoints (Chrome Management, Pub/Sub, OAuth).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Processes to create: device and user certificates, RSA-2048 and P-256 keys in turn.
+    #[arg(long, default_value_t = 4)]
+    pub processes: usize,
+    /// Give up waiting for the worker after this long.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+    /// Keep serving after the check (for trying the worker by hand) until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+}
+
+/// Plays Google (Chrome Management, Pub/Sub, OAuth) and ChromeOS devices for `brevet worker`:
+/// writes a worker configuration, creates processes, waits for the worker to finish them and
+/// checks every certificate as the device would; fails unless all were imported.
+pub async fn chrome(args: ChromeArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    use crate::certprov::ca::BuiltinCa;
+    use crate::sim::chrome::{self, ChromeSim, KeyType, NewProcess, Verdict};
+
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    for file in ["sa.json", "ca.crt.pem", "ca.key.pem", "worker.toml"] {
+        let _ = std::fs::remove_file(args.dir.join(file));
+    }
+    let (key_file, public) = chrome::service_account_key("https://oauth2.googleapis.com/token");
+    crate::pki::keystore::write_new(&args.dir.join("sa.json"), key_file.as_bytes(), 0o600)?;
+    let (ca_cert, ca_key) = BuiltinCa::create_files(&args.dir, "Brevet Simulated Device CA")?;
+    let sim = ChromeSim::start(args.listen, public).await?;
+    let base = sim.base_url();
+    let worker = format!(
+        r#"# Written by `brevet sim chrome`: a worker pointed at the simulator.
+[certprov]
+enabled = true
+instance_id = "sim-worker"
+chrome_base_url = "{base}"
+sign_poll_initial_ms = 200
+
+[certprov.auth]
+service_account_key = "{sa}"
+token_url = "{token}"
+
+[certprov.pubsub]
+subscription = "{subscription}"
+endpoint = "{base}"
+
+[certprov.profiles.device_profile]
+subject = "CN={{device.serialNumber}},O=Brevet Simulation"
+
+[certprov.profiles.user_profile]
+subject = "CN={{user.email}},O=Brevet Simulation"
+emails = ["{{user.email}}"]
+
+[certprov.ca_connections.default_ca_config]
+kind = "builtin"
+certificate = "{cert}"
+private_key = "{key}"
+"#,
+        sa = args.dir.join("sa.json").canonicalize()?.display(),
+        token = sim.token_url(),
+        subscription = chrome::SUBSCRIPTION,
+        cert = ca_cert.canonicalize()?.display(),
+        key = ca_key.canonicalize()?.display(),
+    );
+    let config_path = args.dir.join("worker.toml");
+    std::fs::write(&config_path, worker)?;
+    tracing::info!(address = %sim.address(), worker_config = %config_path.display(), "Chrome simulator listening; start `brevet worker --config {}`", config_path.display());
+
+    let mut names = Vec::new();
+    for i in 0..args.processes {
+        let new = NewProcess {
+            key: if i % 2 == 0 {
+                KeyType::Ec
+            } else {
+                KeyType::Rsa
+            },
+            user: i % 4 >= 2,
+            profile_reference: if i % 4 >= 2 {
+                "user_profile"
+            } else {
+                "device_profile"
+            }
+            .into(),
+            binary: i % 3 == 0,
+            ..NewProcess::default()
+        };
+        names.push((sim.create_process(&new), new.key, new.user));
+    }
+    let ca = crate::pki::certs::from_pem(&std::fs::read_to_string(&ca_cert)?)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_secs);
+    while names
+        .iter()
+        .any(|(n, _, _)| sim.verdict(n) == Verdict::Pending)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut failures = 0;
+    let mut out = String::new();
+    for (name, key, user) in &names {
+        let verdict = sim.verdict(name);
+        let chained = sim
+            .resource(name)
+            .and_then(|r| r.issued_certificate)
+            .and_then(|pem| crate::pki::certs::from_pem(&pem).ok())
+            .is_some_and(|cert| crate::pki::chain::signed_by(&cert, &ca).is_ok());
+        let ok = verdict == Verdict::Imported && chained && sim.sign_requests(name) == 1;
+        failures += usize::from(!ok);
+        out.push_str(&format!(
+            "{} {name} {} {} {verdict:?}\n",
+            if ok { "ok  " } else { "FAIL" },
+            if *key == KeyType::Rsa {
+                "rsa-2048"
+            } else {
+                "p-256"
+            },
+            if *user { "user" } else { "device" },
+        ));
+    }
+    print!("{out}");
+    println!(
+        "{} of {} processes provisioned",
+        names.len() - failures,
+        names.len()
+    );
+    if args.serve {
+        crate::http::shutdown_signal().await;
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} processes were not provisioned");
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@ use brevet::store::{CertState, Hold, SharedStore};
 use serde_json::json;
 use x509_cert::der::Encode;
 
+use crate::support::process::{brevet, Server};
 use crate::support::TestDb;
 
 struct Rig {
@@ -389,5 +390,29 @@ both_stores! {
         // without a configured token the route does not exist
         let plain = db.app().await;
         assert_eq!(plain.post("/certprov/v1/pubsub/push?token=x", &envelope(b"x"), None).await.status.as_u16(), 404);
+    }
+
+    async fn brevet_sim_chrome_drives_the_worker_binary(db: TestDb) {
+        let sim_dir = db.dir.join("sim");
+        let sim_dir_arg = sim_dir.display().to_string();
+        let mut sim = Server::spawn_args(brevet(&db.dir), &["sim", "chrome", "--dir", &sim_dir_arg, "--processes", "4", "--timeout-secs", "60"]);
+        let ready = sim.wait_for_log(|line| line["worker_config"].is_string());
+        let config = ready["worker_config"].as_str().unwrap().to_owned();
+        let mut command = brevet(&db.dir);
+        command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose());
+        let mut worker = Server::spawn(command, "worker");
+        worker.wait_for_log(|line| line["message"] == "certificate-provisioning adapter started");
+        let (code, out) = sim.wait_exit(std::time::Duration::from_secs(90));
+        assert_eq!(code, Some(0), "{out:?}");
+        assert_eq!(out.last().map(String::as_str), Some("4 of 4 processes provisioned"), "{out:?}");
+        assert_eq!(out.iter().filter(|l| l.starts_with("ok ")).count(), 4);
+        let (exit, log) = worker.terminate();
+        assert_eq!(exit, Some(0), "the worker stops cleanly on SIGTERM");
+        let log = log.join("\n");
+        assert!(!log.contains("ya29.") && !log.contains("PRIVATE KEY"), "no token or key in the log");
+        let store = db.store().await;
+        let stored = store.list_cert_processes(10).await.unwrap();
+        assert_eq!(stored.len(), 4);
+        assert!(stored.iter().all(|p| p.state == CertState::Done));
     }
 }

@@ -59,9 +59,14 @@ impl Server {
     }
 
     /// Starts `command <subcommand>` with JSON logs, without waiting for anything.
-    pub fn spawn(mut command: Command, subcommand: &str) -> Self {
+    pub fn spawn(command: Command, subcommand: &str) -> Self {
+        Self::spawn_args(command, &[subcommand])
+    }
+
+    /// Starts `command <args…>` with JSON logs, without waiting for anything.
+    pub fn spawn_args(mut command: Command, args: &[&str]) -> Self {
         command
-            .arg(subcommand)
+            .args(args)
             .env("BREVET_LISTEN", "127.0.0.1:0")
             .env("BREVET_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
@@ -110,6 +115,28 @@ impl Server {
             out.push(line);
         }
         out
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself; returns its exit code and
+    /// its standard output.
+    pub fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit; log:\n{}",
+                self.log.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut out = Vec::new();
+        while let Ok(line) = self.stdout.recv_timeout(Duration::from_secs(2)) {
+            out.push(line);
+        }
+        (status.code(), out)
     }
 
     /// Kills the process with SIGKILL, as a crash or an OOM kill would.
