@@ -43,6 +43,7 @@
 //! | `tls.private_key` | `BREVET_TLS__PRIVATE_KEY` | none | PEM server key |
 //! | `tls.client_ca` | `BREVET_TLS__CLIENT_CA` | none | PEM CA of client certificates allowed on the Wallet API (Google's) |
 //! | `tls.client_pins` | `BREVET_TLS__CLIENT_PINS` | `[]` | SHA-256 (hex) of client certificates allowed on the Wallet API |
+//! | `certprov.*` | `BREVET_CERTPROV__*` | disabled | the Chrome certificate-provisioning adapter; every setting in `crate::certprov::config`, guide in docs/cert-provisioning.md |
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
 //! setting's name is reported at start instead of silently ignored.

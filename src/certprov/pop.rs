@@ -208,3 +208,45 @@ pub fn verify_csr_pem(pem: &str) -> Result<CertReq, String> {
     key.verify(&info, signature).map_err(|e| e.to_string())?;
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::EncodePublicKey;
+
+    use super::*;
+
+    #[test]
+    fn accepts_raw_ecdsa_and_returns_der() {
+        let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        let device = DeviceKey::parse(spki.as_bytes()).unwrap();
+        assert_eq!(device.kind, KeyKind::P256);
+        let signature: p256::ecdsa::Signature = key.sign(b"data");
+        let der = signature.to_der().as_bytes().to_vec();
+        assert_eq!(device.verify(b"data", &signature.to_bytes()).unwrap(), der);
+        assert_eq!(device.verify(b"data", &der).unwrap(), der);
+        assert_eq!(device.verify(b"other", &der), Err(PopError::BadSignature));
+        assert_eq!(
+            device.verify(b"data", b"garbage"),
+            Err(PopError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn refuses_keys_chromeos_does_not_make() {
+        let small = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let der = rsa::pkcs8::EncodePublicKey::to_public_key_der(&small.to_public_key()).unwrap();
+        assert_eq!(
+            DeviceKey::parse(der.as_bytes()).unwrap_err(),
+            "the device's RSA key has 1024 bits; at least 2048 are required"
+        );
+        let p384 = p384::ecdsa::SigningKey::random(&mut rand::thread_rng());
+        let der = p384.verifying_key().to_public_key_der().unwrap();
+        assert_eq!(
+            DeviceKey::parse(der.as_bytes()).unwrap_err(),
+            "the device's EC key is not on P-256"
+        );
+        assert!(DeviceKey::parse(b"\x30\x03\x02\x01\x00").is_err());
+    }
+}

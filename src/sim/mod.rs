@@ -5,3 +5,19 @@ pub mod chrome;
 pub mod google;
 pub mod stepca;
 pub mod wallet;
+
+/// Serves `app` on `listener` in the background until the returned sender is used or dropped.
+pub(crate) fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    stop
+}

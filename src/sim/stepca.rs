@@ -98,14 +98,7 @@ impl FakeStepCa {
             shared: shared.clone(),
         };
         let app = Router::new().route("/1.0/sign", post(sign)).with_state(ctx);
-        let (stop, stopped) = oneshot::channel();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stop = crate::sim::serve_until_stopped(listener, app);
         Ok(Self {
             address,
             provisioner,

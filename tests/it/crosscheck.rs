@@ -194,3 +194,94 @@ fn pyhpke_and_brevet_open_each_others_hpke() {
     assert_eq!(issuer.open(front, &enc, &ct).unwrap(), plaintext);
     assert!(issuer.open(context, &enc, &ct).is_err());
 }
+
+/// The CSR the device's signature completes is one pyca/cryptography accepts: signature valid,
+/// subject, email SAN and clientAuth as the profile says; a flipped signature bit is refused.
+#[test]
+fn pyca_cryptography_accepts_the_chrome_csr() {
+    use brevet::certprov::config::ProfileConfig;
+    use brevet::certprov::pop::DeviceKey;
+    use brevet::certprov::profile::Profile;
+    use brevet::certprov::wire::{ChromeOsUserSession, Process};
+    use p256::pkcs8::EncodePublicKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+
+    let profile = Profile::new(
+        "user",
+        ProfileConfig {
+            subject: "CN={user.email},O=Brevet Test".into(),
+            dns_names: vec![],
+            emails: vec!["{user.email}".into()],
+            uris: vec![],
+            validity_days: 30,
+            key_usages: vec!["digitalSignature".into()],
+            extended_key_usages: vec!["clientAuth".into()],
+        },
+    )
+    .unwrap();
+    let process = Process {
+        name: "customers/C1/certificateProvisioningProcesses/p1".into(),
+        chrome_os_user_session: Some(ChromeOsUserSession {
+            user_primary_email: Some("ada@example.com".into()),
+            ..Default::default()
+        }),
+        ..Process::default()
+    };
+    let rendered = profile.render(&process).unwrap();
+    let ec_key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    type Sign<'a> = Box<dyn Fn(&[u8]) -> Vec<u8> + 'a>;
+    let cases: Vec<(Vec<u8>, Sign, &str)> = vec![
+        (
+            ec_key
+                .verifying_key()
+                .to_public_key_der()
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+            Box::new(|data| {
+                let signature: p256::ecdsa::Signature = ec_key.sign(data);
+                signature.to_der().as_bytes().to_vec()
+            }),
+            "ec-secp256r1",
+        ),
+        (
+            rsa::pkcs8::EncodePublicKey::to_public_key_der(&rsa_key.to_public_key())
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+            Box::new(|data| {
+                rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key.clone())
+                    .sign(data)
+                    .to_vec()
+            }),
+            "rsa-2048",
+        ),
+    ];
+    for (spki, sign, kind) in cases {
+        let key = DeviceKey::parse(&spki).unwrap();
+        let info = key.request_info(&rendered).unwrap();
+        let signature = key.verify(&info, &sign(&info)).unwrap();
+        let pem = key.csr_pem(&rendered, &signature).unwrap();
+        let seen: serde_json::Value = serde_json::from_slice(&python("csr.py", &[], &pem)).unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({
+                "valid": true,
+                "subject": "CN=ada@example.com,O=Brevet Test",
+                "emails": ["ada@example.com"],
+                "eku": ["1.3.6.1.5.5.7.3.2"],
+                "key": kind,
+            })
+        );
+        let mut forged = signature.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let pem = key.csr_pem(&rendered, &forged).unwrap();
+        let seen: serde_json::Value = serde_json::from_slice(&python("csr.py", &[], &pem)).unwrap();
+        assert_eq!(
+            seen["valid"], false,
+            "{kind}: a forged signature must not verify"
+        );
+    }
+}

@@ -239,14 +239,7 @@ impl ChromeSim {
             service_account: service_account.clone(),
             token_url: format!("http://{address}/token"),
         });
-        let (stop, stopped) = oneshot::channel();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let stop = crate::sim::serve_until_stopped(listener, app);
         Ok(Self {
             state,
             address,
