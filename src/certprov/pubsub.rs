@@ -254,3 +254,19 @@ impl Intake {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn the_emulator_variable_wins() {
+        let google = "https://pubsub.googleapis.com/";
+        assert_eq!(endpoint(google, None), (google.to_owned(), false));
+        assert_eq!(endpoint(google, Some("")), (google.to_owned(), false));
+        assert_eq!(
+            endpoint(google, Some("localhost:8085")),
+            ("http://localhost:8085/".to_owned(), true)
+        );
+    }
+}

@@ -212,6 +212,7 @@ both_stores! {
         assert_eq!(user_cert.tbs_certificate.subject.to_string(), "CN=user3@example.com");
         assert_eq!(rig.stepca.issued(), 1);
         assert_eq!(rig.sim.unacknowledged(), 0);
+        assert_eq!(rig.sim.tokens_granted(), 2, "one token per scope (Chrome, Pub/Sub), cached");
     }
 
     async fn every_failure_path_reports_a_reason(db: TestDb) {

@@ -384,6 +384,11 @@ impl ChromeSim {
         lock(&self.state).faults.insert(route, (status, count));
     }
 
+    /// Access tokens the token endpoint granted.
+    pub fn tokens_granted(&self) -> usize {
+        lock(&self.state).tokens.len()
+    }
+
     /// Messages on the worker's subscription not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         lock(&self.state).pubsub.unacknowledged(SUBSCRIPTION)
