@@ -153,8 +153,12 @@ pub trait CertProcessStore: Send + Sync {
     /// One process by name.
     async fn get_cert_process(&self, name: &str) -> Result<Option<CertProcess>, StoreError>;
 
-    /// The newest processes first.
-    async fn list_cert_processes(&self, limit: u32) -> Result<Vec<CertProcess>, StoreError>;
+    /// The newest processes first, optionally only those in `state`.
+    async fn list_cert_processes(
+        &self,
+        state: Option<CertState>,
+        limit: u32,
+    ) -> Result<Vec<CertProcess>, StoreError>;
 }
 
 /// The columns every query reads, in [`CertProcess`] order.

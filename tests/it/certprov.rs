@@ -246,6 +246,21 @@ both_stores! {
         assert_eq!(rig.stepca.issued(), 0);
         let stored = rig.store.get_cert_process(&down).await.unwrap().unwrap();
         assert_eq!(stored.failure_message.as_deref(), Some("The certificate authority is unavailable; try again later"));
+
+        // operators see the reasons through the admin API, filtered by state
+        let app = db.app().await;
+        let token = app.admin_token().await;
+        let listed = app.get("/admin/v1/cert-processes?state=failed", Some(&token)).await.json();
+        let processes = listed["processes"].as_array().unwrap();
+        assert_eq!(processes.len(), 6);
+        assert_eq!(processes[0]["name"], down.as_str(), "newest first");
+        assert_eq!(processes[0]["failureMessage"], "The certificate authority is unavailable; try again later");
+        assert!(processes[0].get("process").is_none(), "no device or user data");
+        let none = app.get("/admin/v1/cert-processes?state=done", Some(&token)).await.json();
+        assert_eq!(none["processes"], json!([]));
+        let bad = app.get("/admin/v1/cert-processes?state=finished", Some(&token)).await;
+        assert_eq!(bad.status.as_u16(), 400);
+        assert_eq!(app.get("/admin/v1/cert-processes", None).await.status.as_u16(), 401);
     }
 
     async fn a_device_that_never_signs_fails_at_the_deadline(db: TestDb) {
@@ -343,7 +358,7 @@ both_stores! {
         assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
         assert_eq!(rig.sim.sign_requests(&name), 1);
         assert_eq!(rig.sim.calls(Route::Claim, &name), 1);
-        assert_eq!(rig.store.list_cert_processes(10).await.unwrap().len(), 1);
+        assert_eq!(rig.store.list_cert_processes(None, 10).await.unwrap().len(), 1);
         // a late duplicate of a finished process is acknowledged at once
         rig.sim.create_process(&NewProcess::default());
         rig.drive(&mut worker).await;
@@ -377,14 +392,14 @@ both_stores! {
         let event = brevet::certprov::wire::ProcessCreated { process_id: "p1".into(), customer_id: "C01".into() };
         let wrong = app.post("/certprov/v1/pubsub/push?token=nope", &envelope(&event.to_protobuf()), None).await;
         assert_eq!(wrong.status.as_u16(), 403);
-        assert!(app.store.list_cert_processes(10).await.unwrap().is_empty());
+        assert!(app.store.list_cert_processes(None, 10).await.unwrap().is_empty());
         let ok = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(&event.to_protobuf()), None).await;
         assert_eq!(ok.status.as_u16(), 204);
         let again = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(&event.to_json()), None).await;
         assert_eq!(again.status.as_u16(), 204);
         let garbage = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(b"junk"), None).await;
         assert_eq!(garbage.status.as_u16(), 204, "acknowledged: redelivery would not help");
-        let stored = app.store.list_cert_processes(10).await.unwrap();
+        let stored = app.store.list_cert_processes(None, 10).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].name, "customers/C01/certificateProvisioningProcesses/p1");
         assert_eq!(stored[0].state, CertState::Received);
@@ -412,7 +427,7 @@ both_stores! {
         let log = log.join("\n");
         assert!(!log.contains("ya29.") && !log.contains("PRIVATE KEY"), "no token or key in the log");
         let store = db.store().await;
-        let stored = store.list_cert_processes(10).await.unwrap();
+        let stored = store.list_cert_processes(None, 10).await.unwrap();
         assert_eq!(stored.len(), 4);
         assert!(stored.iter().all(|p| p.state == CertState::Done));
     }

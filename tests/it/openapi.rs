@@ -29,6 +29,7 @@ fn admin_document_matches_the_code() {
         paths,
         [
             "/admin/v1/audit",
+            "/admin/v1/cert-processes",
             "/admin/v1/credentials",
             "/admin/v1/credentials/{credential_id}",
             "/admin/v1/credentials/{credential_id}/devices",

@@ -2,6 +2,7 @@
 //! token ([`auth::Principal`]); every write is audited in the same transaction as the change.
 
 pub mod auth;
+mod cert_processes;
 mod credentials;
 mod journal;
 mod proofings;
@@ -52,4 +53,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(journal::list_audit))
         .routes(routes!(journal::list_outbox))
         .routes(routes!(journal::retry_outbox_job))
+        .routes(routes!(cert_processes::list_cert_processes))
 }

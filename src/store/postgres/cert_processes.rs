@@ -152,10 +152,15 @@ impl CertProcessStore for PgStore {
         row.map(CertProcess::try_from).transpose()
     }
 
-    async fn list_cert_processes(&self, limit: u32) -> Result<Vec<CertProcess>, StoreError> {
+    async fn list_cert_processes(
+        &self,
+        state: Option<CertState>,
+        limit: u32,
+    ) -> Result<Vec<CertProcess>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "select {COLUMNS} from cert_processes order by cert_process_id desc limit $1"
+            "select {COLUMNS} from cert_processes where ($1::text is null or state = $1) order by cert_process_id desc limit $2"
         ))
+        .bind(state.map(CertState::as_str))
         .bind(i64::from(limit))
         .fetch_all(self.pool())
         .await?;
