@@ -207,10 +207,15 @@ impl Intake {
         Ok(count)
     }
 
-    /// Acknowledges messages whose processes are finished; extends the others' deadlines.
+    /// Acknowledges messages whose processes are finished; extends the others' deadlines when
+    /// due.
     pub async fn upkeep(&mut self) -> Result<(), String> {
+        self.upkeep_at(Instant::now()).await
+    }
+
+    /// [`Self::upkeep`] as if the time were `now` (tests move it forward instead of sleeping).
+    pub async fn upkeep_at(&mut self, now: Instant) -> Result<(), String> {
         let (mut ack, mut extend) = (Vec::new(), Vec::new());
-        let now = Instant::now();
         for (ack_id, (name, renew)) in &self.held {
             match self.store.get_cert_process(name).await {
                 Ok(Some(p)) if p.state.is_final() => ack.push(ack_id.clone()),
@@ -226,7 +231,7 @@ impl Intake {
         self.subscription
             .modify_ack_deadline(&extend, self.ack_deadline)
             .await?;
-        let renew = self.renew_at();
+        let renew = now + Duration::from_secs(u64::from(self.ack_deadline) * 2 / 3);
         for id in &extend {
             if let Some(entry) = self.held.get_mut(id) {
                 entry.1 = renew;

@@ -244,7 +244,10 @@ private_key = "{key}"
         };
         names.push((sim.create_process(&new), new.key, new.user));
     }
-    tracing::info!(processes = names.len(), "processes created and announced on Pub/Sub");
+    tracing::info!(
+        processes = names.len(),
+        "processes created and announced on Pub/Sub"
+    );
     let ca = crate::pki::certs::from_pem(&std::fs::read_to_string(&ca_cert)?)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout_secs);
     while names

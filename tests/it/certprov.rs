@@ -274,6 +274,27 @@ both_stores! {
         assert!(rig.sim.calls(Route::Operation, &asleep) >= 1, "the operation was polled");
     }
 
+    async fn messages_are_held_until_their_process_ends(db: TestDb) {
+        let rig = rig(&db).await;
+        let asleep = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        let intake = worker.intake.as_mut().unwrap();
+        intake.run_once().await.unwrap();
+        assert_eq!(rig.sim.ack_deadline_extensions(), 1, "deadline set on receipt");
+        while worker.adapter.run_once().await.unwrap() != Step::Idle {}
+        assert_eq!(rig.state(&asleep).await, CertState::Signing);
+        let intake = worker.intake.as_mut().unwrap();
+        intake.upkeep().await.unwrap();
+        assert_eq!(rig.sim.ack_deadline_extensions(), 1, "not yet due for renewal");
+        // 50 s later (renewal at two thirds of the 60 s deadline): extended, not acknowledged
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(50);
+        intake.upkeep_at(later).await.unwrap();
+        assert_eq!(rig.sim.ack_deadline_extensions(), 2);
+        assert_eq!((intake.held(), rig.sim.unacknowledged()), (1, 1));
+        intake.upkeep_at(later).await.unwrap();
+        assert_eq!(rig.sim.ack_deadline_extensions(), 2, "the next renewal is 40 s later");
+    }
+
     async fn processes_that_are_not_ours_are_left_alone(db: TestDb) {
         let rig = rig(&db).await;
         let taken = rig.sim.create_process(&NewProcess { behaviour: Behaviour::ClaimTaken, ..NewProcess::default() });
@@ -431,4 +452,55 @@ both_stores! {
         assert_eq!(stored.len(), 4);
         assert!(stored.iter().all(|p| p.state == CertState::Done));
     }
+}
+
+/// A worker whose adapter settings are wrong stops at start with a message naming the setting.
+#[test]
+fn a_bad_adapter_setting_stops_the_worker_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("worker.toml");
+    let write = |profile: &str, ca: &str| {
+        std::fs::write(
+            &config,
+            format!("[certprov]\nenabled = true\n{profile}\n{ca}\n"),
+        )
+        .unwrap()
+    };
+    let run = || {
+        let output = brevet(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("worker")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    write(
+        "[certprov.profiles.device_profile]\nsubject = \"CN=x\"\nkey_usages = [\"keyCertSign\"]",
+        "",
+    );
+    let (code, stderr) = run();
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("profile device_profile: unknown key usage \"keyCertSign\""),
+        "{stderr}"
+    );
+    write(
+        "",
+        "[certprov.ca_connections.default_ca_config]\nkind = \"builtin\"\ncertificate = \"missing.pem\"\nprivate_key = \"missing.key\"",
+    );
+    let (code, stderr) = run();
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("certprov.ca_connections.default_ca_config")
+            && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
+    write("", "[certprov.ca_connections.x]\nkind = \"acme\"");
+    let (code, stderr) = run();
+    assert_eq!(code, Some(2), "a configuration error: {stderr}");
+    assert!(stderr.contains("acme"), "{stderr}");
 }

@@ -389,6 +389,11 @@ impl ChromeSim {
         lock(&self.state).tokens.len()
     }
 
+    /// Ack-deadline extensions (modifyAckDeadline, per ack id) received.
+    pub fn ack_deadline_extensions(&self) -> usize {
+        lock(&self.state).pubsub.extensions
+    }
+
     /// Messages on the worker's subscription not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         lock(&self.state).pubsub.unacknowledged(SUBSCRIPTION)

@@ -28,6 +28,8 @@ pub struct PubSub {
     topics: HashMap<String, Vec<String>>,
     subscriptions: HashMap<String, Subscription>,
     next_id: u64,
+    /// Deadline extensions received (ack ids × calls).
+    pub extensions: usize,
 }
 
 /// A Pub/Sub refusal: HTTP status and message.
@@ -154,6 +156,7 @@ impl PubSub {
         if seconds > 600 {
             return Err((400, "ackDeadlineSeconds must be at most 600".into()));
         }
+        self.extensions += ack_ids.len();
         let sub = self.subscription(name)?;
         let until = Instant::now() + Duration::from_secs(seconds);
         for pending in &mut sub.queue {
