@@ -44,6 +44,8 @@ enum SimCommand {
     /// Play Google's Chrome Management API, Pub/Sub and ChromeOS devices for `brevet worker`;
     /// exits non-zero unless every process got its certificate.
     Chrome(brevet::commands::sim::ChromeArgs),
+    /// Open-loop HTTP load at a steady rate (latency counted from each scheduled start).
+    Pace(brevet::commands::sim::PaceArgs),
     /// Measure the raw ES256 signing rate of this machine (the MSO issuance ceiling).
     SignRate(brevet::commands::sim::SignRateArgs),
 }
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
                 brevet::commands::sim::wallet(&config, args).await
             }
             Command::Sim(SimCommand::Chrome(args)) => brevet::commands::sim::chrome(args).await,
+            Command::Sim(SimCommand::Pace(args)) => brevet::commands::sim::pace(args).await,
             Command::Sim(SimCommand::Seed(args)) => brevet::commands::sim::seed(args).await,
             Command::Sim(SimCommand::SignRate(args)) => brevet::commands::sim::sign_rate(&args),
         }

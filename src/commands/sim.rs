@@ -293,3 +293,40 @@ private_key = "{key}"
     }
     Ok(())
 }
+
+/// Options of `sim pace`.
+#[derive(Debug, Args)]
+pub struct PaceArgs {
+    /// URL to POST to.
+    #[arg(long)]
+    pub url: String,
+    /// File of JSON request bodies, one per line, replayed round robin.
+    #[arg(long)]
+    pub bodies: PathBuf,
+    /// Requests per second, on a fixed schedule.
+    #[arg(long)]
+    pub rate: f64,
+    /// Seconds to send.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+}
+
+/// Open-loop load at a steady rate; prints one JSON summary line (latency from scheduled start).
+pub async fn pace(args: PaceArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(&args.bodies)
+        .with_context(|| format!("cannot read {}", args.bodies.display()))?;
+    let summary = crate::sim::pace::run(crate::sim::pace::Plan {
+        url: args.url,
+        bodies: text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect(),
+        rate: args.rate,
+        duration: std::time::Duration::from_secs(args.seconds.max(1)),
+        max_in_flight: args.max_in_flight,
+    })
+    .await?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 pub mod chrome;
 pub mod google;
+pub mod pace;
 pub mod stepca;
 pub mod wallet;
 
