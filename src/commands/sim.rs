@@ -321,7 +321,11 @@ pub async fn pace(args: PaceArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.bodies.display()))?;
     let summary = crate::sim::pace::run(crate::sim::pace::Plan {
         url: args.url,
-        bodies: text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect(),
+        bodies: text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
         rate: args.rate,
         duration: std::time::Duration::from_secs(args.seconds.max(1)),
         max_in_flight: args.max_in_flight,

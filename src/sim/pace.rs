@@ -63,7 +63,12 @@ pub async fn run(plan: Plan) -> anyhow::Result<Summary> {
     for i in 0..total {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due.into()).await;
-        let (client, url, bodies, slots) = (client.clone(), plan.url.clone(), bodies.clone(), slots.clone());
+        let (client, url, bodies, slots) = (
+            client.clone(),
+            plan.url.clone(),
+            bodies.clone(),
+            slots.clone(),
+        );
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
             let answer = client
@@ -147,6 +152,9 @@ mod tests {
         assert_eq!(summary.requests, 200);
         assert_eq!((summary.errors, summary.non_2xx), (100, 100));
         assert!(summary.max_ms >= 30.0, "{summary:?}");
-        assert!(summary.p99_ms > 60.0, "waiting for a slot counts: {summary:?}");
+        assert!(
+            summary.p99_ms > 60.0,
+            "waiting for a slot counts: {summary:?}"
+        );
     }
 }

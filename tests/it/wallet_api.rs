@@ -595,8 +595,15 @@ both_stores! {
             "evidence": [{ "preAuthorizedCode": "again" }],
             "reverificationContext": { "credentialId": p.credential_id } })).await;
         assert!(h.status(&p).await["credentialStatus"].get("userActionRequired").is_some(), "still asked while pending");
+        let notifications = || async {
+            h.app.store.list_outbox(None, 500).await.unwrap().into_iter()
+                .filter(|j| j.kind == brevet::store::NOTIFY_CREDENTIAL_STATUS && j.payload["deviceReferenceId"] == "dev-u")
+                .count()
+        };
+        let before = notifications().await;
         h.approve("re-1", &p.record_id).await;
         assert_eq!(h.status(&p).await["credentialStatus"], json!({ "active": {} }));
+        assert_eq!(notifications().await, before + 1, "Google is told the request was answered");
 
         h.refused("getCredentialStatus", json!({ "deviceReferenceId": "dev-u", "credentialId": "nope" }), "invalidIdentifier", NOT_FOUND).await;
         h.registered("dev-v").await;

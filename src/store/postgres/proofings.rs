@@ -150,10 +150,17 @@ impl PgStore {
             record.credential_id,
             crate::store::is_reverification(&record.evidence),
         ) {
-            sqlx::query("update credentials set reverification_requested_at = null, updated_at = now() where credential_id = $1")
-                .bind(credential_id)
-                .execute(&mut *tx)
-                .await?;
+            let answered = sqlx::query(
+                "update credentials set reverification_requested_at = null, updated_at = now()
+                 where credential_id = $1 and reverification_requested_at is not null",
+            )
+            .bind(credential_id)
+            .execute(&mut *tx)
+            .await?;
+            // Google learns that nothing is asked of the user any more.
+            if answered.rows_affected() == 1 {
+                super::outbox::enqueue_notification(&mut tx, credential_id).await?;
+            }
         }
         tx.commit().await?;
         Ok(record)

@@ -149,10 +149,17 @@ impl SqliteStore {
             record.credential_id,
             crate::store::is_reverification(&record.evidence),
         ) {
-            sqlx::query(&format!("update credentials set reverification_requested_at = null, updated_at = {NOW} where credential_id = ?"))
-                .bind(credential_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+            let answered = sqlx::query(&format!(
+                "update credentials set reverification_requested_at = null, updated_at = {NOW}
+                 where credential_id = ? and reverification_requested_at is not null"
+            ))
+            .bind(credential_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            // Google learns that nothing is asked of the user any more.
+            if answered.rows_affected() == 1 {
+                super::outbox::enqueue_notification(&mut tx, credential_id).await?;
+            }
         }
         tx.commit().await?;
         Ok(record)
