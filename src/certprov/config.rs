@@ -102,9 +102,17 @@ pub struct PubSubConfig {
     /// process is unfinished.
     pub ack_deadline_secs: u32,
     /// Shared secret a push subscription must send as `?token=` to
-    /// `POST /certprov/v1/pubsub/push` on `brevet serve`; `None` disables the push endpoint.
+    /// `POST /certprov/v1/pubsub/push` on `brevet serve`. The endpoint exists when this or
+    /// `push_audience` is set.
     #[serde(skip_serializing)]
     pub push_token: Option<SecretString>,
+    /// Audience of the OIDC token a push subscription with authentication sends; when set, the
+    /// push endpoint requires a valid Google-signed token for it.
+    pub push_audience: Option<String>,
+    /// The push subscription's service account: the OIDC token's `email` must be it.
+    pub push_service_account: Option<String>,
+    /// Where Google's OIDC signing keys are published.
+    pub google_jwks_url: String,
 }
 
 impl Default for PubSubConfig {
@@ -115,6 +123,9 @@ impl Default for PubSubConfig {
             max_messages: 10,
             ack_deadline_secs: 60,
             push_token: None,
+            push_audience: None,
+            push_service_account: None,
+            google_jwks_url: super::push_auth::GOOGLE_JWKS_URL.into(),
         }
     }
 }

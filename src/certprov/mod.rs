@@ -10,6 +10,7 @@ pub mod config;
 pub mod pop;
 pub mod profile;
 pub mod pubsub;
+pub mod push_auth;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -172,4 +173,27 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         None => None,
     };
     Ok(Parts { adapter, intake })
+}
+
+/// The checks of the Pub/Sub push endpoint, or `None` when push is not configured (the route
+/// then does not exist).
+pub fn push_auth(config: &config::PubSubConfig) -> anyhow::Result<Option<push_auth::PushAuth>> {
+    let oidc = config
+        .push_audience
+        .as_deref()
+        .map(|audience| {
+            push_auth::OidcCheck::new(
+                &config.google_jwks_url,
+                audience,
+                config.push_service_account.as_deref(),
+            )
+        })
+        .transpose()?;
+    if config.push_token.is_none() && oidc.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(push_auth::PushAuth {
+        token: config.push_token.clone(),
+        oidc,
+    }))
 }

@@ -57,8 +57,8 @@ pub struct AppState {
     pub wallet: Arc<wallet::WalletContext>,
     /// Which client certificates may call the Wallet surface.
     pub client_auth: Arc<tls::ClientAuth>,
-    /// The secret a Pub/Sub push subscription presents; `None` disables the push route.
-    pub push_token: Option<secrecy::SecretString>,
+    /// How Pub/Sub push requests are authenticated; `None` disables the push route.
+    pub push_auth: Option<Arc<crate::certprov::push_auth::PushAuth>>,
 }
 
 impl AppState {
@@ -79,7 +79,14 @@ impl AppState {
             nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
             wallet: Arc::new(wallet::WalletContext::without_keys(config)),
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
-            push_token: config.certprov.pubsub.push_token.clone(),
+            push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
+                Ok(auth) => auth.map(Arc::new),
+                Err(error) => {
+                    // Fails closed: without its checks the push route does not exist.
+                    tracing::error!(error = %error, "Pub/Sub push authentication unavailable; push disabled");
+                    None
+                }
+            },
         }
     }
 

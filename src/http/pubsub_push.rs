@@ -2,16 +2,15 @@
 //! intake (spec §6.3). Pub/Sub POSTs each message wrapped in an envelope; the process it names is
 //! recorded in the store, where `brevet worker` picks it up. Any 2xx acknowledges the message, so
 //! a message naming no process is answered 204 too (redelivering it would not help); a store
-//! failure answers 500 so that Pub/Sub delivers it again. The subscription's push URL carries the
-//! configured `certprov.pubsub.push_token` as `?token=`; without that setting the route is 404.
+//! failure answers 500 so that Pub/Sub delivers it again. Requests are authenticated by Google's
+//! OIDC token (`certprov.pubsub.push_audience`) and/or a `?token=` secret in the push URL
+//! (`certprov.pubsub.push_token`); with neither configured the route is 404.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::json::{AdminJson, AdminQuery};
 use super::AppState;
@@ -32,18 +31,21 @@ pub fn router() -> Router<AppState> {
 async fn push_message(
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<PushQuery>,
+    headers: axum::http::HeaderMap,
     AdminJson(envelope): AdminJson<PushEnvelope>,
 ) -> Result<StatusCode, AdminError> {
-    let Some(expected) = &state.push_token else {
+    let Some(auth) = &state.push_auth else {
         return Err(AdminError::NotFound("no such route".to_owned()));
     };
-    let presented = query.token.unwrap_or_default();
-    let same: bool = presented
-        .as_bytes()
-        .ct_eq(expected.expose_secret().as_bytes())
-        .into();
-    if !same {
-        return Err(AdminError::Forbidden("the push token is missing or wrong"));
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Err(refused) = auth.check(query.token.as_deref(), bearer).await {
+        tracing::warn!(reason = %refused, "Pub/Sub push refused");
+        return Err(AdminError::Forbidden(
+            "the push request is not authenticated",
+        ));
     }
     record(&state.store, &envelope.message).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -429,6 +429,42 @@ both_stores! {
         assert_eq!(plain.post("/certprov/v1/pubsub/push?token=x", &envelope(b"x"), None).await.status.as_u16(), 404);
     }
 
+    async fn the_push_endpoint_checks_googles_oidc_token(db: TestDb) {
+        let rig = rig(&db).await;
+        let audience = "https://brevet.example/certprov/v1/pubsub/push";
+        let mut config = db.config();
+        config.certprov.pubsub.push_audience = Some(audience.into());
+        config.certprov.pubsub.push_service_account = Some(brevet::sim::chrome::PUSH_SERVICE_ACCOUNT.into());
+        config.certprov.pubsub.google_jwks_url = rig.sim.jwks_url();
+        let app = db.app_with(config).await;
+        let event = brevet::certprov::wire::ProcessCreated { process_id: "p7".into(), customer_id: "C01".into() };
+        let body = json!({ "message": { "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, event.to_json()) } });
+        let push = |token: Option<String>| {
+            let body = body.to_string();
+            let app = &app;
+            async move {
+                let mut request = axum::http::Request::post("/certprov/v1/pubsub/push").header("content-type", "application/json");
+                if let Some(token) = token {
+                    request = request.header("authorization", format!("Bearer {token}"));
+                }
+                app.send(request.body(axum::body::Body::from(body)).unwrap()).await.status.as_u16()
+            }
+        };
+        let sa = brevet::sim::chrome::PUSH_SERVICE_ACCOUNT;
+        assert_eq!(push(None).await, 403, "no token");
+        assert_eq!(push(Some("not.a.jwt".into())).await, 403);
+        assert_eq!(push(Some(rig.sim.push_token("https://elsewhere.example/", sa, 300))).await, 403, "other audience");
+        assert_eq!(push(Some(rig.sim.push_token(audience, "someone@example.com", 300))).await, 403, "other account");
+        assert_eq!(push(Some(rig.sim.push_token(audience, sa, -120))).await, 403, "expired");
+        let other_sim = ChromeSim::start(([127, 0, 0, 1], 0).into(), rig.sim.service_account().clone()).await.unwrap();
+        assert_eq!(push(Some(other_sim.push_token(audience, sa, 300))).await, 403, "signed by another key with the same kid");
+        assert!(app.store.list_cert_processes(None, 10).await.unwrap().is_empty(), "nothing recorded");
+        assert_eq!(push(Some(rig.sim.push_token(audience, sa, 300))).await, 204);
+        let stored = app.store.list_cert_processes(None, 10).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].name, "customers/C01/certificateProvisioningProcesses/p7");
+    }
+
     async fn brevet_sim_chrome_drives_the_worker_binary(db: TestDb) {
         let sim_dir = db.dir.join("sim");
         let sim_dir_arg = sim_dir.display().to_string();

@@ -200,8 +200,14 @@ pub struct ChromeSim {
     state: Arc<Mutex<State>>,
     address: SocketAddr,
     service_account: rsa::RsaPublicKey,
+    oidc_key: Arc<rsa::RsaPrivateKey>,
     stop: Option<oneshot::Sender<()>>,
 }
+
+/// The key id of the simulator's OIDC signing key in its JWKS.
+pub const OIDC_KEY_ID: &str = "sim-oidc-1";
+/// The service account the simulated push subscription authenticates as.
+pub const PUSH_SERVICE_ACCOUNT: &str = "pubsub-push@brevet-sim.iam.gserviceaccount.com";
 
 /// A service-account key file in Google's JSON format, and its public half.
 pub fn service_account_key(token_uri: &str) -> (String, rsa::RsaPublicKey) {
@@ -234,16 +240,22 @@ impl ChromeSim {
             s.pubsub.create_topic(TOPIC);
             let _ = s.pubsub.create_subscription(SUBSCRIPTION, TOPIC, 10);
         }
+        let oidc_key = Arc::new(
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
         let app = routes::router(routes::Shared {
             state: state.clone(),
             service_account: service_account.clone(),
             token_url: format!("http://{address}/token"),
+            oidc_public: oidc_key.to_public_key(),
         });
         let stop = crate::sim::serve_until_stopped(listener, app);
         Ok(Self {
             state,
             address,
             service_account,
+            oidc_key,
             stop: Some(stop),
         })
     }
@@ -261,6 +273,35 @@ impl ChromeSim {
     /// The token endpoint.
     pub fn token_url(&self) -> String {
         format!("http://{}/token", self.address)
+    }
+
+    /// Google's OIDC signing keys (JWKS), as `https://www.googleapis.com/oauth2/v3/certs`.
+    pub fn jwks_url(&self) -> String {
+        format!("http://{}/oauth2/v3/certs", self.address)
+    }
+
+    /// An OIDC token as Pub/Sub push attaches it: RS256 by the JWKS key, issuer
+    /// accounts.google.com, `aud` and `email` as given, valid for `lifetime_secs` (negative:
+    /// already expired).
+    pub fn push_token(&self, audience: &str, email: &str, lifetime_secs: i64) -> String {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": "https://accounts.google.com", "aud": audience, "email": email,
+            "email_verified": true, "sub": "1234567890", "iat": now - 10, "exp": now + lifetime_secs,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(OIDC_KEY_ID.into());
+        let der = self
+            .oidc_key
+            .to_pkcs1_der()
+            .unwrap_or_else(|e| panic!("PKCS#1 encoding failed: {e}"));
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+        )
+        .unwrap_or_else(|e| panic!("JWT signing failed: {e}"))
     }
 
     /// The trusted service-account key.

@@ -30,12 +30,14 @@ pub(super) struct Shared {
     pub state: Arc<Mutex<State>>,
     pub service_account: rsa::RsaPublicKey,
     pub token_url: String,
+    pub oidc_public: rsa::RsaPublicKey,
 }
 
 pub(super) fn router(shared: Shared) -> Router {
     let processes = "/v1/customers/{customer}/certificateProvisioningProcesses/{id}";
     Router::new()
         .route("/token", post(grant_token))
+        .route("/oauth2/v3/certs", get(google_certs))
         .route(processes, get(get_process).post(process_verb))
         .route(
             &format!("{processes}/operations/{{operation}}"),
@@ -159,6 +161,20 @@ async fn grant_token(
     lock(&shared.state).tokens.push(token.clone());
     Json(json!({ "access_token": token, "expires_in": 3600, "token_type": "Bearer" }))
         .into_response()
+}
+
+/// Google's OIDC signing keys as a JWKS document.
+async fn google_certs(AxumState(shared): AxumState<Shared>) -> Response {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use rsa::traits::PublicKeyParts;
+    let key = &shared.oidc_public;
+    Json(json!({ "keys": [{
+        "kty": "RSA", "alg": "RS256", "use": "sig", "kid": super::OIDC_KEY_ID,
+        "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+    }] }))
+    .into_response()
 }
 
 fn process_name(customer: &str, id: &str) -> String {
