@@ -31,6 +31,8 @@
 //! | `wallet.accept_test_credentials` | `BREVET_WALLET__ACCEPT_TEST_CREDENTIALS` | `false` | accept device proofs marked `testCredential` |
 //! | `wallet.mso_validity_secs` | `BREVET_WALLET__MSO_VALIDITY_SECS` | `2592000` | lifetime of an MSO (30 days; never past the DS certificate) |
 //! | `wallet.max_auth_keys` | `BREVET_WALLET__MAX_AUTH_KEYS` | `64` | most auth keys certified per provisionMobileSecurityObjects call |
+//! | `wallet.challenge_expiry_days` | `BREVET_WALLET__CHALLENGE_EXPIRY_DAYS` | `30` | a proofing challenged this long expires (Google is notified) |
+//! | `wallet.expiry_sweep_secs` | `BREVET_WALLET__EXPIRY_SWEEP_SECS` | `300` | how often the worker looks for expired challenges |
 //! | `wallet.hpke.credential` | `BREVET_WALLET__HPKE__CREDENTIAL` | `Credential` | HPKE context of the credential payload ([I]) |
 //! | `wallet.hpke.mobile_security_object` | `BREVET_WALLET__HPKE__MOBILE_SECURITY_OBJECT` | `MobileSecurityObject` | HPKE context of each MSO ([I]) |
 //! | `wallet.hpke.context_in` | `BREVET_WALLET__HPKE__CONTEXT_IN` | `info` | whether contexts go into HPKE `info` or AEAD `aad` ([I]) |
@@ -193,6 +195,12 @@ pub struct WalletConfig {
     /// Most auth keys certified in one provisionMobileSecurityObjects call ([I]).
     #[serde(default = "default_max_auth_keys")]
     pub max_auth_keys: usize,
+    /// Days a proofing may stay challenged before it expires (spec §6.2: 30 [G]).
+    #[serde(default = "default_challenge_expiry_days")]
+    pub challenge_expiry_days: u32,
+    /// How often the worker looks for expired challenges, seconds.
+    #[serde(default = "default_expiry_sweep_secs")]
+    pub expiry_sweep_secs: u64,
     /// HPKE context strings ([I], spec §8.2 and §13.4).
     #[serde(default)]
     pub hpke: HpkeConfig,
@@ -211,6 +219,14 @@ fn default_mso_validity() -> u64 {
 
 fn default_max_auth_keys() -> usize {
     64
+}
+
+fn default_challenge_expiry_days() -> u32 {
+    30
+}
+
+fn default_expiry_sweep_secs() -> u64 {
+    300
 }
 
 /// HPKE context of each payload Brevet encrypts ([I]: Google names only the evidence contexts
@@ -331,6 +347,8 @@ impl Default for Config {
                 accept_test_credentials: false,
                 mso_validity_secs: default_mso_validity(),
                 max_auth_keys: default_max_auth_keys(),
+                challenge_expiry_days: default_challenge_expiry_days(),
+                expiry_sweep_secs: default_expiry_sweep_secs(),
                 hpke: HpkeConfig::default(),
                 attestation: AttestationConfig::default(),
             },
@@ -397,6 +415,12 @@ impl Config {
         }
         if self.wallet.mso_validity_secs < 3600 {
             return bad("wallet.mso_validity_secs", "must be at least 3600");
+        }
+        if self.wallet.challenge_expiry_days == 0 || self.wallet.expiry_sweep_secs == 0 {
+            return bad(
+                "wallet",
+                "challenge_expiry_days and expiry_sweep_secs must be at least 1",
+            );
         }
         if self.wallet.max_auth_keys == 0 {
             return bad("wallet.max_auth_keys", "must be at least 1");

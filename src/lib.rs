@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod certprov;
+pub mod challenge_expiry;
 pub mod commands;
 pub mod config;
 pub mod domain;

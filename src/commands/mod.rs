@@ -127,6 +127,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
             None => tracing::warn!("outbox.dispatch_in_serve is set but google.base_url is not: notifications are disabled"),
         }
+        let sweep = challenge_expiry(&config, store.clone());
+        let interval = Duration::from_secs(config.wallet.expiry_sweep_secs);
+        let stop = stop_dispatch.clone();
+        tokio::spawn(async move { sweep.run(interval, stop.notified()).await });
     }
     let wallet = http::wallet::WalletContext::load(&config, config.database_url.is_none())?;
     let state = AppState::new(store, &config)
@@ -206,6 +210,12 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
         }
         None => tracing::warn!("notifications are disabled because google.base_url is not set"),
     }
+    {
+        let sweep = challenge_expiry(&config, store.clone());
+        let interval = Duration::from_secs(config.wallet.expiry_sweep_secs);
+        let stop = stopped();
+        tasks.spawn(async move { sweep.run(interval, stop).await });
+    }
     if config.certprov.enabled {
         let parts = crate::certprov::build(&config.certprov, store)
             .context("cannot start the certificate-provisioning adapter")?;
@@ -226,6 +236,17 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     tracing::info!("brevet worker stopped");
     Ok(())
+}
+
+/// The sweep that expires unanswered proofing challenges.
+fn challenge_expiry(
+    config: &Config,
+    store: SharedStore,
+) -> crate::challenge_expiry::ChallengeExpiry {
+    crate::challenge_expiry::ChallengeExpiry::new(
+        store,
+        Duration::from_secs(u64::from(config.wallet.challenge_expiry_days) * 86_400),
+    )
 }
 
 /// `brevet migrate`: apply pending migrations and exit.

@@ -622,6 +622,15 @@ pub trait Store: cert_processes::CertProcessStore + Send + Sync + 'static {
         by: Provenance<'_>,
     ) -> Result<ProofingRecord, ReviewError>;
 
+    /// Expires up to `limit` proofings challenged before `challenged_before` (the user did not
+    /// answer in time), each with a notification to Google and an audit entry, in one
+    /// transaction. Returns their ids.
+    async fn expire_challenges(
+        &self,
+        challenged_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// How many outbox jobs are in each state.
     async fn count_outbox_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
 

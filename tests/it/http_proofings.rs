@@ -91,3 +91,39 @@ both_stores! {
         ]);
     }
 }
+
+both_stores! {
+    async fn unanswered_challenges_expire_and_google_is_told(db: TestDb) {
+        let app = db.app().await;
+        let admin = app.admin_token().await;
+        for id in ["old", "fresh", "waiting"] {
+            app.store.record_proofing(id, &format!("dev-{id}"), &json!([])).await.unwrap();
+        }
+        for id in ["old", "fresh"] {
+            let challenged = app.post(&format!("/admin/v1/proofings/{id}/review"), &json!({ "decision": "challenge", "challenge": { "kind": "additionalTimeRequired" } }), Some(&admin)).await;
+            assert_eq!(challenged.status, StatusCode::OK, "{}", challenged.text());
+        }
+        let sweep = |after: std::time::Duration| brevet::challenge_expiry::ChallengeExpiry::new(app.store.clone(), after);
+        // nothing is 30 days old yet
+        assert!(sweep(std::time::Duration::from_secs(30 * 86_400)).run_once().await.unwrap().is_empty());
+        let jobs_before = app.store.list_outbox(None, 100).await.unwrap().len();
+        // with a zero wait, both challenges are overdue; the pending proofing is not touched
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut expired = sweep(std::time::Duration::ZERO).run_once().await.unwrap();
+        expired.sort();
+        assert_eq!(expired, ["fresh", "old"]);
+        let old = app.get("/admin/v1/proofings/old", Some(&admin)).await.json();
+        assert_eq!(old["status"], "expired");
+        assert_eq!(old["wireStatus"], json!({ "expired": {} }));
+        assert_eq!(app.get("/admin/v1/proofings/waiting", Some(&admin)).await.json()["status"], "pending");
+        let jobs = app.store.list_outbox(None, 100).await.unwrap();
+        assert_eq!(jobs.len(), jobs_before + 2, "one notifyProofingStatusUpdateAvailable each");
+        assert!(jobs.iter().any(|j| j.kind == brevet::store::NOTIFY_PROOFING_STATUS && j.payload["proofingId"] == "old" && j.payload["deviceReferenceId"] == "dev-old"));
+        let audit = app.store.list_audit(10).await.unwrap();
+        assert_eq!(audit.iter().filter(|e| e.action == "proofing.expired" && e.actor == "system").count(), 2);
+        // expired is final: a second sweep finds nothing, and staff cannot challenge it again
+        assert!(sweep(std::time::Duration::ZERO).run_once().await.unwrap().is_empty());
+        let again = app.post("/admin/v1/proofings/old/review", &json!({ "decision": "challenge", "challenge": { "kind": "additionalTimeRequired" } }), Some(&admin)).await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+    }
+}

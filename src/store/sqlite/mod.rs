@@ -601,6 +601,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn expire_challenges(
+        &self,
+        challenged_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.expire_challenges_impl(challenged_before, limit).await
+    }
+
     async fn count_outbox_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(
             sqlx::query_as("select state, count(*) from outbox group by state order by state")

@@ -164,4 +164,42 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(record)
     }
+    pub(super) async fn expire_challenges_impl(
+        &self,
+        challenged_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let expired: Vec<(String, String)> = sqlx::query_as(&format!(
+            "update proofings set status = 'expired', status_detail = '{{}}', updated_at = {NOW}
+             where proofing_id in (
+                 select proofing_id from proofings where status = 'challenged' and updated_at < ?1
+                 order by updated_at limit ?2)
+             returning proofing_id, device_reference_id"
+        ))
+        .bind(super::stamp(challenged_before))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (proofing_id, device_reference_id) in &expired {
+            let (payload, key) = proofing_job(device_reference_id, proofing_id);
+            sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values (?, ?, ?, ?, 'pending')")
+                .bind(Uuid::now_v7().to_string())
+                .bind(NOTIFY_PROOFING_STATUS)
+                .bind(payload.to_string())
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            let entry = NewAuditEntry {
+                actor: &crate::store::Actor::System,
+                action: "proofing.expired",
+                target_kind: "proofing",
+                target_id: proofing_id.clone(),
+                request_id: None,
+            };
+            insert_audit(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
+        Ok(expired.into_iter().map(|(id, _)| id).collect())
+    }
 }

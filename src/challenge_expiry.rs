@@ -1,0 +1,56 @@
+//! Unanswered proofing challenges expire: a proofing left `challenged` for
+//! `wallet.challenge_expiry_days` (30, spec §6.2 [G]) becomes `expired`, and Google is told
+//! through the outbox. `brevet worker` runs the sweep (and `brevet serve` with
+//! `outbox.dispatch_in_serve`); replicas may sweep at once, since each proofing is taken by one.
+
+use std::time::Duration;
+
+use crate::store::{SharedStore, StoreError};
+
+/// Proofings expired per transaction.
+const BATCH: u32 = 100;
+
+/// The sweep.
+pub struct ChallengeExpiry {
+    store: SharedStore,
+    after: Duration,
+}
+
+impl ChallengeExpiry {
+    /// Expires challenges older than `after`.
+    pub fn new(store: SharedStore, after: Duration) -> Self {
+        Self { store, after }
+    }
+
+    /// Expires every challenge that is due now; returns the proofing ids.
+    pub async fn run_once(&self) -> Result<Vec<String>, StoreError> {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(self.after).unwrap_or(chrono::Duration::MAX);
+        let mut all = Vec::new();
+        loop {
+            let expired = self.store.expire_challenges(cutoff, BATCH).await?;
+            let done = expired.len() < BATCH as usize;
+            for id in &expired {
+                tracing::info!(proofing.id = %id, "unanswered proofing challenge expired");
+            }
+            all.extend(expired);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Sweeps every `interval` until `stop`.
+    pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(error) = self.run_once().await {
+                tracing::error!(error = %error, "cannot expire proofing challenges");
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
