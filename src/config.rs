@@ -40,6 +40,8 @@
 //! | `wallet.attestation.trust_simulator_root` | `BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT` | `false` (`true` in zero-config development) | trust `brevet sim wallet`'s attestation root |
 //! | `wallet.attestation.revoked_serials` | `BREVET_WALLET__ATTESTATION__REVOKED_SERIALS` | `[]` | revoked attestation certificate serials (upper-case hex) |
 //! | `wallet.attestation.package_names` | `BREVET_WALLET__ATTESTATION__PACKAGE_NAMES` | `["com.google.android.gms", "com.google.android.gsf"]` | attested application ids accepted |
+//! | `wallet.attestation.status_list_url` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_URL` | none | Google's attestation status list (`https://android.googleapis.com/attestation/status`); set it in production |
+//! | `wallet.attestation.status_list_refresh_secs` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_REFRESH_SECS` | `3600` | seconds between fetches of the status list |
 //! | `http.allow_plaintext` | `BREVET_HTTP__ALLOW_PLAINTEXT` | `false` | allow plain HTTP on a non-loopback `listen` (behind a TLS proxy) |
 //! | `tls.certificate` | `BREVET_TLS__CERTIFICATE` | none | PEM server certificate chain; with `tls.private_key` enables TLS |
 //! | `tls.private_key` | `BREVET_TLS__PRIVATE_KEY` | none | PEM server key |
@@ -274,6 +276,11 @@ pub struct AttestationConfig {
     pub revoked_serials: Vec<String>,
     /// Package names the attested application may have.
     pub package_names: Vec<String>,
+    /// Google's attestation status list (revoked and suspended attestation keys), fetched by
+    /// `brevet serve` at start and every `status_list_refresh_secs`; `None` does not fetch it.
+    pub status_list_url: Option<String>,
+    /// Seconds between two fetches of the status list.
+    pub status_list_refresh_secs: u64,
 }
 
 impl Default for AttestationConfig {
@@ -286,6 +293,8 @@ impl Default for AttestationConfig {
                 "com.google.android.gms".into(),
                 "com.google.android.gsf".into(),
             ],
+            status_list_url: None,
+            status_list_refresh_secs: 3600,
         }
     }
 }
@@ -420,6 +429,12 @@ impl Config {
             return bad(
                 "wallet",
                 "challenge_expiry_days and expiry_sweep_secs must be at least 1",
+            );
+        }
+        if self.wallet.attestation.status_list_refresh_secs < 60 {
+            return bad(
+                "wallet.attestation.status_list_refresh_secs",
+                "must be at least 60",
             );
         }
         if self.wallet.max_auth_keys == 0 {

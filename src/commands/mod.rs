@@ -133,6 +133,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { sweep.run(interval, stop.notified()).await });
     }
     let wallet = http::wallet::WalletContext::load(&config, config.database_url.is_none())?;
+    if let Some(url) = config.wallet.attestation.status_list_url.clone() {
+        let list = wallet.attestation.status_list.clone();
+        let every = Duration::from_secs(config.wallet.attestation.status_list_refresh_secs);
+        tokio::spawn(async move { list.keep_fresh(url, every).await });
+    }
     let state = AppState::new(store, &config)
         .with_doc_types(doc_types)
         .with_wallet(wallet);

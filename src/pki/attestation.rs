@@ -220,6 +220,8 @@ pub struct AttestationPolicy {
     pub anchors: Vec<[u8; 32]>,
     /// Serial numbers (upper-case hex) of revoked attestation certificates.
     pub revoked_serials: Vec<String>,
+    /// Google's attestation status list (revoked and suspended keys), kept fresh by the server.
+    pub status_list: std::sync::Arc<super::attestation_status::StatusList>,
     /// Package names one of which the attested application must have.
     pub package_names: Vec<String>,
 }
@@ -245,9 +247,15 @@ pub fn verify(
     let fail = |what: &str| AttestationError(what.to_owned());
     chain::verify_chain(chain, &policy.anchors, at)?;
     for (index, cert) in chain.iter().enumerate() {
-        if policy.revoked_serials.contains(&certs::serial_hex(cert)) {
+        let serial = certs::serial_hex(cert);
+        if policy.revoked_serials.contains(&serial) {
             return Err(AttestationError(format!(
                 "certificate {index} of the chain is revoked"
+            )));
+        }
+        if policy.status_list.is_listed(&serial) {
+            return Err(AttestationError(format!(
+                "certificate {index} of the chain is revoked or suspended in Google's attestation status list"
             )));
         }
     }

@@ -4,6 +4,7 @@
 //! attestation chains.
 
 pub mod attestation;
+pub mod attestation_status;
 pub mod certs;
 pub mod chain;
 pub mod hpke;

@@ -25,6 +25,8 @@ struct Harness {
     app: TestApp,
     token: String,
     keys: KeyStore,
+    /// The served policy's attestation status list, for tests to fill.
+    status_list: std::sync::Arc<brevet::pki::attestation_status::StatusList>,
 }
 
 struct Provisioned {
@@ -66,13 +68,19 @@ impl Harness {
         tweak(&mut config);
         let store = db.store().await;
         let wallet = WalletContext::load(&config, false).unwrap();
+        let status_list = wallet.attestation.status_list.clone();
         let router = build_app(
             AppState::new(store.clone(), &config).with_wallet(wallet),
             Limits::from_config(&config),
         );
         let app = TestApp { router, store };
         let token = app.admin_token().await;
-        Self { app, token, keys }
+        Self {
+            app,
+            token,
+            keys,
+            status_list,
+        }
     }
 
     async fn call(&self, method: &str, mut body: Value) -> TestResponse {
@@ -360,6 +368,15 @@ both_stores! {
         let stored = h.app.store.get_device("dev-1").await.unwrap().unwrap();
         assert_eq!(stored.status, "nonceIssued", "no failed attempt registered anything");
         assert_eq!(stored.registration_nonce.as_deref(), Some(&nonce[..]), "nor used the nonce");
+
+        // Google's status list names the chain's intermediate: refused, nothing changes.
+        let listed = device.attestation_chain(&nonce, &AttestationClaims::default());
+        let intermediate = certs::from_der(&brevet::certprov::wire::decode_base64(&listed[1]).unwrap()).unwrap();
+        let serial = certs::serial_hex(&intermediate).to_lowercase();
+        h.status_list.load(json!({ "entries": { serial: { "status": "SUSPENDED", "reason": "KEY_COMPROMISE" } } }).to_string().as_bytes()).unwrap();
+        let description = h.refused("registerDevice", body(listed), "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("certificate 1 of the chain is revoked or suspended"), "{description}");
+        h.status_list.load(br#"{"entries": {}}"#).unwrap();
 
         // The good chain registers; the same call again (Google retries) is answered the same way.
         let chain = device.attestation_chain(&nonce, &AttestationClaims::default());

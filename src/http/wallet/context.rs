@@ -92,6 +92,7 @@ impl WalletContext {
             attestation: AttestationPolicy {
                 anchors: Vec::new(),
                 revoked_serials: config.wallet.attestation.revoked_serials.clone(),
+                status_list: Default::default(),
                 package_names: config.wallet.attestation.package_names.clone(),
             },
             settings: WalletSettings::from_config(config),
