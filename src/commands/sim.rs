@@ -162,6 +162,9 @@ pub struct ChromeArgs {
     /// Give up waiting for the worker after this long.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
+    /// Devices take this long to sign after signData (a worker can be stopped meanwhile).
+    #[arg(long, default_value_t = 0)]
+    pub sign_delay_ms: u64,
     /// Keep serving after the check (for trying the worker by hand) until Ctrl-C.
     #[arg(long)]
     pub serve: bool,
@@ -193,6 +196,9 @@ enabled = true
 instance_id = "sim-worker"
 chrome_base_url = "{base}"
 sign_poll_initial_ms = 200
+# short leases so that a worker stopped mid-flow is replaced quickly in demos and tests
+timeout_secs = 5
+lease_secs = 10
 
 [certprov.auth]
 service_account_key = "{sa}"
@@ -240,6 +246,7 @@ private_key = "{key}"
             }
             .into(),
             binary: i % 3 == 0,
+            sign_delay: std::time::Duration::from_millis(args.sign_delay_ms),
             ..NewProcess::default()
         };
         names.push((sim.create_process(&new), new.key, new.user));

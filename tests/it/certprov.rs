@@ -465,6 +465,37 @@ both_stores! {
         assert_eq!(stored[0].name, "customers/C01/certificateProvisioningProcesses/p7");
     }
 
+    async fn a_worker_killed_mid_flow_is_replaced_without_signing_twice(db: TestDb) {
+        let sim_dir = db.dir.join("sim");
+        let sim_dir_arg = sim_dir.display().to_string();
+        // devices take 2 s to sign, so the first worker dies with every process waiting
+        let mut sim = Server::spawn_args(brevet(&db.dir), &["sim", "chrome", "--dir", &sim_dir_arg, "--processes", "4", "--timeout-secs", "90", "--sign-delay-ms", "2000"]);
+        let ready = sim.wait_for_log(|line| line["worker_config"].is_string());
+        let config = ready["worker_config"].as_str().unwrap().to_owned();
+        let worker = |db: &TestDb| {
+            let mut command = brevet(&db.dir);
+            command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose());
+            Server::spawn(command, "worker")
+        };
+        let mut first = worker(&db);
+        for _ in 0..4 {
+            first.wait_for_log(|line| line["message"] == "proof of possession requested from the device");
+        }
+        first.kill_hard();
+        let store = db.store().await;
+        let waiting = store.list_cert_processes(Some(CertState::Signing), 10).await.unwrap();
+        assert_eq!(waiting.len(), 4, "all four were waiting for their devices when the worker died");
+        // the replacement waits out a lease the dead worker may still hold (10 s in the simulator's
+        // configuration), then finishes every process from the store
+        let _second = worker(&db);
+        let (code, out) = sim.wait_exit(std::time::Duration::from_secs(120));
+        // the simulator's "ok" includes: imported, chained to the CA, and signData exactly once
+        assert_eq!(code, Some(0), "{out:?}");
+        assert_eq!(out.last().map(String::as_str), Some("4 of 4 processes provisioned"), "{out:?}");
+        let done = store.list_cert_processes(Some(CertState::Done), 10).await.unwrap();
+        assert_eq!(done.len(), 4);
+    }
+
     async fn brevet_sim_chrome_drives_the_worker_binary(db: TestDb) {
         let sim_dir = db.dir.join("sim");
         let sim_dir_arg = sim_dir.display().to_string();

@@ -74,6 +74,8 @@ pub struct NewProcess {
     pub binary: bool,
     /// Deliver the notification this many times.
     pub copies: usize,
+    /// How long the device takes to sign after signData (0: by the first look).
+    pub sign_delay: std::time::Duration,
 }
 
 impl Default for NewProcess {
@@ -86,6 +88,7 @@ impl Default for NewProcess {
             behaviour: Behaviour::Honest,
             binary: false,
             copies: 1,
+            sign_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -161,6 +164,9 @@ struct SimProcess {
     claimed_by: Option<String>,
     sign_requests: u32,
     operation: Option<String>,
+    /// When the device may answer signData.
+    signs_at: Option<std::time::Instant>,
+    sign_delay: std::time::Duration,
     verdict: Verdict,
 }
 
@@ -357,6 +363,8 @@ impl ChromeSim {
                 behaviour: new.behaviour,
                 claimed_by,
                 sign_requests: 0,
+                signs_at: None,
+                sign_delay: new.sign_delay,
                 operation: None,
                 verdict: Verdict::Pending,
             },

@@ -191,6 +191,9 @@ fn observe(p: &mut SimProcess) {
     if p.resource.signature.is_some() || p.operation.is_none() {
         return;
     }
+    if p.signs_at.is_some_and(|at| std::time::Instant::now() < at) {
+        return;
+    }
     let Some(asked) = p.resource.sign_data.clone() else {
         return;
     };
@@ -348,6 +351,7 @@ fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response
         ));
     }
     p.resource.sign_data = Some(request.sign_data);
+    p.signs_at = Some(std::time::Instant::now() + p.sign_delay);
     p.resource.signature_algorithm = Some(request.signature_algorithm);
     let operation = format!(
         "{}/operations/op-{}",
