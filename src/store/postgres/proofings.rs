@@ -126,14 +126,7 @@ impl PgStore {
         .bind(credential_id)
         .fetch_one(&mut *tx)
         .await?;
-        let (payload, key) = proofing_job(&device_reference_id, proofing_id);
-        sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values ($1, $2, $3, $4, 'pending')")
-            .bind(Uuid::now_v7())
-            .bind(NOTIFY_PROOFING_STATUS)
-            .bind(Json(payload))
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        enqueue_proofing_job(&mut tx, &device_reference_id, proofing_id).await?;
         let action = format!("proofing.{}", next.as_str());
         let entry = NewAuditEntry {
             actor: by.actor,
@@ -183,14 +176,7 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await?;
         for (proofing_id, device_reference_id) in &expired {
-            let (payload, key) = proofing_job(device_reference_id, proofing_id);
-            sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values ($1, $2, $3, $4, 'pending')")
-                .bind(Uuid::now_v7())
-                .bind(NOTIFY_PROOFING_STATUS)
-                .bind(Json(payload))
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+            enqueue_proofing_job(&mut tx, device_reference_id, proofing_id).await?;
             let entry = NewAuditEntry {
                 actor: &crate::store::Actor::System,
                 action: "proofing.expired",
@@ -203,4 +189,21 @@ impl PgStore {
         tx.commit().await?;
         Ok(expired.into_iter().map(|(id, _)| id).collect())
     }
+}
+
+/// Queues notifyProofingStatusUpdateAvailable for one proofing, in the caller's transaction.
+async fn enqueue_proofing_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    device_reference_id: &str,
+    proofing_id: &str,
+) -> Result<(), StoreError> {
+    let (payload, key) = proofing_job(device_reference_id, proofing_id);
+    sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values ($1, $2, $3, $4, 'pending')")
+        .bind(Uuid::now_v7())
+        .bind(NOTIFY_PROOFING_STATUS)
+        .bind(Json(payload))
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -125,14 +125,7 @@ impl SqliteStore {
         .bind(credential_id.map(|id| id.to_string()))
         .fetch_one(&mut *tx)
         .await?;
-        let (payload, key) = proofing_job(&device_reference_id, proofing_id);
-        sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values (?, ?, ?, ?, 'pending')")
-            .bind(Uuid::now_v7().to_string())
-            .bind(NOTIFY_PROOFING_STATUS)
-            .bind(payload.to_string())
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        enqueue_proofing_job(&mut tx, &device_reference_id, proofing_id).await?;
         let action = format!("proofing.{}", next.as_str());
         let entry = NewAuditEntry {
             actor: by.actor,
@@ -182,14 +175,7 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         for (proofing_id, device_reference_id) in &expired {
-            let (payload, key) = proofing_job(device_reference_id, proofing_id);
-            sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values (?, ?, ?, ?, 'pending')")
-                .bind(Uuid::now_v7().to_string())
-                .bind(NOTIFY_PROOFING_STATUS)
-                .bind(payload.to_string())
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+            enqueue_proofing_job(&mut tx, device_reference_id, proofing_id).await?;
             let entry = NewAuditEntry {
                 actor: &crate::store::Actor::System,
                 action: "proofing.expired",
@@ -202,4 +188,21 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(expired.into_iter().map(|(id, _)| id).collect())
     }
+}
+
+/// Queues notifyProofingStatusUpdateAvailable for one proofing, in the caller's transaction.
+async fn enqueue_proofing_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    device_reference_id: &str,
+    proofing_id: &str,
+) -> Result<(), StoreError> {
+    let (payload, key) = proofing_job(device_reference_id, proofing_id);
+    sqlx::query("insert into outbox (outbox_id, kind, payload, coalesce_key, state) values (?, ?, ?, ?, 'pending')")
+        .bind(Uuid::now_v7().to_string())
+        .bind(NOTIFY_PROOFING_STATUS)
+        .bind(payload.to_string())
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
