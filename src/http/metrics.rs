@@ -31,7 +31,7 @@ pub struct RouteLabels {
 /// Labels of an outbox state.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
-    /// pending, done or dead.
+    /// The state: an outbox job's (pending, done, dead) or a certificate process's.
     pub state: String,
 }
 
@@ -43,6 +43,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: HistogramFamily,
     outbox_jobs: Family<StateLabels, Gauge>,
+    cert_processes: Family<StateLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -68,11 +69,18 @@ impl Metrics {
             "Outbox jobs by state, read from the store at scrape time",
             outbox_jobs.clone(),
         );
+        let cert_processes = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "cert_processes",
+            "Chrome certificate-provisioning processes by state, read from the store at scrape time",
+            cert_processes.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             outbox_jobs,
+            cert_processes,
         }
     }
 
@@ -101,6 +109,21 @@ impl Metrics {
             self.outbox_jobs
                 .get_or_create(&StateLabels {
                     state: state.to_owned(),
+                })
+                .set(count);
+        }
+    }
+
+    /// Sets the certificate-provisioning gauges (failing or long-signing processes need a look).
+    pub fn set_cert_process_counts(&self, counts: &[(String, i64)]) {
+        for state in crate::store::cert_processes::STATES {
+            let count = counts
+                .iter()
+                .find(|(s, _)| s == state.as_str())
+                .map_or(0, |(_, n)| *n);
+            self.cert_processes
+                .get_or_create(&StateLabels {
+                    state: state.as_str().to_owned(),
                 })
                 .set(count);
         }

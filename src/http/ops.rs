@@ -90,6 +90,10 @@ async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         // Scrapes still answer when the store is down; the gauges keep their last values.
         Err(error) => tracing::warn!(%error, "cannot read outbox counts for metrics"),
     }
+    match state.store.count_cert_processes_by_state().await {
+        Ok(counts) => state.metrics.set_cert_process_counts(&counts),
+        Err(error) => tracing::warn!(%error, "cannot read certificate process counts for metrics"),
+    }
     let body = state
         .metrics
         .encode()

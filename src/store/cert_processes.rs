@@ -153,6 +153,9 @@ pub trait CertProcessStore: Send + Sync {
     /// One process by name.
     async fn get_cert_process(&self, name: &str) -> Result<Option<CertProcess>, StoreError>;
 
+    /// How many processes are in each state (for metrics).
+    async fn count_cert_processes_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// The newest processes first, optionally only those in `state`.
     async fn list_cert_processes(
         &self,
@@ -160,6 +163,19 @@ pub trait CertProcessStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<CertProcess>, StoreError>;
 }
+
+/// The states, in the order metrics list them.
+pub const STATES: [CertState; 9] = [
+    CertState::Received,
+    CertState::Claimed,
+    CertState::Signing,
+    CertState::Issuing,
+    CertState::Uploading,
+    CertState::Failing,
+    CertState::Done,
+    CertState::Failed,
+    CertState::Skipped,
+];
 
 /// The columns every query reads, in [`CertProcess`] order.
 pub(super) const COLUMNS: &str = "cert_process_id, name, customer_id, state, attempts, next_attempt_at, process, sign_data, sign_requested_at, operation_name, signature, certificate_pem, certificate_serial, failure_message, last_error, created_at, updated_at";

@@ -261,6 +261,9 @@ both_stores! {
         let bad = app.get("/admin/v1/cert-processes?state=finished", Some(&token)).await;
         assert_eq!(bad.status.as_u16(), 400);
         assert_eq!(app.get("/admin/v1/cert-processes", None).await.status.as_u16(), 401);
+        let metrics = app.get("/metrics", None).await.text();
+        assert!(metrics.lines().any(|l| l == r#"brevet_cert_processes{state="failed"} 6"#), "{metrics}");
+        assert!(metrics.lines().any(|l| l == r#"brevet_cert_processes{state="signing"} 0"#), "{metrics}");
     }
 
     async fn a_device_that_never_signs_fails_at_the_deadline(db: TestDb) {

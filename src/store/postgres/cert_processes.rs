@@ -142,6 +142,14 @@ impl CertProcessStore for PgStore {
         Ok(saved.rows_affected() == 1)
     }
 
+    async fn count_cert_processes_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "select state, count(*) from cert_processes group by state order by state",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     async fn get_cert_process(&self, name: &str) -> Result<Option<CertProcess>, StoreError> {
         let row: Option<Row> = sqlx::query_as(&format!(
             "select {COLUMNS} from cert_processes where name = $1"
