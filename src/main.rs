@@ -60,6 +60,9 @@ enum KeysCommand {
     Show,
     /// Add a new DS key signed by the IACA; older DS keys stay for MSOs already issued.
     RotateDs(brevet::commands::keys::RotateArgs),
+    /// Create the certificate-provisioning adapter's built-in device CA (P-256) in
+    /// `<keys_dir>/device-ca/`.
+    InitDeviceCa(brevet::commands::keys::DeviceCaArgs),
     /// Add a new Wallet identity (signing) key; older ones stay published until they expire.
     RotateIdentity,
     /// Add a new Wallet hybrid-encryption key; older ones keep decrypting until they expire.
@@ -94,6 +97,9 @@ fn main() -> ExitCode {
                 brevet::commands::keys::import(&config, &args)
             }
             Command::Keys(KeysCommand::Show) => brevet::commands::keys::show(&config),
+            Command::Keys(KeysCommand::InitDeviceCa(args)) => {
+                brevet::commands::keys::init_device_ca(&config, &args)
+            }
             Command::Keys(KeysCommand::RotateDs(args)) => {
                 brevet::commands::keys::rotate_ds(&config, &args)
             }

@@ -67,11 +67,12 @@ impl BuiltinCa {
         }
     }
 
-    /// Creates a self-signed CA (P-256, ten years) and writes `ca.crt.pem` and `ca.key.pem` (mode
-    /// 0600) into `dir`; returns their paths. For development and the simulator's set-ups.
+    /// Creates a self-signed P-256 CA valid for `lifetime` and writes `ca.crt.pem` and
+    /// `ca.key.pem` (mode 0600, never over an existing file) into `dir`; returns their paths.
     pub fn create_files(
         dir: &std::path::Path,
         common_name: &str,
+        lifetime: Duration,
     ) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
         use anyhow::Context;
         let key = crate::pki::signer::SoftwareSigner::generate();
@@ -81,7 +82,7 @@ impl BuiltinCa {
                 issuer: None,
                 serial: None,
                 not_before: SystemTime::now() - Duration::from_secs(60),
-                lifetime: Duration::from_secs(10 * 365 * 86_400),
+                lifetime,
                 public_key: key.verifying_key().into(),
                 ca: true,
                 extensions: Vec::new(),
@@ -91,8 +92,12 @@ impl BuiltinCa {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let cert_path = dir.join("ca.crt.pem");
         let key_path = dir.join("ca.key.pem");
-        std::fs::write(&cert_path, certs::to_pem(&certificate)?)?;
         crate::pki::keystore::write_new(&key_path, key.to_pkcs8_pem()?.as_bytes(), 0o600)?;
+        crate::pki::keystore::write_new(
+            &cert_path,
+            certs::to_pem(&certificate)?.as_bytes(),
+            0o644,
+        )?;
         Ok((cert_path, key_path))
     }
 
@@ -146,12 +151,23 @@ impl BuiltinCa {
         }
         // A minute of slack for devices whose clocks run a little behind.
         let not_before = SystemTime::now() - Duration::from_secs(60);
+        // Never past the CA's own end.
+        let ca_end = self
+            .certificate
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time();
+        let room = ca_end
+            .duration_since(not_before)
+            .map_err(|_| "the device CA has expired".to_owned())?;
+        let lifetime = request.rendered.lifetime.min(room);
         let template = CertTemplate {
             subject: request.rendered.subject.to_string(),
             issuer: Some(self.certificate.tbs_certificate.subject.clone()),
             serial: None,
             not_before,
-            lifetime: request.rendered.lifetime,
+            lifetime,
             public_key: SubjectKey::Spki(spki),
             ca: false,
             extensions,

@@ -174,8 +174,8 @@ fn default_extended_key_usages() -> Vec<String> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum CaConnectionConfig {
-    /// Brevet's own CA: a P-256 key and its certificate (PEM files; `brevet keys init-client-ca`
-    /// creates them).
+    /// Brevet's own CA: a P-256 key and its certificate (PEM files; `brevet keys init-device-ca`
+    /// creates them, or bring your own P-256 CA).
     Builtin {
         /// PEM CA certificate.
         certificate: PathBuf,

@@ -56,6 +56,17 @@ pub struct ImportArgs {
     pub ds_key: PathBuf,
 }
 
+/// Options of `keys init-device-ca`.
+#[derive(Debug, Args)]
+pub struct DeviceCaArgs {
+    /// Common name of the CA, e.g. "Example Agency ChromeOS Device CA".
+    #[arg(long)]
+    pub name: String,
+    /// Validity in days.
+    #[arg(long, default_value_t = 3650)]
+    pub days: u64,
+}
+
 /// Options of `keys rotate-ds`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -148,5 +159,20 @@ pub fn rotate_wallet_key(config: &Config, kind: WalletKeyKind) -> anyhow::Result
         WalletKeyKind::Hybrid => "hybrid-encryption",
     };
     println!("created Wallet {what} key {number:04}; it is now the active one (restart brevet serve to use it)");
+    Ok(())
+}
+
+/// `keys init-device-ca`: the built-in CA of the certificate-provisioning adapter, in
+/// `<keys_dir>/device-ca/`; prints the `[certprov.ca_connections.…]` lines that use it.
+pub fn init_device_ca(config: &Config, args: &DeviceCaArgs) -> anyhow::Result<()> {
+    let dir = config.effective_keys_dir().join("device-ca");
+    let (certificate, key) =
+        crate::certprov::ca::BuiltinCa::create_files(&dir, &args.name, days(args.days))
+            .context("keys init-device-ca failed")?;
+    println!(
+        "created the device CA \"{}\" ({} days)",
+        args.name, args.days
+    );
+    println!("[certprov.ca_connections.default_ca_config]\nkind = \"builtin\"\ncertificate = \"{}\"\nprivate_key = \"{}\"", certificate.display(), key.display());
     Ok(())
 }

@@ -186,7 +186,11 @@ pub async fn chrome(args: ChromeArgs) -> anyhow::Result<()> {
     }
     let (key_file, public) = chrome::service_account_key("https://oauth2.googleapis.com/token");
     crate::pki::keystore::write_new(&args.dir.join("sa.json"), key_file.as_bytes(), 0o600)?;
-    let (ca_cert, ca_key) = BuiltinCa::create_files(&args.dir, "Brevet Simulated Device CA")?;
+    let (ca_cert, ca_key) = BuiltinCa::create_files(
+        &args.dir,
+        "Brevet Simulated Device CA",
+        std::time::Duration::from_secs(365 * 86_400),
+    )?;
     let sim = ChromeSim::start(args.listen, public).await?;
     let base = sim.base_url();
     let worker = format!(

@@ -50,8 +50,12 @@ async fn rig(db: &TestDb) -> Rig {
         .await
         .unwrap();
     std::fs::write(dir.join("sa.json"), key_file).unwrap();
-    let (ca_cert, ca_key) =
-        certprov::ca::BuiltinCa::create_files(&dir, "Brevet Test Device CA").unwrap();
+    let (ca_cert, ca_key) = certprov::ca::BuiltinCa::create_files(
+        &dir,
+        "Brevet Test Device CA",
+        std::time::Duration::from_secs(86_400),
+    )
+    .unwrap();
     let stepca = FakeStepCa::start().await.unwrap();
     std::fs::write(dir.join("provisioner.pem"), stepca.provisioner_key_pem()).unwrap();
     let mut config = CertProvConfig {
@@ -203,6 +207,8 @@ both_stores! {
         let certificate = rig.issued(&ec);
         chain::signed_by(&certificate, &rig.ca).unwrap();
         assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=SN000001,O=Brevet Test");
+        // the profile asks for 30 days; the test CA lives one day, and no leaf outlives its CA
+        assert_eq!(certificate.tbs_certificate.validity.not_after, rig.ca.tbs_certificate.validity.not_after);
         let eku = certs::raw_extension_value(&certificate, x509_cert::der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE).unwrap();
         assert_eq!(eku, [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]);
         chain::signed_by(&rig.issued(&rsa_device), &rig.ca).unwrap();

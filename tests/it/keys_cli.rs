@@ -193,3 +193,41 @@ fn show_without_keys_says_what_to_do() {
         "{stderr}"
     );
 }
+
+/// `keys init-device-ca` makes a CA the built-in connector can load, never over an existing one.
+#[test]
+fn init_device_ca_makes_a_loadable_ca_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&keys(
+        dir.path(),
+        "k",
+        &[
+            "init-device-ca",
+            "--name",
+            "Utopia Device CA",
+            "--days",
+            "30",
+        ],
+    ));
+    assert!(out.contains("kind = \"builtin\""), "{out}");
+    let ca_dir = dir.path().join("k/device-ca");
+    let certificate = ca_dir.join("ca.crt.pem");
+    let key = ca_dir.join("ca.key.pem");
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+    let cert =
+        brevet::pki::certs::from_pem(&std::fs::read_to_string(&certificate).unwrap()).unwrap();
+    assert_eq!(
+        cert.tbs_certificate.subject.to_string(),
+        "CN=Utopia Device CA"
+    );
+    brevet::certprov::ca::BuiltinCa::load(&certificate, &key).unwrap();
+    let again = keys(dir.path(), "k", &["init-device-ca", "--name", "Other"]);
+    assert_ne!(
+        again.status.code(),
+        Some(0),
+        "an existing CA is never replaced"
+    );
+    let still =
+        brevet::pki::certs::from_pem(&std::fs::read_to_string(&certificate).unwrap()).unwrap();
+    assert_eq!(still, cert);
+}
