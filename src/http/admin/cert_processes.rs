@@ -78,12 +78,7 @@ pub async fn list_cert_processes(
     AdminQuery(query): AdminQuery<CertProcessQuery>,
 ) -> Result<AdminJson<CertProcessList>, AdminError> {
     principal.require(Role::Viewer)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(AdminError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        ));
-    }
+    let limit = super::page_limit(query.limit, 100, 500)?;
     let wanted = query
         .state
         .as_deref()

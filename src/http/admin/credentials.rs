@@ -194,12 +194,7 @@ pub async fn list_credentials(
     AdminQuery(query): AdminQuery<ListQuery>,
 ) -> Result<AdminJson<CredentialPage>, AdminError> {
     principal.require(Role::Viewer)?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AdminError::BadRequest(
-            "limit must be between 1 and 200".into(),
-        ));
-    }
+    let limit = super::page_limit(query.limit, 50, 200)?;
     // One more than asked tells whether another page exists.
     let filter = CredentialFilter {
         status: query.status,

@@ -24,14 +24,7 @@ pub struct JournalQuery {
 
 impl JournalQuery {
     fn limit(&self) -> Result<u32, AdminError> {
-        let limit = self.limit.unwrap_or(100);
-        if (1..=500).contains(&limit) {
-            Ok(limit)
-        } else {
-            Err(AdminError::BadRequest(
-                "limit must be between 1 and 500".into(),
-            ))
-        }
+        super::page_limit(self.limit, 100, 500)
     }
 }
 

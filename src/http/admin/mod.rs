@@ -27,6 +27,18 @@ fn provenance<'a>(
     }
 }
 
+/// The page size a listing asked for (`default` when it did not), or 400 outside 1..=`max`.
+fn page_limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, crate::error::AdminError> {
+    let limit = asked.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(crate::error::AdminError::BadRequest(format!(
+            "limit must be between 1 and {max}"
+        )))
+    }
+}
+
 /// Routes of the admin surface (nested under `/admin/v1`), with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

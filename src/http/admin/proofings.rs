@@ -84,12 +84,7 @@ pub async fn list_proofings(
     AdminQuery(query): AdminQuery<ProofingQuery>,
 ) -> Result<AdminJson<ProofingList>, AdminError> {
     principal.require(Role::Viewer)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(AdminError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        ));
-    }
+    let limit = super::page_limit(query.limit, 100, 500)?;
     let records = state.store.list_proofings(query.status, limit).await?;
     Ok(AdminJson(ProofingList {
         proofings: records
