@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng;
 
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::chrome::{ApiError, ChromeClient};
 use super::pop::DeviceKey;
 use super::profile::{Profile, Rendered};
 use super::wire::Process;
+use crate::outbox::RetryPolicy;
 use crate::pki::certs;
 use crate::store::{CertProcess, CertState, Hold, SharedStore, StoreError};
 
@@ -30,10 +30,8 @@ pub struct Timing {
     pub sign_poll_max: Duration,
     /// The device's time to sign.
     pub sign_deadline: Duration,
-    /// Transient failures of one step before giving up.
-    pub max_attempts: u32,
-    /// First retry delay after a transient failure.
-    pub backoff_base: Duration,
+    /// Transient failures of one step before giving up, and the delays between them.
+    pub retry: RetryPolicy,
 }
 
 /// What one call of [`Adapter::run_once`] did.
@@ -199,16 +197,11 @@ impl Adapter {
         p.attempts += 1;
         tracing::warn!(process = %p.name, step = p.state.as_str(), attempt = p.attempts, error = %error, "certificate provisioning step failed; will retry");
         p.last_error = Some(error);
-        if p.attempts >= i32::try_from(self.timing.max_attempts).unwrap_or(i32::MAX) {
+        let attempt = u32::try_from(p.attempts).unwrap_or(u32::MAX);
+        if attempt >= self.timing.retry.max_attempts {
             return give_up(p);
         }
-        let ceiling = self
-            .timing
-            .backoff_base
-            .saturating_mul(1u32 << (p.attempts - 1).clamp(0, 16))
-            .min(Duration::from_secs(600));
-        let jitter = rand::thread_rng().gen_range(0.5..=1.0);
-        Next::Wait(ceiling.mul_f64(jitter))
+        Next::Wait(self.timing.retry.delay(attempt))
     }
 
     fn process_of(p: &CertProcess) -> Option<Process> {

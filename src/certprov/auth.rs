@@ -31,6 +31,18 @@ pub trait TokenSource: Send + Sync {
     async fn token(&self, scope: &str) -> Result<Option<SecretString>, AuthError>;
 }
 
+/// `request` with a bearer token for `scope` from `tokens` (unchanged when they give none).
+pub async fn authorise(
+    request: reqwest::RequestBuilder,
+    tokens: &dyn TokenSource,
+    scope: &str,
+) -> Result<reqwest::RequestBuilder, AuthError> {
+    Ok(match tokens.token(scope).await? {
+        Some(token) => request.bearer_auth(token.expose_secret()),
+        None => request,
+    })
+}
+
 /// No credentials (the Pub/Sub emulator).
 pub struct Anonymous;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::auth::{AuthError, TokenSource};
+use super::auth::{authorise, AuthError, TokenSource};
 use super::config::CHROME_SCOPE;
 use super::wire::{
     Bytes, ClaimRequest, ErrorBody, Operation, Process, SetFailureRequest, SignDataRequest,
@@ -153,13 +153,9 @@ impl ChromeClient {
             .base
             .join(&format!("v1/{path}"))
             .map_err(|e| ApiError::Transient(format!("bad URL for {path}: {e}")))?;
-        let mut request = self.http.request(method, url);
-        match self.tokens.token(CHROME_SCOPE).await {
-            Ok(Some(token)) => {
-                use secrecy::ExposeSecret;
-                request = request.bearer_auth(token.expose_secret());
-            }
-            Ok(None) => {}
+        let request = self.http.request(method, url);
+        let mut request = match authorise(request, self.tokens.as_ref(), CHROME_SCOPE).await {
+            Ok(request) => request,
             Err(AuthError::Unavailable(e)) => return Err(ApiError::Transient(e)),
             Err(AuthError::Refused(e)) => {
                 return Err(ApiError::Refused {
@@ -168,7 +164,7 @@ impl ChromeClient {
                     message: e,
                 })
             }
-        }
+        };
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -139,8 +139,11 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         sign_poll_initial: Duration::from_millis(config.sign_poll_initial_ms),
         sign_poll_max: Duration::from_secs(config.sign_poll_max_secs),
         sign_deadline: Duration::from_secs(config.sign_deadline_secs),
-        max_attempts: config.max_attempts.max(1),
-        backoff_base: Duration::from_millis(config.backoff_base_ms),
+        retry: crate::outbox::RetryPolicy {
+            max_attempts: config.max_attempts.max(1),
+            base: Duration::from_millis(config.backoff_base_ms),
+            max: Duration::from_secs(600),
+        },
     };
     let adapter = Adapter::new(
         store.clone(),

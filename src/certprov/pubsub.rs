@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::auth::{AuthError, TokenSource};
+use super::auth::{authorise, TokenSource};
 use super::config::PUBSUB_SCOPE;
 use super::wire::{ProcessCreated, PubsubMessage, PullResponse, ReceivedMessage};
 use crate::store::{SharedStore, StoreError};
@@ -58,19 +58,13 @@ impl Subscription {
     }
 
     async fn post(&self, verb: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
-        let mut request = self
+        let request = self
             .http
             .post(format!("{}v1/{}:{verb}", self.base, self.name))
             .json(&body);
-        match self.tokens.token(PUBSUB_SCOPE).await {
-            Ok(Some(token)) => {
-                use secrecy::ExposeSecret;
-                request = request.bearer_auth(token.expose_secret());
-            }
-            Ok(None) => {}
-            Err(AuthError::Refused(e) | AuthError::Unavailable(e)) => return Err(e),
-        }
-        let response = request
+        let response = authorise(request, self.tokens.as_ref(), PUBSUB_SCOPE)
+            .await
+            .map_err(|e| e.to_string())?
             .send()
             .await
             .map_err(|e| e.without_url().to_string())?;
@@ -176,8 +170,9 @@ impl Intake {
         self.held.len()
     }
 
-    fn renew_at(&self) -> Instant {
-        Instant::now() + Duration::from_secs(u64::from(self.ack_deadline) * 2 / 3)
+    /// When a deadline set at `now` must be extended again: at two thirds of it.
+    fn renew_at(&self, now: Instant) -> Instant {
+        now + Duration::from_secs(u64::from(self.ack_deadline) * 2 / 3)
     }
 
     /// One pull, then the held messages' upkeep. Returns how many messages arrived.
@@ -191,7 +186,8 @@ impl Intake {
                 Ok(Some((name, false))) => {
                     tracing::info!(process = %name, "certificate provisioning process announced");
                     hold.push(received.ack_id.clone());
-                    self.held.insert(received.ack_id, (name, self.renew_at()));
+                    self.held
+                        .insert(received.ack_id, (name, self.renew_at(Instant::now())));
                 }
                 // Not recorded: let it come back.
                 Err(e) => {
@@ -231,7 +227,7 @@ impl Intake {
         self.subscription
             .modify_ack_deadline(&extend, self.ack_deadline)
             .await?;
-        let renew = now + Duration::from_secs(u64::from(self.ack_deadline) * 2 / 3);
+        let renew = self.renew_at(now);
         for id in &extend {
             if let Some(entry) = self.held.get_mut(id) {
                 entry.1 = renew;

@@ -310,8 +310,8 @@ fn claim(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Re
     }
 }
 
-fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
-    let request: SignDataRequest = parse(body)?;
+/// signData and setFailure need a claimed process that has not ended.
+fn claimed_and_open(p: &SimProcess, finished: bool) -> Result<(), Response> {
     if p.claimed_by.is_none() {
         return Err(error(
             400,
@@ -326,6 +326,12 @@ fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response
             "The process is already finished.",
         ));
     }
+    Ok(())
+}
+
+fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
+    let request: SignDataRequest = parse(body)?;
+    claimed_and_open(p, finished)?;
     if request.signature_algorithm == SignatureAlgorithm::Unspecified
         || request.signature_algorithm != p.key.algorithm()
     {
@@ -417,20 +423,7 @@ fn set_failure(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Respon
     if request.error_message.trim().is_empty() {
         return Err(error(400, "INVALID_ARGUMENT", "errorMessage is required"));
     }
-    if p.claimed_by.is_none() {
-        return Err(error(
-            400,
-            "FAILED_PRECONDITION",
-            "The process has not been claimed.",
-        ));
-    }
-    if finished {
-        return Err(error(
-            400,
-            "FAILED_PRECONDITION",
-            "The process is already finished.",
-        ));
-    }
+    claimed_and_open(p, finished)?;
     p.resource.failure_message = Some(request.error_message.clone());
     p.verdict = Verdict::Failed(request.error_message);
     Ok(Json(json!({})).into_response())
