@@ -94,6 +94,7 @@ fn validity() -> Validity {
         signed: now,
         valid_from: now,
         valid_until: now + chrono::Duration::days(30),
+        expected_update: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! | key | variable | default | meaning |
 //! |---|---|---|---|
+//! | `mode` | `BREVET_MODE` | `development` with no config file and no database URL, else `production` | `development` trusts the simulator's attestation root and creates development keys; never for real credentials |
 //! | `listen` | `BREVET_LISTEN` | `127.0.0.1:8080` | address `brevet serve` binds |
 //! | `data_dir` | `BREVET_DATA_DIR` | `./brevet-data` | where the embedded SQLite store (and, later, dev keys) live |
 //! | `keys_dir` | `BREVET_KEYS_DIR` | `<data_dir>/keys` | IACA and DS keys and certificates (`brevet keys`) |
@@ -18,6 +19,7 @@
 //! | `google.issuer_id` | `BREVET_GOOGLE__ISSUER_ID` | none | the issuer id Google assigned; required with `base_url` |
 //! | `google.client_identity` | `BREVET_GOOGLE__CLIENT_IDENTITY` | none | PEM file with the mTLS client certificate and its key |
 //! | `google.ca_certificate` | `BREVET_GOOGLE__CA_CERTIFICATE` | none | extra CA (PEM) trusted for Google's server certificate |
+//! | `google.api_version` | `BREVET_GOOGLE__API_VERSION` | `0.1` | `requestMetadata.version` of the calls Brevet makes to Google |
 //! | `google.timeout_secs` | `BREVET_GOOGLE__TIMEOUT_SECS` | `10` | per-call timeout; must be shorter than the outbox lease |
 //! | `outbox.dispatch_in_serve` | `BREVET_OUTBOX__DISPATCH_IN_SERVE` | `false` | also dispatch notifications from `brevet serve` (single-node set-ups) |
 //! | `outbox.lease_secs` | `BREVET_OUTBOX__LEASE_SECS` | `60` | how long a claimed job is held before another worker may take it |
@@ -30,14 +32,19 @@
 //! | `wallet.allow_plaintext` | `BREVET_WALLET__ALLOW_PLAINTEXT` | `false` | answer requests without `deviceEncryptionKey` in plaintext (Google sandbox onboarding only) |
 //! | `wallet.accept_test_credentials` | `BREVET_WALLET__ACCEPT_TEST_CREDENTIALS` | `false` | accept device proofs marked `testCredential` |
 //! | `wallet.mso_validity_secs` | `BREVET_WALLET__MSO_VALIDITY_SECS` | `2592000` | lifetime of an MSO (30 days; never past the DS certificate) |
+//! | `wallet.mso_refresh_secs` | `BREVET_WALLET__MSO_REFRESH_SECS` | none | when set, each MSO's `expectedUpdate` is this long after signing (never past `validUntil`) |
+//! | `wallet.clock_skew_secs` | `BREVET_WALLET__CLOCK_SKEW_SECS` | `300` | MSOs start this long before signing (verifiers' clocks lag); device certificates may be this far off |
+//! | `wallet.doc_type."<docType>".mso_validity_secs` | (file only) | `wallet.mso_validity_secs` | MSO lifetime for one doc type |
+//! | `wallet.doc_type."<docType>".mso_refresh_secs` | (file only) | `wallet.mso_refresh_secs` | `expectedUpdate` interval for one doc type |
 //! | `wallet.max_auth_keys` | `BREVET_WALLET__MAX_AUTH_KEYS` | `64` | most auth keys certified per provisionMobileSecurityObjects call |
 //! | `wallet.challenge_expiry_days` | `BREVET_WALLET__CHALLENGE_EXPIRY_DAYS` | `30` | a proofing challenged this long expires (Google is notified) |
 //! | `wallet.expiry_sweep_secs` | `BREVET_WALLET__EXPIRY_SWEEP_SECS` | `300` | how often the worker looks for expired challenges |
 //! | `wallet.hpke.credential` | `BREVET_WALLET__HPKE__CREDENTIAL` | `Credential` | HPKE context of the credential payload ([I]) |
 //! | `wallet.hpke.mobile_security_object` | `BREVET_WALLET__HPKE__MOBILE_SECURITY_OBJECT` | `MobileSecurityObject` | HPKE context of each MSO ([I]) |
 //! | `wallet.hpke.context_in` | `BREVET_WALLET__HPKE__CONTEXT_IN` | `info` | whether contexts go into HPKE `info` or AEAD `aad` ([I]) |
+//! | `wallet.attestation.challenge_form` | `BREVET_WALLET__ATTESTATION__CHALLENGE_FORM` | `either` | what registerDevice accepts as the attestation challenge: the nonce string's ASCII bytes (`string`), its decoded 24 bytes (`bytes`), or `either` ([I]) |
 //! | `wallet.attestation.roots` | `BREVET_WALLET__ATTESTATION__ROOTS` | `[]` | PEM files of trusted Android attestation roots |
-//! | `wallet.attestation.trust_simulator_root` | `BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT` | `false` (`true` in zero-config development) | trust `brevet sim wallet`'s attestation root |
+//! | `wallet.attestation.trust_simulator_root` | `BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT` | on in development mode | trust `brevet sim wallet`'s attestation root; `false` turns it off, `true` is refused outside development mode |
 //! | `wallet.attestation.revoked_serials` | `BREVET_WALLET__ATTESTATION__REVOKED_SERIALS` | `[]` | revoked attestation certificate serials (upper-case hex) |
 //! | `wallet.attestation.package_names` | `BREVET_WALLET__ATTESTATION__PACKAGE_NAMES` | `["com.google.android.gms", "com.google.android.gsf"]` | attested application ids accepted |
 //! | `wallet.attestation.status_list_url` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_URL` | none | Google's attestation status list (`https://android.googleapis.com/attestation/status`); set it in production |
@@ -65,6 +72,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Development or production; see [`Mode`]. Resolved by [`Config::load`].
+    #[serde(default)]
+    pub mode: Option<Mode>,
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
     /// Directory for the embedded SQLite store and other local state.
@@ -98,6 +108,17 @@ pub struct Config {
     pub certprov: crate::certprov::config::CertProvConfig,
 }
 
+/// What the operator runs Brevet for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A laptop or a test: the simulator's attestation root is trusted and development keys are
+    /// created. Said loudly at start and on `/readyz`.
+    Development,
+    /// Real credentials: only what the operator configured is trusted.
+    Production,
+}
+
 /// Google's Wallet backend, for the notifications Brevet sends.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,6 +134,8 @@ pub struct GoogleConfig {
     /// Extra CA (PEM) trusted for Google's server certificate, beside the public roots (tests,
     /// private front ends).
     pub ca_certificate: Option<PathBuf>,
+    /// The API version Brevet's calls to Google carry ("MAJOR.MINOR"); `None` means 0.1.
+    pub api_version: Option<String>,
 }
 
 /// Delivery of outbox jobs.
@@ -194,6 +217,16 @@ pub struct WalletConfig {
     /// Lifetime of an issued MSO, seconds ([I]: 30 days; never past the DS certificate).
     #[serde(default = "default_mso_validity")]
     pub mso_validity_secs: u64,
+    /// Interval after which each MSO says the issuer expects to re-issue it (`expectedUpdate`);
+    /// `None` leaves the member out.
+    #[serde(default)]
+    pub mso_refresh_secs: Option<u64>,
+    /// Clock tolerance: MSOs are backdated by it, device certificates may be off by it.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_secs: u64,
+    /// Per doc type overrides of the MSO policy.
+    #[serde(default)]
+    pub doc_type: std::collections::BTreeMap<String, DocTypePolicy>,
     /// Most auth keys certified in one provisionMobileSecurityObjects call ([I]).
     #[serde(default = "default_max_auth_keys")]
     pub max_auth_keys: usize,
@@ -217,6 +250,20 @@ fn default_nonce_ttl() -> u64 {
 
 fn default_mso_validity() -> u64 {
     30 * 86_400
+}
+
+fn default_clock_skew() -> u64 {
+    300
+}
+
+/// The MSO policy of one doc type; unset members fall back to the `wallet.*` defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocTypePolicy {
+    /// MSO lifetime, seconds.
+    pub mso_validity_secs: Option<u64>,
+    /// `expectedUpdate` interval, seconds.
+    pub mso_refresh_secs: Option<u64>,
 }
 
 fn default_max_auth_keys() -> usize {
@@ -257,11 +304,24 @@ pub enum HpkeContextSlot {
 impl Default for HpkeConfig {
     fn default() -> Self {
         Self {
-            credential: "Credential".into(),
-            mobile_security_object: "MobileSecurityObject".into(),
+            credential: crate::protocol::wallet::CREDENTIAL_CONTEXT.into(),
+            mobile_security_object: crate::protocol::wallet::MOBILE_SECURITY_OBJECT_CONTEXT.into(),
             context_in: HpkeContextSlot::Info,
         }
     }
+}
+
+/// What registerDevice compares the attestation challenge with ([I], spec §4.4): whether Google
+/// hands the device the nonce string or its decoded bytes is not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeForm {
+    /// The nonce string's 32 ASCII bytes.
+    String,
+    /// The 24 bytes it encodes.
+    Bytes,
+    /// Either of the two.
+    Either,
 }
 
 /// Android key attestation policy for registerDevice (spec §4.5).
@@ -270,8 +330,9 @@ impl Default for HpkeConfig {
 pub struct AttestationConfig {
     /// PEM files of trusted attestation roots (Google's, supplied at onboarding).
     pub roots: Vec<PathBuf>,
-    /// Also trust the root of `brevet sim wallet` (development and tests only).
-    pub trust_simulator_root: bool,
+    /// Trust the root of `brevet sim wallet`: unset follows the mode (on in development), `false`
+    /// turns it off, `true` is allowed in development mode only.
+    pub trust_simulator_root: Option<bool>,
     /// Upper-case hex serials of revoked attestation certificates.
     pub revoked_serials: Vec<String>,
     /// Package names the attested application may have.
@@ -281,13 +342,15 @@ pub struct AttestationConfig {
     pub status_list_url: Option<String>,
     /// Seconds between two fetches of the status list.
     pub status_list_refresh_secs: u64,
+    /// Which form of the registration nonce the attestation challenge may take.
+    pub challenge_form: ChallengeForm,
 }
 
 impl Default for AttestationConfig {
     fn default() -> Self {
         Self {
             roots: Vec::new(),
-            trust_simulator_root: false,
+            trust_simulator_root: None,
             revoked_serials: Vec::new(),
             package_names: vec![
                 "com.google.android.gms".into(),
@@ -295,6 +358,7 @@ impl Default for AttestationConfig {
             ],
             status_list_url: None,
             status_list_refresh_secs: 3600,
+            challenge_form: ChallengeForm::Either,
         }
     }
 }
@@ -334,6 +398,7 @@ pub enum LogFormat {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            mode: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./brevet-data"),
             keys_dir: None,
@@ -356,6 +421,9 @@ impl Default for Config {
                 accept_test_credentials: false,
                 mso_validity_secs: default_mso_validity(),
                 max_auth_keys: default_max_auth_keys(),
+                mso_refresh_secs: None,
+                clock_skew_secs: default_clock_skew(),
+                doc_type: Default::default(),
                 challenge_expiry_days: default_challenge_expiry_days(),
                 expiry_sweep_secs: default_expiry_sweep_secs(),
                 hpke: HpkeConfig::default(),
@@ -387,18 +455,45 @@ impl Config {
         }
         let env = Env::prefixed("BREVET_")
             .split("__")
-            // BREVET_CONFIG names the file itself; BREVET_TEST_* belong to the test suite.
-            .filter(|key| key != "config" && !key.as_str().starts_with("test_"));
-        let config: Config = figment
+            // BREVET_CONFIG names the file itself; BREVET_ADMIN_TOKEN is the admin token of the
+            // client commands (`brevet sim …`); BREVET_TEST_* belong to the test suite.
+            .filter(|key| {
+                key != "config" && key != "admin_token" && !key.as_str().starts_with("test_")
+            });
+        let mut config: Config = figment
             .merge(env)
             .extract()
             .map_err(describe_figment_error)?;
+        if config.mode.is_none() {
+            // Only the README's zero-configuration start is a development start by default.
+            config.mode = Some(if file.is_none() && config.database_url.is_none() {
+                Mode::Development
+            } else {
+                Mode::Production
+            });
+        }
         config.validate()?;
         Ok(config)
     }
 
+    /// Whether the operator chose (or the zero-configuration start selected) development mode.
+    pub fn is_development(&self) -> bool {
+        self.mode == Some(Mode::Development)
+    }
+
+    /// Whether registerDevice trusts the simulator's attestation root.
+    pub fn trusts_simulator_root(&self) -> bool {
+        self.is_development() && self.wallet.attestation.trust_simulator_root != Some(false)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("setting `{key}`: {why}")));
+        if self.wallet.attestation.trust_simulator_root == Some(true) && !self.is_development() {
+            return bad(
+                "wallet.attestation.trust_simulator_root",
+                "the simulator's attestation root (whose private key is public) is trusted only in development mode; set mode = \"development\" for a test set-up, or configure wallet.attestation.roots",
+            );
+        }
         if self.database_max_connections == 0 {
             return bad("database_max_connections", "must be at least 1");
         }
@@ -415,7 +510,7 @@ impl Config {
             return bad("wallet.api_versions", "must list at least one version");
         }
         for version in &self.wallet.api_versions {
-            if crate::http::wallet::ApiVersion::parse(version).is_none() {
+            if crate::protocol::wallet::ApiVersion::parse(version).is_none() {
                 return bad(
                     "wallet.api_versions",
                     &format!("{version:?} is not of the form MAJOR.MINOR"),
@@ -424,6 +519,34 @@ impl Config {
         }
         if self.wallet.mso_validity_secs < 3600 {
             return bad("wallet.mso_validity_secs", "must be at least 3600");
+        }
+        if self.wallet.clock_skew_secs > 3600 {
+            return bad("wallet.clock_skew_secs", "must be at most 3600");
+        }
+        if self.wallet.mso_refresh_secs == Some(0) {
+            return bad("wallet.mso_refresh_secs", "must be at least 1 when set");
+        }
+        for (doc_type, policy) in &self.wallet.doc_type {
+            if policy.mso_validity_secs.is_some_and(|s| s < 3600) {
+                return bad(
+                    &format!("wallet.doc_type.\"{doc_type}\".mso_validity_secs"),
+                    "must be at least 3600",
+                );
+            }
+            if policy.mso_refresh_secs == Some(0) {
+                return bad(
+                    &format!("wallet.doc_type.\"{doc_type}\".mso_refresh_secs"),
+                    "must be at least 1 when set",
+                );
+            }
+        }
+        if let Some(version) = &self.google.api_version {
+            if crate::protocol::wallet::ApiVersion::parse(version).is_none() {
+                return bad(
+                    "google.api_version",
+                    &format!("{version:?} is not of the form MAJOR.MINOR"),
+                );
+            }
         }
         if self.wallet.challenge_expiry_days == 0 || self.wallet.expiry_sweep_secs == 0 {
             return bad(

@@ -15,12 +15,27 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::http::wallet::{ApiVersion, ResponseMetadata};
+use crate::protocol::wallet::{ApiVersion, ResponseMetadata};
 use crate::store::StoreError;
 
 /// Internal detail of a failed request, for the access log only.
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub String);
+
+/// Longest error description, in characters, that a response or a log line carries. Parsers'
+/// messages may quote the caller's input; a fixed bound keeps a 100 KB field out of the logs.
+pub const MAX_DESCRIPTION_CHARS: usize = 240;
+
+/// `text`, cut to [`MAX_DESCRIPTION_CHARS`] characters (an ellipsis marks a cut).
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_DESCRIPTION_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+/// Seconds a client should wait before retrying a request that met a passing condition.
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// Error body of the admin and operations surfaces.
 #[derive(Debug, Serialize, ToSchema)]
@@ -32,11 +47,24 @@ pub struct AdminErrorBody {
 /// What went wrong, for programs (`code`) and people (`message`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminErrorDetail {
-    /// Stable code: unauthorized, forbidden, not_found, bad_request, payload_too_large, conflict,
-    /// precondition_required, precondition_failed, unavailable or internal.
+    /// Stable code: unauthorized, forbidden, not_found, bad_request, payload_too_large,
+    /// unsupported_media_type, method_not_allowed, conflict, precondition_required,
+    /// precondition_failed, timeout, unavailable or internal.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    /// Each field at fault with what is wrong with it, when the request named several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldProblem>,
+}
+
+/// One field of a request and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// The field, e.g. `org.iso.18013.5.1/portrait`.
+    pub field: String,
+    /// What is wrong, in words a person understands.
+    pub problem: String,
 }
 
 /// Errors of the admin and operations surfaces.
@@ -54,6 +82,14 @@ pub enum AdminError {
     /// The request is malformed; the message says how.
     #[error("{0}")]
     BadRequest(String),
+    /// Fields of the request are invalid; each is named with its problem.
+    #[error("{message}")]
+    InvalidFields {
+        /// All problems in one sentence.
+        message: String,
+        /// Each field at fault.
+        fields: Vec<FieldProblem>,
+    },
     /// The request body is larger than the configured limit.
     #[error("request body is larger than the configured limit (http.body_limit_bytes)")]
     PayloadTooLarge,
@@ -66,8 +102,8 @@ pub enum AdminError {
     /// `If-Match` names a version that is no longer current.
     #[error("{0}")]
     PreconditionFailed(String),
-    /// The store cannot be reached right now.
-    #[error("the store is unavailable")]
+    /// The store cannot be reached right now, or the change lost a race; retry.
+    #[error("the store is busy or unavailable; retry shortly")]
     Unavailable(String),
     /// A bug or an unexpected failure.
     #[error("internal error")]
@@ -80,7 +116,7 @@ impl AdminError {
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::BadRequest(_) | AdminError::InvalidFields { .. } => StatusCode::BAD_REQUEST,
             AdminError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -96,7 +132,7 @@ impl AdminError {
             AdminError::Unauthorized(_) => "unauthorized",
             AdminError::Forbidden(_) => "forbidden",
             AdminError::NotFound(_) => "not_found",
-            AdminError::BadRequest(_) => "bad_request",
+            AdminError::BadRequest(_) | AdminError::InvalidFields { .. } => "bad_request",
             AdminError::PayloadTooLarge => "payload_too_large",
             AdminError::Conflict(_) => "conflict",
             AdminError::PreconditionRequired => "precondition_required",
@@ -107,11 +143,29 @@ impl AdminError {
     }
 }
 
+impl AdminError {
+    /// Holder data refused, every element named.
+    pub fn invalid_holder_data(errors: crate::mdoc::doctype::ElementErrors) -> Self {
+        let fields = errors
+            .0
+            .iter()
+            .map(|e| FieldProblem {
+                field: e.field().unwrap_or_else(|| "holderData".into()),
+                problem: bounded(&e.problem()),
+            })
+            .collect();
+        AdminError::InvalidFields {
+            message: errors.to_string(),
+            fields,
+        }
+    }
+}
+
 impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(what) => AdminError::Conflict(format!("already exists ({what})")),
-            StoreError::Database(e) => AdminError::Unavailable(e.to_string()),
+            StoreError::Busy(e) => AdminError::Unavailable(e.to_string()),
             other => AdminError::Internal(other.to_string()),
         }
     }
@@ -120,10 +174,15 @@ impl From<StoreError> for AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let fields = match &self {
+            AdminError::InvalidFields { fields, .. } => fields.clone(),
+            _ => Vec::new(),
+        };
         let body = AdminErrorBody {
             error: AdminErrorDetail {
                 code: self.code().to_owned(),
-                message: self.to_string(),
+                message: bounded(&self.to_string()),
+                fields,
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -133,7 +192,15 @@ impl IntoResponse for AdminError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            AdminError::Unavailable(detail) | AdminError::Internal(detail) => {
+            AdminError::Unavailable(detail) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                response
+                    .extensions_mut()
+                    .insert(ErrorDetail(detail.clone()));
+            }
+            AdminError::Internal(detail) => {
                 response
                     .extensions_mut()
                     .insert(ErrorDetail(detail.clone()));
@@ -167,13 +234,24 @@ pub enum WalletErrorKind {
     Forbidden,
     /// The operation is illegal in the resource's current state.
     InvalidState,
-    /// Not a client mistake: Brevet failed. Rendered as a bare 500/503 with only metadata.
-    Internal {
-        /// Whether the failure is a passing one (store down): 503 rather than 500.
-        unavailable: bool,
+    /// A passing condition the caller cannot fix (write contention, the store or a key
+    /// unavailable, a document signer being replaced): HTTP 503 with no union member and
+    /// `Retry-After`, so that Google retries (spec §3.6).
+    Unavailable {
+        /// Seconds to wait, when known.
+        retry_after: Option<u64>,
         /// Detail for the log.
         detail: String,
     },
+    /// A fault in Brevet: HTTP 500 with no union member.
+    Internal {
+        /// Detail for the log.
+        detail: String,
+    },
+    /// Not the API's business at all: no such method (404), a method other than POST (405), a
+    /// body too large (413) or not JSON (415), a request that took too long (408). Answered as an
+    /// ErrorResponse without a union member, with this status.
+    Transport(StatusCode),
 }
 
 /// An error of the issuer-hosted Wallet API, answered instead of the method's normal response.
@@ -192,9 +270,30 @@ impl WalletError {
     pub fn new(kind: WalletErrorKind, description: impl Into<String>) -> Self {
         Self {
             kind,
-            description: description.into(),
+            description: bounded(&description.into()),
             request_id: None,
         }
+    }
+
+    /// A passing failure (503, `Retry-After`): Google should send the request again.
+    pub fn unavailable(detail: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::new(
+            WalletErrorKind::Unavailable {
+                retry_after: Some(RETRY_AFTER_SECS),
+                detail: detail.into(),
+            },
+            description,
+        )
+    }
+
+    /// A fault in Brevet (500).
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            WalletErrorKind::Internal {
+                detail: detail.into(),
+            },
+            "the issuer could not complete the request",
+        )
     }
 
     /// The same error, answering the request with this id.
@@ -257,12 +356,9 @@ impl WalletError {
                 body.invalid_state = empty;
                 StatusCode::CONFLICT
             }
-            K::Internal {
-                unavailable: true, ..
-            } => StatusCode::SERVICE_UNAVAILABLE,
-            K::Internal {
-                unavailable: false, ..
-            } => StatusCode::INTERNAL_SERVER_ERROR,
+            K::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            K::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            K::Transport(status) => *status,
         };
         (status, body)
     }
@@ -280,7 +376,9 @@ impl WalletError {
             K::PermissionDenied => "permissionDenied",
             K::Forbidden => "forbidden",
             K::InvalidState => "invalidState",
+            K::Unavailable { .. } => "unavailable",
             K::Internal { .. } => "internal",
+            K::Transport(_) => "transport",
         }
     }
 }
@@ -345,14 +443,13 @@ pub struct ErrorResponse {
 
 impl From<StoreError> for WalletError {
     fn from(error: StoreError) -> Self {
-        let unavailable = matches!(error, StoreError::Database(_));
-        WalletError::new(
-            WalletErrorKind::Internal {
-                unavailable,
-                detail: error.to_string(),
-            },
-            "the issuer could not complete the request",
-        )
+        match error {
+            // A uniqueness race between two retries of Google's is as passing as contention.
+            StoreError::Busy(_) | StoreError::Conflict(_) => {
+                WalletError::unavailable(error.to_string(), "the issuer is busy; retry the request")
+            }
+            other => WalletError::internal(other.to_string()),
+        }
     }
 }
 
@@ -368,8 +465,22 @@ impl IntoResponse for WalletError {
         );
         let (status, body) = self.render(issuer_error_identifier);
         let mut response = (status, Json(body)).into_response();
-        if let WalletErrorKind::Internal { detail, .. } = self.kind {
-            response.extensions_mut().insert(ErrorDetail(detail));
+        match self.kind {
+            WalletErrorKind::Unavailable {
+                retry_after,
+                detail,
+            } => {
+                if let Some(seconds) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                response.extensions_mut().insert(ErrorDetail(detail));
+            }
+            WalletErrorKind::Internal { detail } => {
+                response.extensions_mut().insert(ErrorDetail(detail));
+            }
+            _ => {}
         }
         response
     }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod mdoc;
 pub mod outbox;
 pub mod pki;
+pub mod protocol;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

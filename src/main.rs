@@ -32,6 +32,15 @@ enum Command {
     /// Simulators of the services Brevet talks to, driving a running Brevet end to end.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Calls to Google's Wallet backend with the configured identity (onboarding checks).
+    #[command(subcommand)]
+    Google(GoogleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GoogleCommand {
+    /// Call Google's healthCheck over the configured mutual-TLS identity and print the answer.
+    Check(brevet::commands::GoogleCheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +129,9 @@ fn main() -> ExitCode {
             Command::Sim(SimCommand::Pace(args)) => brevet::commands::sim::pace(args).await,
             Command::Sim(SimCommand::Seed(args)) => brevet::commands::sim::seed(args).await,
             Command::Sim(SimCommand::SignRate(args)) => brevet::commands::sim::sign_rate(&args),
+            Command::Google(GoogleCommand::Check(args)) => {
+                brevet::commands::google_check(&config, &args).await
+            }
         }
     });
     match result {

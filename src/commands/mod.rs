@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sha2::Digest;
 use tokio::net::TcpListener;
 
 use crate::config::{Backend, Config};
@@ -53,12 +54,12 @@ pub fn load_doc_types(config: &Config) -> anyhow::Result<crate::mdoc::doctype::D
 /// Common name of the IACA that zero-configuration starts create; it says what it is.
 pub const DEV_IACA_NAME: &str = "Brevet DEVELOPMENT IACA - NOT FOR PRODUCTION";
 
-/// Makes sure there are mdoc keys. In the zero-configuration mode (embedded SQLite, no database
-/// URL) an empty key directory gets development keys, loudly marked as such; otherwise missing
-/// keys are only reported, because production keys come from `brevet keys init` or `import`.
+/// Makes sure there are mdoc keys. In development mode an empty key directory gets development
+/// keys, loudly marked as such; otherwise missing keys are only reported, because production keys
+/// come from `brevet keys init` or `import`.
 fn ensure_keys(config: &Config) -> anyhow::Result<()> {
     let store = KeyStore::new(config.effective_keys_dir());
-    let development = config.database_url.is_none();
+    let development = config.is_development();
     if store.is_initialised() {
         let active = store
             .active_ds()
@@ -71,7 +72,7 @@ fn ensure_keys(config: &Config) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if config.database_url.is_some() {
+    if !development {
         tracing::warn!(keys_dir = %store.dir().display(), "no mdoc keys: MSOs cannot be issued until `brevet keys init` or `brevet keys import`");
         return Ok(());
     }
@@ -90,9 +91,34 @@ fn ensure_keys(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The attestation roots registerDevice trusts beyond `wallet.attestation.roots`: the
+/// simulator's, in development mode only.
+pub fn extra_attestation_anchors(config: &Config) -> Vec<[u8; 32]> {
+    if !config.trusts_simulator_root() {
+        return Vec::new();
+    }
+    tracing::warn!("registerDevice trusts the simulator's attestation root, whose private key is public: development mode only");
+    let root = crate::sim::wallet::android::AttestationRoot::simulator();
+    vec![sha2::Sha256::digest(root.der()).into()]
+}
+
+/// Says in the log which mode this process runs in; development mode is a warning (standard
+/// output stays for the bootstrap token alone).
+fn announce_mode(config: &Config) {
+    if config.is_development() {
+        tracing::warn!(
+            mode = "development",
+            "*** DEVELOPMENT MODE: the simulator's attestation root is trusted and development keys are created; never issue real credentials in this mode (set BREVET_MODE=production, a database URL or a configuration file) ***"
+        );
+    } else {
+        tracing::info!(mode = "production", "running in production mode");
+    }
+}
+
 /// `brevet serve`: the HTTP server, until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = http::shutdown_signal();
+    announce_mode(&config);
     // Checked before anything else so that a broken doc type file stops the start, not a request.
     let doc_types = load_doc_types(&config)?;
     ensure_keys(&config)?;
@@ -132,11 +158,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let stop = stop_dispatch.clone();
         tokio::spawn(async move { sweep.run(interval, stop.notified()).await });
     }
-    let wallet = http::wallet::WalletContext::load(&config, config.database_url.is_none())?;
+    let wallet = http::wallet::WalletContext::load(&config, &extra_attestation_anchors(&config))?;
     if let Some(url) = config.wallet.attestation.status_list_url.clone() {
         let list = wallet.attestation.status_list.clone();
         let every = Duration::from_secs(config.wallet.attestation.status_list_refresh_secs);
         tokio::spawn(async move { list.keep_fresh(url, every).await });
+    }
+    if config.google.issuer_id.is_none() {
+        tracing::warn!("google.issuer_id is unset: Wallet requests are accepted whatever requestMetadata.issuerId they name");
     }
     let state = AppState::new(store, &config)
         .with_doc_types(doc_types)
@@ -252,6 +281,33 @@ fn challenge_expiry(
         store,
         Duration::from_secs(u64::from(config.wallet.challenge_expiry_days) * 86_400),
     )
+}
+
+/// Arguments of `brevet google check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GoogleCheckArgs {
+    /// The clientMessage to send (Google echoes it).
+    #[arg(long, default_value = "brevet onboarding check")]
+    pub message: String,
+}
+
+/// `brevet google check`: Google's healthCheck with the configured base URL, issuer id, API
+/// version and mutual-TLS identity; prints what answered and fails with Google's reason.
+pub async fn google_check(config: &Config, args: &GoogleCheckArgs) -> anyhow::Result<()> {
+    let client = GoogleClient::from_config(&config.google)?.context(
+        "google.base_url and google.issuer_id must be set (BREVET_GOOGLE__BASE_URL, BREVET_GOOGLE__ISSUER_ID)",
+    )?;
+    let echoed = client
+        .health_check(&args.message)
+        .await
+        .map_err(|e| anyhow::anyhow!("Google's healthCheck failed: {e}"))?;
+    println!(
+        "healthCheck ok: {} answered for issuer {} (API version {}), clientMessage {echoed:?} echoed",
+        config.google.base_url.as_deref().unwrap_or_default(),
+        config.google.issuer_id.as_deref().unwrap_or_default(),
+        client.version()
+    );
+    Ok(())
 }
 
 /// `brevet migrate`: apply pending migrations and exit.

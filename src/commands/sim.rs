@@ -21,9 +21,10 @@ pub struct WalletArgs {
     /// The issuer's IACA certificate (PEM). Default: `<keys_dir>/iaca.cert.pem`.
     #[arg(long)]
     pub iaca: Option<PathBuf>,
-    /// Issuer id Google sends in requestMetadata.
-    #[arg(long, default_value = "brevet-sim")]
-    pub issuer_id: String,
+    /// Issuer id Google sends in requestMetadata. Default: `google.issuer_id` of the
+    /// configuration, else `brevet-sim`.
+    #[arg(long)]
+    pub issuer_id: Option<String>,
     /// API version "MAJOR.MINOR" Google speaks.
     #[arg(long, default_value = "0.1")]
     pub api_version: String,
@@ -44,12 +45,15 @@ pub struct WalletArgs {
 
 /// Runs the Wallet flow; fails (non-zero exit) unless every step passed.
 pub async fn wallet(config: &Config, args: WalletArgs) -> anyhow::Result<()> {
-    let version = crate::http::wallet::ApiVersion::parse(&args.api_version)
+    let version = crate::protocol::wallet::ApiVersion::parse(&args.api_version)
         .ok_or_else(|| anyhow::anyhow!("--api-version must be MAJOR.MINOR"))?;
     let options = FlowOptions {
         endpoint: IssuerEndpoint {
             base_url: args.issuer,
-            issuer_id: args.issuer_id,
+            issuer_id: args
+                .issuer_id
+                .or_else(|| config.google.issuer_id.clone())
+                .unwrap_or_else(|| "brevet-sim".into()),
             version: (version.major, version.minor),
             client_identity: args.client_identity,
             ca_certificate: args.ca,

@@ -4,5 +4,6 @@
 pub mod admin_token;
 pub mod credential;
 pub mod device;
+pub mod mso_validity;
 pub mod proofing;
 pub mod wallet_credential;

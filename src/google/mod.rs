@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::config::GoogleConfig;
-use crate::http::wallet::ApiVersion;
+use crate::protocol::wallet::ApiVersion;
 
 /// Why a notification was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,11 +91,34 @@ impl GoogleClient {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             issuer_id: issuer_id.clone(),
-            version: ApiVersion { major: 0, minor: 1 },
+            version: config
+                .api_version
+                .as_deref()
+                .and_then(ApiVersion::parse)
+                .unwrap_or(ApiVersion { major: 0, minor: 1 }),
         }))
     }
 
-    async fn call(&self, method: &str, mut body: Value) -> Result<(), NotifyError> {
+    /// Google's `healthCheck` (spec §5.1) over the configured identity: the `clientMessage` it
+    /// echoed. For onboarding (`brevet google check`).
+    pub async fn health_check(&self, message: &str) -> Result<String, NotifyError> {
+        let answer = self
+            .call("healthCheck", json!({ "clientMessage": message }))
+            .await?;
+        match answer.get("clientMessage").and_then(Value::as_str) {
+            Some(echoed) if echoed == message => Ok(echoed.to_owned()),
+            other => Err(NotifyError::Permanent(format!(
+                "healthCheck: clientMessage not echoed (got {other:?})"
+            ))),
+        }
+    }
+
+    /// The API version Brevet's calls carry.
+    pub fn version(&self) -> ApiVersion {
+        self.version
+    }
+
+    async fn call(&self, method: &str, mut body: Value) -> Result<Value, NotifyError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         body["requestMetadata"] =
             json!({ "requestId": request_id, "version": self.version, "issuerId": self.issuer_id });
@@ -124,7 +147,7 @@ impl GoogleClient {
                     "{method}: answer does not echo requestId {request_id}"
                 )));
             }
-            return Ok(());
+            return Ok(answer);
         }
         let description = answer
             .get("errorDescription")
@@ -150,6 +173,7 @@ impl Notifier for GoogleClient {
             json!({ "deviceReferenceId": device_reference_id, "credentialId": credential_id });
         self.call("notifyCredentialStatusUpdateAvailable", body)
             .await
+            .map(drop)
     }
 
     async fn notify_proofing_status(
@@ -158,6 +182,8 @@ impl Notifier for GoogleClient {
         proofing_id: &str,
     ) -> Result<(), NotifyError> {
         let body = json!({ "deviceReferenceId": device_reference_id, "proofingId": proofing_id });
-        self.call("notifyProofingStatusUpdateAvailable", body).await
+        self.call("notifyProofingStatusUpdateAvailable", body)
+            .await
+            .map(drop)
     }
 }

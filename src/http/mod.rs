@@ -33,9 +33,9 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::error::{AdminError, ErrorDetail};
 use crate::mdoc::doctype::DocTypes;
+use crate::protocol::wallet::ApiVersion;
 use crate::store::SharedStore;
 use metrics::Metrics;
-use wallet::ApiVersion;
 
 /// Header that carries the request id, set when the client sent none and echoed on every response.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,6 +49,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wallet API versions accepted in `requestMetadata.version`.
     pub wallet_versions: Arc<[ApiVersion]>,
+    /// The issuer id Google assigned (`google.issuer_id`); when set, requests naming another are
+    /// refused with `permissionDenied`.
+    pub wallet_issuer_id: Option<Arc<str>>,
     /// The doc types holder data is validated against.
     pub doc_types: Arc<DocTypes>,
     /// How long a device registration nonce stays usable.
@@ -59,6 +62,8 @@ pub struct AppState {
     pub client_auth: Arc<tls::ClientAuth>,
     /// How Pub/Sub push requests are authenticated; `None` disables the push route.
     pub push_auth: Option<Arc<crate::certprov::push_auth::PushAuth>>,
+    /// Whether the process runs in development mode (shown on `/readyz`).
+    pub development: bool,
 }
 
 impl AppState {
@@ -75,10 +80,12 @@ impl AppState {
             store,
             metrics: Arc::new(Metrics::new()),
             wallet_versions,
+            wallet_issuer_id: config.google.issuer_id.as_deref().map(Arc::from),
             doc_types: Arc::new(DocTypes::builtin()),
             nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
             wallet: Arc::new(wallet::WalletContext::without_keys(config)),
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
+            development: config.is_development(),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {

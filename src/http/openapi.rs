@@ -73,7 +73,7 @@ fn mark_unconfirmed(doc: &mut OpenApiDoc) {
     let Some(components) = doc.components.as_mut() else {
         return;
     };
-    for name in wallet::wire::UNCONFIRMED_SCHEMAS {
+    for name in crate::protocol::wallet::UNCONFIRMED_SCHEMAS {
         if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
             object.extensions = Some(
                 ExtensionsBuilder::new()

@@ -34,6 +34,31 @@ pub struct Status {
     /// The store in use (`sqlite` or `postgres`); readiness only.
     #[serde(skip_serializing_if = "Option::is_none")]
     store: Option<&'static str>,
+    /// `development` or `production`; readiness only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
+    /// What an operator should know about this process (development mode, say).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<&'static str>,
+}
+
+impl Status {
+    fn readiness(status: &'static str, state: &AppState) -> Self {
+        let (mode, warnings) = if state.development {
+            (
+                "development",
+                vec!["development mode: the simulator's attestation root is trusted and development keys may be in use; never issue real credentials"],
+            )
+        } else {
+            ("production", Vec::new())
+        };
+        Self {
+            status,
+            store: Some(state.store.backend().as_str()),
+            mode: Some(mode),
+            warnings,
+        }
+    }
 }
 
 /// Liveness: the process is up and serving HTTP.
@@ -42,6 +67,8 @@ async fn get_healthz() -> Json<Status> {
     Json(Status {
         status: "ok",
         store: None,
+        mode: None,
+        warnings: Vec::new(),
     })
 }
 
@@ -55,25 +82,14 @@ async fn get_healthz() -> Json<Status> {
 async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
     let store = Some(state.store.backend().as_str());
     let failure = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => {
-            return (
-                StatusCode::OK,
-                Json(Status {
-                    status: "ready",
-                    store,
-                }),
-            )
-        }
+        Ok(Ok(())) => return (StatusCode::OK, Json(Status::readiness("ready", &state))),
         Ok(Err(error)) => error.to_string(),
         Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
     };
     tracing::warn!(store = ?store, error = %failure, "readiness check failed");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(Status {
-            status: "unavailable",
-            store,
-        }),
+        Json(Status::readiness("unavailable", &state)),
     )
 }
 

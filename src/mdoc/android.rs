@@ -1,36 +1,37 @@
-//! The device side's CBOR structures as Android IdentityCredential makes them
-//! (spec/wallet-api.md §8.4–§8.9), and the credential payload Brevet delivers (§8.7, [I]):
+//! The device side's CBOR structures as Brevet reads them (spec/wallet-api.md §8.4–§8.9), and the
+//! credential payload Brevet delivers (§8.7, [I]):
 //!
 //! - proofs: untagged COSE_Sign1 (ES256, protected `{1: -7}`) by the device identity key over
 //!   `["ProofOfOwnership", docType, challenge, testCredential]` or
 //!   `["ProofOfProvisioning", docType, [profiles], {ns: [{name, value, accessControlProfiles}]},
 //!   testCredential]`;
-//! - auth-key certificates signed by the identity key, optionally carrying
-//!   `["ProofOfBinding", SHA-256(ProofOfProvisioning)]` in extension 1.3.6.1.4.1.11129.2.1.26;
+//! - auth-key certificates signed by the identity key, carrying in extension
+//!   1.3.6.1.4.1.11129.2.1.26 an `extnValue` whose OCTET STRING content *is* the CBOR of
+//!   `["ProofOfBinding", SHA-256(ProofOfProvisioning)]` (one wrap: Android's
+//!   `IdentityCredentialSupport.cpp` and identity-credential's `Util.getPopSha256FromAuthKeyCert`);
 //! - the credential payload `{"docType": tstr, "nameSpaces": {ns: {element: value}}}`.
 //!
-//! Both directions live here: the server verifies, the simulator builds.
+//! Only the server's direction lives here (verify proofs, write the payload). The simulator's
+//! device builds its side from Android's definitions in `sim::wallet::android`, and the tests
+//! check one against the other and both against Python implementations.
 
 use ciborium::Value;
 use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
 use p256::ecdsa::VerifyingKey;
 use sha2::{Digest, Sha256};
-use x509_cert::der::asn1::OctetString;
 use x509_cert::der::oid::ObjectIdentifier;
-use x509_cert::der::{Decode, Encode};
-use x509_cert::Certificate;
 
-use super::cbor::{
-    as_bytes, as_map, as_text, from_slice, map_get, required, to_vec, CborError, Tag24,
-};
+use super::cbor::{as_bytes, as_map, as_text, from_slice, required, to_vec, CborError};
 use super::cose;
-use super::doctype::ElementValues;
+use super::doctype::{ElementError, ElementValues};
 use crate::pki::certs;
 use crate::pki::{Signer, SignerError};
 
+use crate::protocol::android as ids;
+
 /// OID of the ProofOfBinding extension of auth-key certificates.
 pub const PROOF_OF_BINDING_OID: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.1.26");
+    ObjectIdentifier::new_unwrap(ids::PROOF_OF_BINDING_OID);
 
 /// Why a device proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,16 +114,6 @@ fn as_bool(value: &Value, place: &str) -> Result<bool, ProofError> {
     }
 }
 
-/// `ProofOfOwnership` payload.
-pub fn proof_of_ownership(doc_type: &str, challenge: &[u8], test_credential: bool) -> Vec<u8> {
-    to_vec(&Value::Array(vec![
-        Value::Text("ProofOfOwnership".into()),
-        Value::Text(doc_type.into()),
-        Value::Bytes(challenge.to_vec()),
-        Value::Bool(test_credential),
-    ]))
-}
-
 /// What a verified ProofOfOwnership says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ownership {
@@ -140,7 +131,7 @@ pub fn verify_ownership(
 ) -> Result<Ownership, ProofError> {
     let payload = open_sign1(bytes, key)?;
     let value = from_slice(&payload, "ProofOfOwnership")?;
-    let items = array(&value, "ProofOfOwnership", 4)?;
+    let items = array(&value, ids::PROOF_OF_OWNERSHIP, 4)?;
     if as_bytes(&items[2], "ProofOfOwnership challenge")? != challenge {
         return Err(ProofError::Mismatch(
             "ProofOfOwnership challenge is not the SHA-256 of the signed key or data".into(),
@@ -150,43 +141,6 @@ pub fn verify_ownership(
         doc_type: as_text(&items[1], "ProofOfOwnership docType")?.to_owned(),
         test_credential: as_bool(&items[3], "ProofOfOwnership testCredential")?,
     })
-}
-
-/// The access-control profile Brevet's provisioned entries refer to ([I]: the issuer has no
-/// say in profiles; the device's own profile 0 without user authentication).
-fn default_profile() -> Value {
-    Value::Map(vec![(Value::Text("id".into()), Value::Integer(0.into()))])
-}
-
-/// `ProofOfProvisioning` payload for `values`, as a device that stored them would sign it.
-pub fn proof_of_provisioning(values: &ElementValues, test_credential: bool) -> Vec<u8> {
-    let data = values
-        .namespaces
-        .iter()
-        .map(|(ns, elements)| {
-            let entries = elements
-                .iter()
-                .map(|(name, value)| {
-                    Value::Map(vec![
-                        (Value::Text("name".into()), Value::Text(name.clone())),
-                        (Value::Text("value".into()), value.clone()),
-                        (
-                            Value::Text("accessControlProfiles".into()),
-                            Value::Array(vec![Value::Integer(0.into())]),
-                        ),
-                    ])
-                })
-                .collect();
-            (Value::Text(ns.clone()), Value::Array(entries))
-        })
-        .collect();
-    to_vec(&Value::Array(vec![
-        Value::Text("ProofOfProvisioning".into()),
-        Value::Text(values.doc_type.clone()),
-        Value::Array(vec![default_profile()]),
-        Value::Map(data),
-        Value::Bool(test_credential),
-    ]))
 }
 
 /// A verified ProofOfProvisioning.
@@ -207,7 +161,7 @@ pub fn verify_provisioning(
 ) -> Result<Provisioned, ProofError> {
     let payload = open_sign1(bytes, key)?;
     let value = from_slice(&payload, "ProofOfProvisioning")?;
-    let items = array(&value, "ProofOfProvisioning", 5)?;
+    let items = array(&value, ids::PROOF_OF_PROVISIONING, 5)?;
     if as_text(&items[1], "ProofOfProvisioning docType")? != expected.doc_type {
         return Err(ProofError::Mismatch(format!(
             "ProofOfProvisioning is for another doc type than {}",
@@ -266,35 +220,26 @@ pub fn verify_provisioning(
     })
 }
 
-/// The ProofOfBinding extension's DER value for a ProofOfProvisioning digest.
-pub fn proof_of_binding_extension(pop_sha256: &[u8; 32]) -> Result<Vec<u8>, String> {
-    let cbor = to_vec(&Value::Array(vec![
-        Value::Text("ProofOfBinding".into()),
-        Value::Bytes(pop_sha256.to_vec()),
-    ]));
-    OctetString::new(cbor)
-        .and_then(|o| o.to_der())
-        .map_err(|e| e.to_string())
-}
-
 /// The auth key of one auth-key certificate, after checking it: signed by the identity key,
-/// P-256, valid now, and bound to `pop_sha256` when it carries a ProofOfBinding.
+/// P-256, valid at `at` give or take `skew` (device clocks drift), and bound to `pop_sha256`
+/// when it carries a ProofOfBinding.
 pub fn verify_auth_key_certificate(
     der: &[u8],
     identity_key: &VerifyingKey,
     pop_sha256: Option<&[u8]>,
     at: std::time::SystemTime,
+    skew: std::time::Duration,
 ) -> Result<VerifyingKey, ProofError> {
     let cert = certs::from_der(der).map_err(|e| malformed(e.to_string()))?;
     certs::check_signature(&cert, identity_key).map_err(|_| ProofError::BadSignature)?;
     let key = certs::public_key(&cert)
         .map_err(|_| ProofError::Mismatch("the auth key is not a P-256 key".into()))?;
-    certs::check_validity(&cert, at).map_err(|e| ProofError::Mismatch(e.to_string()))?;
-    if let Some(raw) = certs::raw_extension_value(&cert, PROOF_OF_BINDING_OID) {
-        let cbor = OctetString::from_der(raw)
-            .map_err(|_| malformed("ProofOfBinding extension is not an OCTET STRING"))?;
-        let value = from_slice(cbor.as_bytes(), "ProofOfBinding")?;
-        let items = array(&value, "ProofOfBinding", 2)?;
+    certs::check_validity_with_skew(&cert, at, skew)
+        .map_err(|e| ProofError::Mismatch(e.to_string()))?;
+    if let Some(cbor) = certs::raw_extension_value(&cert, PROOF_OF_BINDING_OID) {
+        // The extension's OCTET STRING content is the CBOR itself.
+        let value = from_slice(cbor, "ProofOfBinding")?;
+        let items = array(&value, ids::PROOF_OF_BINDING, 2)?;
         let bound = as_bytes(&items[1], "ProofOfBinding digest")?;
         if Some(bound) != pop_sha256 {
             return Err(ProofError::Mismatch(
@@ -331,90 +276,34 @@ pub fn credential_payload(values: &ElementValues) -> Vec<u8> {
     ]))
 }
 
-/// Reads a credential payload back (the device's side).
-pub fn parse_credential_payload(bytes: &[u8]) -> Result<ElementValues, CborError> {
-    let value = from_slice(bytes, "Credential")?;
-    let map = as_map(&value, "Credential")?;
-    let doc_type = as_text(required(map, "docType", "Credential")?, "docType")?.to_owned();
-    let mut namespaces = Vec::new();
-    for (ns, elements) in as_map(required(map, "nameSpaces", "Credential")?, "nameSpaces")? {
-        let ns = as_text(ns, "namespace")?.to_owned();
-        let mut values = Vec::new();
-        for (name, value) in as_map(elements, &ns)? {
-            values.push((as_text(name, "element")?.to_owned(), value.clone()));
-        }
-        namespaces.push((ns, values));
+/// Checks that the credential payload of `values`, once encrypted (AES-GCM adds a 16-byte tag),
+/// fits in `encryptedValue` (65,536 bytes, spec §3.4). Too large, it names the largest element,
+/// which is the one to shrink (for an mDL, the portrait).
+pub fn check_payload_size(values: &ElementValues) -> Result<(), ElementError> {
+    const TAG: usize = 16;
+    let total = credential_payload(values).len() + TAG;
+    if total <= crate::protocol::wallet::MAX_ENCRYPTED_VALUE {
+        return Ok(());
     }
-    Ok(ElementValues {
-        doc_type,
-        namespaces,
-    })
-}
-
-/// Rebuilds `IssuerSigned` from static auth data and the values the device holds, putting each
-/// value back into its item map in place of the null (the map's key order is kept, as Android's
-/// `issuerSignedItemSetValue` does), so that a verifier can check every digest.
-pub fn issuer_signed_from_static_auth_data(
-    static_auth_data: &[u8],
-    values: &ElementValues,
-) -> Result<Value, CborError> {
-    let sad = from_slice(static_auth_data, "StaticAuthData")?;
-    let map = as_map(&sad, "StaticAuthData")?;
-    let mapping = required(map, "digestIdMapping", "StaticAuthData")?;
-    let issuer_auth = required(map, "issuerAuth", "StaticAuthData")?.clone();
-    let mut namespaces = Vec::new();
-    for (ns, items) in as_map(mapping, "digestIdMapping")? {
-        let ns_name = as_text(ns, "digestIdMapping namespace")?;
-        let Value::Array(items) = items else {
-            return Err(CborError::at(
-                "digestIdMapping",
-                "namespace entry must be an array",
-            ));
-        };
-        let held = values
-            .namespaces
-            .iter()
-            .find(|(n, _)| n == ns_name)
-            .map(|(_, e)| e.as_slice())
-            .unwrap_or_default();
-        let mut rebuilt = Vec::new();
-        for item in items {
-            let metadata = Tag24::from_value(item, "IssuerSignedItemMetadata")?;
-            let Value::Map(entries) = metadata.value().clone() else {
-                return Err(CborError::at("IssuerSignedItemMetadata", "must be a map"));
-            };
-            let element = map_get(&entries, "elementIdentifier")
-                .and_then(|v| v.as_text())
-                .ok_or_else(|| CborError::at("IssuerSignedItemMetadata", "no elementIdentifier"))?
-                .to_owned();
-            let value = held
+    let largest = values
+        .namespaces
+        .iter()
+        .flat_map(|(ns, elements)| {
+            elements
                 .iter()
-                .find(|(name, _)| *name == element)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    CborError::at(
-                        "StaticAuthData",
-                        format!("no value held for {ns_name}/{element}"),
-                    )
-                })?;
-            let filled = entries
-                .into_iter()
-                .map(|(k, v)| {
-                    if k == Value::Text("elementValue".into()) {
-                        (k, value.clone())
-                    } else {
-                        (k, v)
-                    }
-                })
-                .collect();
-            rebuilt.push(Tag24::encode(Value::Map(filled)).to_value());
-        }
-        namespaces.push((ns.clone(), Value::Array(rebuilt)));
-    }
-    Ok(Value::Map(vec![
-        (Value::Text("nameSpaces".into()), Value::Map(namespaces)),
-        (Value::Text("issuerAuth".into()), issuer_auth),
-    ]))
+                .map(move |(id, v)| (ns, id, to_vec(v).len()))
+        })
+        .max_by_key(|(_, _, size)| *size);
+    let (ns, id, size) = largest.ok_or(ElementError::NotAnObject)?;
+    Err(ElementError::Invalid(
+        ns.clone(),
+        id.clone(),
+        format!(
+            "the credential would be {total} bytes encrypted, over the Wallet API's limit of {} \
+             (this element takes {size}); make it smaller",
+            crate::protocol::wallet::MAX_ENCRYPTED_VALUE
+        ),
+    ))
 }
 
 /// SHA-256 of `a ‖ b`: the challenge of DeviceEncryptionKey and EncryptedData proofs.
@@ -425,16 +314,12 @@ pub fn sha256_concat(a: &[u8], b: &[u8]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Parses an auth-key certificate without checking it (for the simulator's bookkeeping).
-pub fn certificate_key(der: &[u8]) -> Result<VerifyingKey, String> {
-    let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
-    certs::public_key(&cert).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    //! The server's readers against the simulator device's independent writers.
     use super::*;
-    use crate::pki::SoftwareSigner;
+    use crate::sim::wallet::android::identity_credential as device;
+    use p256::ecdsa::SigningKey;
 
     fn values() -> ElementValues {
         ElementValues {
@@ -449,50 +334,51 @@ mod tests {
         }
     }
 
+    fn provisioned(values: &ElementValues) -> Vec<device::Namespace> {
+        values.namespaces.clone()
+    }
+
     #[test]
     fn ownership_proofs_verify_and_mismatches_are_named() {
-        let device = SoftwareSigner::generate();
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
         let challenge = Sha256::digest(b"ephemeral key").to_vec();
-        let proof = sign1(
-            proof_of_ownership("org.iso.18013.5.1.mDL", &challenge, false),
-            &device,
-        )
-        .unwrap();
-        let key = device.verifying_key();
+        let proof = device::proof_of_ownership(&key, "org.iso.18013.5.1.mDL", &challenge);
+        let public = *key.verifying_key();
         assert_eq!(
-            verify_ownership(&proof, &key, &challenge),
+            verify_ownership(&proof, &public, &challenge),
             Ok(Ownership {
                 doc_type: "org.iso.18013.5.1.mDL".into(),
                 test_credential: false
             })
         );
         assert!(matches!(
-            verify_ownership(&proof, &key, &[0; 32]),
+            verify_ownership(&proof, &public, &[0; 32]),
             Err(ProofError::Mismatch(_))
         ));
-        let other = SoftwareSigner::generate().verifying_key();
+        let other = *SigningKey::random(&mut rand::rngs::OsRng).verifying_key();
         assert_eq!(
             verify_ownership(&proof, &other, &challenge),
             Err(ProofError::BadSignature)
         );
         assert!(matches!(
-            verify_ownership(b"\x01\x02", &key, &challenge),
+            verify_ownership(b"\x01\x02", &public, &challenge),
             Err(ProofError::Malformed(_))
         ));
     }
 
     #[test]
     fn provisioning_proofs_must_match_the_version_exactly() {
-        let device = SoftwareSigner::generate();
-        let key = device.verifying_key();
-        let payload = proof_of_provisioning(&values(), false);
-        let proof = sign1(payload.clone(), &device).unwrap();
-        let verified = verify_provisioning(&proof, &key, &values()).unwrap();
+        let key = SigningKey::random(&mut rand::rngs::OsRng);
+        let public = *key.verifying_key();
+        let payload =
+            device::proof_of_provisioning_payload("org.iso.18013.5.1.mDL", &provisioned(&values()));
+        let proof = device::sign1(&key, payload.clone());
+        let verified = verify_provisioning(&proof, &public, &values()).unwrap();
         assert_eq!(verified.sha256, <[u8; 32]>::from(Sha256::digest(&payload)));
 
         let mut changed = values();
         changed.namespaces[0].1[0].1 = Value::Text("Roe".into());
-        let err = verify_provisioning(&proof, &key, &changed).unwrap_err();
+        let err = verify_provisioning(&proof, &public, &changed).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the device provisioned another value for org.iso.18013.5.1/family_name"
@@ -500,14 +386,67 @@ mod tests {
         let mut fewer = values();
         fewer.namespaces[0].1.pop();
         assert!(matches!(
-            verify_provisioning(&proof, &key, &fewer),
+            verify_provisioning(&proof, &public, &fewer),
             Err(ProofError::Mismatch(_))
         ));
     }
 
     #[test]
-    fn payload_round_trips() {
+    fn the_device_reads_the_payload_brevet_writes() {
         let bytes = credential_payload(&values());
-        assert_eq!(parse_credential_payload(&bytes).unwrap(), values());
+        let (doc_type, data) = device::read_credential(&bytes).unwrap();
+        assert_eq!(doc_type, values().doc_type);
+        assert_eq!(data, values().namespaces);
+    }
+
+    #[test]
+    fn auth_key_certificates_as_android_writes_them_are_accepted() {
+        let identity = SigningKey::random(&mut rand::rngs::OsRng);
+        let auth = SigningKey::random(&mut rand::rngs::OsRng);
+        let digest = [7u8; 32];
+        let now = std::time::SystemTime::now();
+        let der = device::auth_key_certificate(&identity, auth.verifying_key(), Some(&digest), now);
+        let skew = std::time::Duration::from_secs(300);
+        let key =
+            verify_auth_key_certificate(&der, identity.verifying_key(), Some(&digest), now, skew)
+                .unwrap();
+        assert_eq!(&key, auth.verifying_key());
+        assert_eq!(
+            verify_auth_key_certificate(&der, identity.verifying_key(), Some(&[8; 32]), now, skew),
+            Err(ProofError::Mismatch(
+                "the auth key is bound to another ProofOfProvisioning".into()
+            ))
+        );
+        // A device clock a minute ahead is tolerated; an hour is not.
+        let ahead = device::auth_key_certificate(
+            &identity,
+            auth.verifying_key(),
+            Some(&digest),
+            now + std::time::Duration::from_secs(60),
+        );
+        assert!(verify_auth_key_certificate(
+            &ahead,
+            identity.verifying_key(),
+            Some(&digest),
+            now,
+            skew
+        )
+        .is_ok());
+        let far_ahead = device::auth_key_certificate(
+            &identity,
+            auth.verifying_key(),
+            Some(&digest),
+            now + std::time::Duration::from_secs(3600),
+        );
+        assert_eq!(
+            verify_auth_key_certificate(
+                &far_ahead,
+                identity.verifying_key(),
+                Some(&digest),
+                now,
+                skew
+            ),
+            Err(ProofError::Mismatch("certificate is not yet valid".into()))
+        );
     }
 }

@@ -6,8 +6,10 @@
 //! setting, in the same shape as [`DocTypeSpec`]; see docs/DOC_TYPES.md.
 //!
 //! Holder data arrives as `{ "<namespace>": { "<element>": <json> } }`. Every element must be known
-//! to the doc type, every mandatory one present, and every value of its element's type; the error
-//! names the element at fault.
+//! to the doc type, every mandatory one present, and every value of its element's type and within
+//! its bounds: text non-empty and free of control characters (and within `max_length`), numbers
+//! within `min`/`max`, the document's expiry after its issue. Every problem is reported at once,
+//! each naming its element.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,6 +89,15 @@ pub struct ElementSpec {
     /// When set, the only JSON values allowed (e.g. sex: 0, 1, 2, 9).
     #[serde(default)]
     pub allowed: Option<Vec<Json>>,
+    /// Smallest number allowed (integer elements).
+    #[serde(default)]
+    pub min: Option<i64>,
+    /// Largest number allowed (integer elements).
+    #[serde(default)]
+    pub max: Option<i64>,
+    /// Most characters allowed (text elements).
+    #[serde(default)]
+    pub max_length: Option<usize>,
 }
 
 /// A namespace and its elements.
@@ -108,9 +119,25 @@ pub struct NamespaceSpec {
 pub struct DocTypeSpec {
     /// The docType, e.g. `org.iso.18013.5.1.mDL`.
     pub doc_type: String,
+    /// The elements that say when the document was issued and when it expires, if it has them:
+    /// an MSO never outlives the expiry, and the expiry must follow the issue.
+    #[serde(default)]
+    pub validity: Option<DocumentValidity>,
     /// Its namespaces.
     #[serde(rename = "namespace")]
     pub namespaces: Vec<NamespaceSpec>,
+}
+
+/// Where a document keeps its own dates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentValidity {
+    /// The namespace of both elements.
+    pub namespace: String,
+    /// The element with the issue date (a date or date-time).
+    pub issue: String,
+    /// The element with the expiry date (a date or date-time).
+    pub expiry: String,
 }
 
 /// Holder data that passed validation: per namespace, `(element identifier, CBOR value)` in the
@@ -135,6 +162,48 @@ impl ElementValues {
     /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Every reason holder data was refused, each naming its element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementErrors(pub Vec<ElementError>);
+
+impl std::fmt::Display for ElementErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&all.join("; "))
+    }
+}
+
+impl std::error::Error for ElementErrors {}
+
+impl From<ElementError> for ElementErrors {
+    fn from(error: ElementError) -> Self {
+        Self(vec![error])
+    }
+}
+
+impl ElementError {
+    /// `namespace/element` of the element at fault, when one is.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            ElementError::UnknownElement(ns, id)
+            | ElementError::Missing(ns, id)
+            | ElementError::Invalid(ns, id, _) => Some(format!("{ns}/{id}")),
+            ElementError::UnknownNamespace(ns, _) => Some(ns.clone()),
+            _ => None,
+        }
+    }
+
+    /// What is wrong, without the element's name.
+    pub fn problem(&self) -> String {
+        match self {
+            ElementError::UnknownElement(..) => "not a data element of this namespace".into(),
+            ElementError::Missing(..) => "mandatory element is missing".into(),
+            ElementError::Invalid(_, _, why) => why.clone(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -225,10 +294,17 @@ impl DocTypes {
     }
 
     /// Validates holder data for `doc_type`.
-    pub fn validate(&self, doc_type: &str, holder: &Json) -> Result<ElementValues, ElementError> {
+    pub fn validate(&self, doc_type: &str, holder: &Json) -> Result<ElementValues, ElementErrors> {
         self.get(doc_type)
             .ok_or_else(|| ElementError::UnknownDocType(doc_type.to_owned()))?
             .validate(holder)
+    }
+
+    /// When the document whose values these are expires, if its doc type says where to look.
+    /// A date means 00:00 UTC of that day.
+    pub fn expiry(&self, values: &ElementValues) -> Option<DateTime<Utc>> {
+        let validity = self.get(&values.doc_type)?.validity.as_ref()?;
+        date_value(values, &validity.namespace, &validity.expiry)
     }
 }
 
@@ -260,38 +336,74 @@ impl DocTypeSpec {
                 ));
             }
         }
+        if let Some(validity) = &self.validity {
+            let dated = |id: &str| {
+                self.namespaces
+                    .iter()
+                    .find(|ns| ns.name == validity.namespace)
+                    .and_then(|ns| ns.elements.iter().find(|e| e.id == id))
+                    .is_some_and(|e| {
+                        matches!(
+                            e.ty,
+                            ElementType::FullDate
+                                | ElementType::Tdate
+                                | ElementType::FullDateOrTdate
+                        )
+                    })
+            };
+            if !dated(&validity.issue) || !dated(&validity.expiry) {
+                return Err(format!(
+                    "validity: {}/{} and {}/{} must be date elements of the doc type",
+                    validity.namespace, validity.issue, validity.namespace, validity.expiry
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Validates holder data against this doc type.
-    pub fn validate(&self, holder: &Json) -> Result<ElementValues, ElementError> {
+    /// Validates holder data against this doc type, reporting every problem.
+    pub fn validate(&self, holder: &Json) -> Result<ElementValues, ElementErrors> {
         let given = holder.as_object().ok_or(ElementError::NotAnObject)?;
-        if let Some(unknown) = given
+        let mut errors: Vec<ElementError> = given
             .keys()
-            .find(|name| !self.namespaces.iter().any(|ns| &ns.name == *name))
-        {
-            return Err(ElementError::UnknownNamespace(
-                unknown.clone(),
-                self.doc_type.clone(),
-            ));
-        }
+            .filter(|name| !self.namespaces.iter().any(|ns| &ns.name == *name))
+            .map(|unknown| ElementError::UnknownNamespace(unknown.clone(), self.doc_type.clone()))
+            .collect();
         let mut namespaces = Vec::new();
         for ns in &self.namespaces {
             let empty = serde_json::Map::new();
             let elements = match given.get(&ns.name) {
                 Some(Json::Object(map)) => map,
-                Some(_) => return Err(ElementError::NotAnObject),
+                Some(_) => return Err(ElementError::NotAnObject.into()),
                 None => &empty,
             };
-            let values = ns.validate(elements)?;
+            let values = ns.validate(elements, &mut errors);
             if !values.is_empty() {
                 namespaces.push((ns.name.clone(), values));
             }
         }
-        Ok(ElementValues {
+        let values = ElementValues {
             doc_type: self.doc_type.clone(),
             namespaces,
-        })
+        };
+        if let Some(validity) = &self.validity {
+            let issued = date_value(&values, &validity.namespace, &validity.issue);
+            let expires = date_value(&values, &validity.namespace, &validity.expiry);
+            if let (Some(issued), Some(expires)) = (issued, expires) {
+                if expires <= issued {
+                    errors.push(ElementError::Invalid(
+                        validity.namespace.clone(),
+                        validity.expiry.clone(),
+                        format!("must be after {}", validity.issue),
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(ElementErrors(errors))
+        }
     }
 }
 
@@ -300,40 +412,93 @@ fn is_age_over(id: &str) -> bool {
         .is_some_and(|nn| nn.len() == 2 && nn.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The instant an element holding a full-date (00:00 UTC) or a tdate names.
+fn date_value(values: &ElementValues, namespace: &str, element: &str) -> Option<DateTime<Utc>> {
+    let (_, elements) = values.namespaces.iter().find(|(ns, _)| ns == namespace)?;
+    let (_, value) = elements.iter().find(|(id, _)| id == element)?;
+    let Value::Tag(tag, inner) = value else {
+        return None;
+    };
+    let Value::Text(text) = inner.as_ref() else {
+        return None;
+    };
+    match *tag {
+        super::cbor::TAG_FULL_DATE => parse_date(text)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()),
+        super::cbor::TAG_TDATE => parse_date_time(text),
+        _ => None,
+    }
+}
+
+impl ElementSpec {
+    /// Checks one value's bounds beyond its type.
+    fn check_bounds(&self, json: &Json) -> Result<(), String> {
+        if let Some(allowed) = &self.allowed {
+            if !allowed.contains(json) {
+                let list: Vec<String> = allowed.iter().map(Json::to_string).collect();
+                return Err(format!("must be one of {}", list.join(", ")));
+            }
+        }
+        if let Some(n) = json.as_i64() {
+            if self.min.is_some_and(|min| n < min) || self.max.is_some_and(|max| n > max) {
+                return Err(format!(
+                    "must be between {} and {}",
+                    self.min.map_or("-".into(), |m| m.to_string()),
+                    self.max.map_or("-".into(), |m| m.to_string())
+                ));
+            }
+        }
+        if let (ElementType::Tstr, Some(text)) = (self.ty, json.as_str()) {
+            check_text(text, self.max_length)?;
+        }
+        Ok(())
+    }
+}
+
+/// Text elements are printed on readers' screens: never empty, never control characters.
+fn check_text(text: &str, max_length: Option<usize>) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    if let Some(max) = max_length.filter(|max| text.chars().count() > *max) {
+        return Err(format!("must be at most {max} characters"));
+    }
+    Ok(())
+}
+
 impl NamespaceSpec {
+    /// The namespace's values in the doc type's order; problems go to `errors`.
     fn validate(
         &self,
         given: &serde_json::Map<String, Json>,
-    ) -> Result<Vec<(String, Value)>, ElementError> {
+        errors: &mut Vec<ElementError>,
+    ) -> Vec<(String, Value)> {
         let invalid =
             |id: &str, why: String| ElementError::Invalid(self.name.clone(), id.to_owned(), why);
         for id in given.keys() {
             let known =
                 self.elements.iter().any(|e| &e.id == id) || (self.age_over && is_age_over(id));
             if !known {
-                return Err(ElementError::UnknownElement(self.name.clone(), id.clone()));
+                errors.push(ElementError::UnknownElement(self.name.clone(), id.clone()));
             }
         }
         let mut values = Vec::new();
         for spec in &self.elements {
             match given.get(&spec.id) {
                 None | Some(Json::Null) if spec.mandatory => {
-                    return Err(ElementError::Missing(self.name.clone(), spec.id.clone()))
+                    errors.push(ElementError::Missing(self.name.clone(), spec.id.clone()))
                 }
                 None | Some(Json::Null) => {}
-                Some(json) => {
-                    if let Some(allowed) = &spec.allowed {
-                        if !allowed.contains(json) {
-                            let list: Vec<String> = allowed.iter().map(Json::to_string).collect();
-                            return Err(invalid(
-                                &spec.id,
-                                format!("must be one of {}", list.join(", ")),
-                            ));
-                        }
-                    }
-                    let value = to_cbor(spec.ty, json).map_err(|why| invalid(&spec.id, why))?;
-                    values.push((spec.id.clone(), value));
-                }
+                Some(json) => match to_cbor(spec.ty, json)
+                    .and_then(|value| spec.check_bounds(json).map(|()| value))
+                {
+                    Ok(value) => values.push((spec.id.clone(), value)),
+                    Err(why) => errors.push(invalid(&spec.id, why)),
+                },
             }
         }
         // age_over_NN in ascending NN order, after the listed elements.
@@ -341,10 +506,12 @@ impl NamespaceSpec {
             given.iter().filter(|(id, _)| is_age_over(id)).collect();
         ages.sort_by_key(|(id, _)| id.as_str());
         for (id, json) in ages {
-            let value = to_cbor(ElementType::Bool, json).map_err(|why| invalid(id, why))?;
-            values.push((id.clone(), value));
+            match to_cbor(ElementType::Bool, json) {
+                Ok(value) => values.push((id.clone(), value)),
+                Err(why) => errors.push(invalid(id, why)),
+            }
         }
-        Ok(values)
+        values
     }
 }
 
@@ -609,13 +776,71 @@ mod tests {
         data = sample_mdl();
         data["org.iso.18013.5.1"]["driving_privileges"] = json!([{ "issue_date": "2020-01-01" }]);
         check(&data, "org.iso.18013.5.1/driving_privileges: privilege 0: vehicle_category_code must be a string");
-        check(
-            &json!({ "org.example": {} }),
-            "namespace \"org.example\" is not part of doc type \"org.iso.18013.5.1.mDL\"",
+        let unknown_namespace = types
+            .validate(MDL_DOC_TYPE, &json!({ "org.example": {} }))
+            .unwrap_err();
+        assert_eq!(
+            unknown_namespace.0[0].to_string(),
+            "namespace \"org.example\" is not part of doc type \"org.iso.18013.5.1.mDL\""
+        );
+        assert_eq!(
+            unknown_namespace.0.len(),
+            12,
+            "the unknown namespace and the 11 mandatory elements missing"
         );
         assert_eq!(
             types.validate("org.example.id", &sample_mdl()).unwrap_err(),
-            ElementError::UnknownDocType("org.example.id".into())
+            ElementErrors(vec![ElementError::UnknownDocType("org.example.id".into())])
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_each_named() {
+        let mut data = sample_mdl();
+        let licence = data["org.iso.18013.5.1"].as_object_mut().unwrap();
+        licence.insert("family_name".into(), json!("  "));
+        licence.insert("given_name".into(), json!("Jane\u{0007}"));
+        licence.insert("height".into(), json!(9000));
+        licence.insert("expiry_date".into(), json!("2023-12-31"));
+        licence.remove("document_number");
+        let errors = DocTypes::builtin()
+            .validate(MDL_DOC_TYPE, &data)
+            .unwrap_err();
+        let named: Vec<(Option<String>, String)> =
+            errors.0.iter().map(|e| (e.field(), e.problem())).collect();
+        let ns = |id: &str| Some(format!("org.iso.18013.5.1/{id}"));
+        assert_eq!(
+            named,
+            vec![
+                (ns("family_name"), "must not be empty".into()),
+                (
+                    ns("given_name"),
+                    "must not contain control characters".into()
+                ),
+                (ns("document_number"), "mandatory element is missing".into()),
+                (ns("height"), "must be between 1 and 300".into()),
+                (ns("expiry_date"), "must be after issue_date".into()),
+            ]
+        );
+        let long = "x".repeat(151);
+        let mut data = sample_mdl();
+        data["org.iso.18013.5.1"]["family_name"] = json!(long);
+        assert_eq!(
+            DocTypes::builtin()
+                .validate(MDL_DOC_TYPE, &data)
+                .unwrap_err()
+                .to_string(),
+            "org.iso.18013.5.1/family_name: must be at most 150 characters"
+        );
+    }
+
+    #[test]
+    fn the_expiry_comes_from_the_doc_type() {
+        let types = DocTypes::builtin();
+        let values = types.validate(MDL_DOC_TYPE, &sample_mdl()).unwrap();
+        assert_eq!(
+            types.expiry(&values).unwrap().to_rfc3339(),
+            "2029-01-02T00:00:00+00:00"
         );
     }
 

@@ -17,7 +17,7 @@ use super::cbor::{to_vec, Tag24};
 use super::cose;
 use super::doctype::ElementValues;
 use super::item::IssuerSignedItem;
-use super::mso::{cose_key, MobileSecurityObject, ValidityInfo, DIGEST_ALGORITHM, MSO_VERSION};
+use super::mso::{cose_key, MobileSecurityObject, DIGEST_ALGORITHM, MSO_VERSION};
 use crate::pki::{Signer, SignerError};
 
 /// Why an MSO could not be issued.
@@ -45,16 +45,8 @@ pub struct DocumentSigner<'a> {
     pub certificate: &'a Certificate,
 }
 
-/// The validity an MSO is issued with.
-#[derive(Debug, Clone, Copy)]
-pub struct Validity {
-    /// Signing time.
-    pub signed: DateTime<Utc>,
-    /// Start of validity.
-    pub valid_from: DateTime<Utc>,
-    /// End of validity.
-    pub valid_until: DateTime<Utc>,
-}
+/// The validity an MSO is issued with (`validityInfo`, with `expectedUpdate` when set).
+pub use super::mso::ValidityInfo as Validity;
 
 /// Everything of an MSO but its signature.
 #[derive(Debug, Clone)]
@@ -94,6 +86,11 @@ pub fn prepare(
     if validity.valid_until <= validity.valid_from {
         return Err(IssueError::Validity(
             "validUntil must be after validFrom".into(),
+        ));
+    }
+    if validity.valid_from < validity.signed {
+        return Err(IssueError::Validity(
+            "validFrom must not be before signed (ISO/IEC 18013-5 §9.1.2.4)".into(),
         ));
     }
     let ds_validity = &ds_certificate.tbs_certificate.validity;
@@ -138,12 +135,7 @@ pub fn prepare(
         value_digests,
         device_key: cose_key(device_key),
         doc_type: values.doc_type.clone(),
-        validity: ValidityInfo {
-            signed: validity.signed,
-            valid_from: validity.valid_from,
-            valid_until: validity.valid_until,
-            expected_update: None,
-        },
+        validity,
     };
     let payload = Tag24::encode(mso.to_value()).tagged_bytes();
     let certificate = ds_certificate

@@ -237,10 +237,11 @@ impl From<ChainError> for AttestationError {
     }
 }
 
-/// Checks an attestation chain (leaf first) for `nonce`; returns the attested P-256 identity key.
+/// Checks an attestation chain (leaf first) whose challenge must be one of `challenges`; returns
+/// the attested P-256 identity key.
 pub fn verify(
     chain: &[Certificate],
-    nonce: &[u8],
+    challenges: &[Vec<u8>],
     policy: &AttestationPolicy,
     at: SystemTime,
 ) -> Result<VerifyingKey, AttestationError> {
@@ -263,7 +264,7 @@ pub fn verify(
     let record = raw_extension_value(leaf, KEY_ATTESTATION_OID)
         .ok_or_else(|| fail("the leaf certificate has no key attestation extension"))?;
     let record = KeyDescription::from_der(record).map_err(AttestationError)?;
-    if record.attestation_challenge != nonce {
+    if !challenges.contains(&record.attestation_challenge) {
         return Err(fail(
             "the attestation challenge is not the registration nonce",
         ));

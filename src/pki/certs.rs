@@ -447,11 +447,21 @@ pub fn check_signature(cert: &Certificate, issuer_key: &VerifyingKey) -> Result<
 
 /// Whether `at` falls within the certificate's validity.
 pub fn check_validity(cert: &Certificate, at: SystemTime) -> Result<(), CertError> {
+    check_validity_with_skew(cert, at, Duration::ZERO)
+}
+
+/// Whether `at` falls within the certificate's validity widened by `skew` at both ends (for
+/// certificates made by devices whose clocks drift).
+pub fn check_validity_with_skew(
+    cert: &Certificate,
+    at: SystemTime,
+    skew: Duration,
+) -> Result<(), CertError> {
     let validity = &cert.tbs_certificate.validity;
-    if at < validity.not_before.to_system_time() {
+    if at + skew < validity.not_before.to_system_time() {
         return Err(CertError::Invalid("certificate is not yet valid".into()));
     }
-    if at > validity.not_after.to_system_time() {
+    if at > validity.not_after.to_system_time() + skew {
         return Err(CertError::Invalid("certificate has expired".into()));
     }
     Ok(())

@@ -155,18 +155,10 @@ async fn notify(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let behaviour = {
-        let mut s = lock(&shared);
-        s.received += 1;
-        if s.script.is_empty() {
-            s.then.unwrap_or(Behaviour::Accept)
-        } else {
-            s.script.remove(0)
-        }
-    };
     let subject_field = match method.as_str() {
         "notifyCredentialStatusUpdateAvailable" => "credentialId",
         "notifyProofingStatusUpdateAvailable" => "proofingId",
+        "healthCheck" => "clientMessage",
         _ => {
             return (
                 StatusCode::NOT_FOUND,
@@ -202,6 +194,34 @@ async fn notify(
         );
     }
     let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+    if method == "healthCheck" {
+        // Echoes clientMessage (spec §5.1); health checks are not notifications.
+        return match field("clientMessage") {
+            Some(message) => (
+                StatusCode::OK,
+                Json(
+                    json!({ "responseMetadata": { "requestId": request_id }, "clientMessage": message }),
+                ),
+            ),
+            None => (
+                StatusCode::BAD_REQUEST,
+                error_response(
+                    &request_id,
+                    "clientMessage is required",
+                    "missingRequiredField",
+                ),
+            ),
+        };
+    }
+    let behaviour = {
+        let mut s = lock(&shared);
+        s.received += 1;
+        if s.script.is_empty() {
+            s.then.unwrap_or(Behaviour::Accept)
+        } else {
+            s.script.remove(0)
+        }
+    };
     let (Some(device_reference_id), Some(subject_id)) =
         (field("deviceReferenceId"), field(subject_field))
     else {

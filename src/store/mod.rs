@@ -26,7 +26,8 @@ pub use sqlite::SqliteStore;
 /// A store shared by every request and job of a process.
 pub type SharedStore = Arc<dyn Store>;
 
-/// Failures of the store. Callers map `Conflict` to a client error; the rest are infrastructure.
+/// Failures of the store. Callers map `Conflict` to a client error; `Busy` is worth retrying;
+/// the rest are faults.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was violated; the string names the constraint.
@@ -35,12 +36,40 @@ pub enum StoreError {
     /// A row held a value this version of Brevet cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The database could not be reached or failed.
+    /// The database is unreachable, overloaded or the write lost a race (serialization failure,
+    /// deadlock, lock timeout, SQLite busy): the same request may well succeed in a moment.
+    #[error("database busy or unreachable: {0}")]
+    Busy(#[source] sqlx::Error),
+    /// The database refused the statement for a reason retrying will not change (a foreign-key
+    /// or check violation, a bad query): a bug or a damaged store.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Busy(_))
+    }
+}
+
+/// Postgres SQLSTATEs of conditions that pass: serialization failure, deadlock, lock not
+/// available, query cancelled (statement timeout), and the connection and resource classes.
+fn transient_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
+        || code.starts_with("53")
+}
+
+/// SQLite result codes (primary code in the low byte of an extended one) of a busy or locked
+/// database.
+fn transient_sqlite_code(code: &str) -> bool {
+    code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -49,6 +78,20 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
             }
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if transient_sqlstate(&code) || transient_sqlite_code(&code) {
+                    StoreError::Busy(error)
+                } else {
+                    StoreError::Database(error)
+                }
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Busy(error),
             _ => StoreError::Database(error),
         }
     }

@@ -82,7 +82,19 @@ both_stores! {
         let stale = patch(&app, &path, Some("\"1\""), &json!({ "holderData": sample_mdl() }), &clerk).await;
         assert_eq!((stale.status, code(&stale).as_str()), (StatusCode::PRECONDITION_FAILED, "precondition_failed"));
         assert!(stale.json()["error"]["message"].as_str().unwrap().contains("version 2"));
-        let weak = patch(&app, &path, Some("W/\"2\""), &update, &clerk).await;
+        // The same data again (here in another JSON spelling of the portrait): nothing changes,
+        // no version, no notification.
+        let mut same = changed.clone();
+        same["org.iso.18013.5.1"]["portrait"] = json!("_9j_4AAQSkZJRg");
+        let pending_before = app.store.list_outbox(Some("pending"), 100).await.unwrap().len();
+        let unchanged = patch(&app, &path, Some("\"2\""), &json!({ "holderData": same }), &clerk).await;
+        assert_eq!(unchanged.status, StatusCode::OK, "{}", unchanged.text());
+        assert_eq!(unchanged.headers["etag"], "\"2\"", "identical data makes no version");
+        assert_eq!(unchanged.json()["currentVersionId"], updated.json()["currentVersionId"]);
+        assert_eq!(app.store.list_outbox(Some("pending"), 100).await.unwrap().len(), pending_before, "and notifies nobody");
+        let mut changed_again = changed.clone();
+        changed_again["org.iso.18013.5.1"]["resident_address"] = json!("3 Newer Street");
+        let weak = patch(&app, &path, Some("W/\"2\""), &json!({ "holderData": changed_again }), &clerk).await;
         assert_eq!(weak.status, StatusCode::OK, "weak ETags match too");
 
         let versions = app.get(&format!("{path}/versions"), Some(&auditor)).await.json();
@@ -137,6 +149,31 @@ both_stores! {
             assert_eq!(response.status, StatusCode::BAD_REQUEST);
             assert_eq!(response.json()["error"]["message"], message);
         }
+
+        // Every invalid element at once, each named, in `fields`.
+        let mut several = sample_mdl();
+        let licence = several["org.iso.18013.5.1"].as_object_mut().unwrap();
+        licence.insert("given_name".into(), json!(""));
+        licence.insert("expiry_date".into(), json!("2020-01-01"));
+        licence.insert("height".into(), json!(0));
+        let response = app.post("/admin/v1/credentials", &json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": several }), Some(&admin)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert_eq!(response.json()["error"]["fields"], json!([
+            { "field": "org.iso.18013.5.1/given_name", "problem": "must not be empty" },
+            { "field": "org.iso.18013.5.1/height", "problem": "must be between 1 and 300" },
+            { "field": "org.iso.18013.5.1/expiry_date", "problem": "must be after issue_date" },
+        ]));
+
+        // A portrait that would make the credential larger than the Wallet API carries is refused
+        // when staff enter it, naming the portrait, not when a device asks for it.
+        use base64::Engine;
+        let mut huge = sample_mdl();
+        huge["org.iso.18013.5.1"]["portrait"] = json!(base64::engine::general_purpose::STANDARD.encode(vec![0xffu8; 70_000]));
+        let response = app.post("/admin/v1/credentials", &json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": huge }), Some(&admin)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text());
+        let fields = response.json()["error"]["fields"].clone();
+        assert_eq!(fields[0]["field"], "org.iso.18013.5.1/portrait");
+        assert!(fields[0]["problem"].as_str().unwrap().contains("over the Wallet API's limit of 65536"), "{fields}");
         let no_such = app.get("/admin/v1/credentials/not-a-uuid", Some(&admin)).await;
         assert_eq!((no_such.status, code(&no_such).as_str()), (StatusCode::NOT_FOUND, "not_found"));
         let unknown = app.get(&format!("/admin/v1/credentials/{}", uuid::Uuid::now_v7()), Some(&admin)).await;

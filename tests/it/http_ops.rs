@@ -12,7 +12,13 @@ both_stores! {
         assert_eq!(health.json(), serde_json::json!({ "status": "ok" }));
         let ready = app.get("/readyz", None).await;
         assert_eq!(ready.status, StatusCode::OK);
-        assert_eq!(ready.json(), serde_json::json!({ "status": "ready", "store": db.backend.as_str() }));
+        assert_eq!(ready.json(), serde_json::json!({ "status": "ready", "store": db.backend.as_str(), "mode": "production" }));
+
+        let mut config = db.config();
+        config.mode = Some(brevet::config::Mode::Development);
+        let development = db.app_with(config).await.get("/readyz", None).await.json();
+        assert_eq!(development["mode"], "development");
+        assert!(development["warnings"][0].as_str().unwrap().contains("never issue real credentials"), "{development}");
     }
 
     async fn readyz_is_503_when_the_store_is_gone(db: TestDb) {

@@ -214,6 +214,7 @@ impl TestIssuer {
             signed: now,
             valid_from: now,
             valid_until: now + chrono::Duration::days(30),
+            expected_update: None,
         };
         let ds = DocumentSigner {
             signer: &self.ds_key,
@@ -349,6 +350,7 @@ fn issuance_refuses_validity_beyond_the_ds_certificate() {
         signed: now,
         valid_from: now,
         valid_until: now + chrono::Duration::days(400),
+        expected_update: None,
     };
     let err = issue::issue(&values, &device.verifying_key(), too_long, &ds).unwrap_err();
     assert!(
@@ -359,6 +361,7 @@ fn issuance_refuses_validity_beyond_the_ds_certificate() {
         signed: now,
         valid_from: now,
         valid_until: now - chrono::Duration::days(1),
+        expected_update: None,
     };
     assert!(issue::issue(&values, &device.verifying_key(), backwards, &ds).is_err());
     // The prepared MSO can be signed elsewhere (an HSM) and completed.
@@ -366,6 +369,7 @@ fn issuance_refuses_validity_beyond_the_ds_certificate() {
         signed: now,
         valid_from: now,
         valid_until: now + chrono::Duration::days(1),
+        expected_update: None,
     };
     let prepared = issue::prepare(&values, &device.verifying_key(), valid, &issuer.ds).unwrap();
     let signature = issuer.ds_key.sign(&prepared.to_be_signed()).unwrap();
@@ -481,11 +485,11 @@ mod properties {
 
     fn holder() -> impl Strategy<Value = serde_json::Value> {
         (
-            "[A-Za-z' -]{1,40}",
-            "[A-Za-z -]{1,40}",
+            "[A-Za-z][A-Za-z' -]{0,39}",
+            "[A-Za-z][A-Za-z -]{0,39}",
             (1900i32..2020, 1u32..13, 1u32..29),
             proptest::collection::vec(any::<u8>(), 1..64),
-            proptest::option::of(0u64..300),
+            proptest::option::of(1u64..300),
             proptest::bool::ANY,
         )
             .prop_map(|(family, given, (y, m, d), portrait, height, over_18)| {

@@ -74,6 +74,7 @@ async fn only_the_pinned_client_certificate_gets_through() {
             client_identity: identity_path,
             ca_certificate: Some(google_ca_path.clone()),
             timeout_secs: Some(5),
+            api_version: None,
         };
         GoogleClient::from_config(&config).unwrap().unwrap()
     };

@@ -76,7 +76,7 @@ both_stores! {
         command
             .env("BREVET_DATABASE_URL", db.url.expose())
             .env("BREVET_DATA_DIR", &db.dir)
-            .env("BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT", "true")
+            .env("BREVET_MODE", "development")
             .env("BREVET_GOOGLE__BASE_URL", google.base_url())
             .env("BREVET_GOOGLE__ISSUER_ID", "Sim_Test_Issuer")
             .env("BREVET_OUTBOX__DISPATCH_IN_SERVE", "true")
@@ -84,7 +84,7 @@ both_stores! {
         let server = Server::start(command);
         let token = server.stdout_lines(2).pop().unwrap();
 
-        let output = run_sim(&db.dir, &["--issuer", &server.base_url, "--admin-token", &token]).await;
+        let output = run_sim(&db.dir, &["--issuer", &server.base_url, "--admin-token", &token, "--issuer-id", "Sim_Test_Issuer"]).await;
         let stdout = assert_passed(&output, 28);
         assert!(stdout.contains("3 MSOs verified against the IACA"), "{stdout}");
 

@@ -5,16 +5,17 @@
 use std::time::SystemTime;
 
 use axum::http::StatusCode;
-use brevet::config::Config;
-use brevet::http::wallet::wire;
+use brevet::config::{Config, Mode};
 use brevet::http::wallet::WalletContext;
 use brevet::http::{build_app, AppState, Limits};
-use brevet::mdoc::android;
+use brevet::pki::certs;
 use brevet::pki::keystore::{AuthorityFile, KeyStore, Lifetimes};
 use brevet::pki::wallet_keys::WalletKeyKind;
-use brevet::pki::{certs, SoftwareSigner};
-use brevet::sim::wallet::device::{AttestationClaims, Device, EphemeralKey};
+use brevet::protocol::wallet as wire;
+use brevet::sim::wallet::android::identity_credential as device_ic;
+use brevet::sim::wallet::android::{AttestationClaims, AttestationRoot, Device, EphemeralKey};
 use brevet::sim::wallet::flow::{sample_holder, MDL};
+use p256::ecdsa::SigningKey;
 use serde_json::{json, Value};
 use x509_cert::Certificate;
 
@@ -64,10 +65,14 @@ impl Harness {
         let keys = keystore(&db.dir);
         let mut config = db.config();
         config.keys_dir = Some(keys.dir().to_owned());
-        config.wallet.attestation.trust_simulator_root = true;
+        config.mode = Some(Mode::Development);
         tweak(&mut config);
         let store = db.store().await;
-        let wallet = WalletContext::load(&config, false).unwrap();
+        let wallet = WalletContext::load(
+            &config,
+            &brevet::commands::extra_attestation_anchors(&config),
+        )
+        .unwrap();
         let status_list = wallet.attestation.status_list.clone();
         let router = build_app(
             AppState::new(store.clone(), &config).with_wallet(wallet),
@@ -257,7 +262,7 @@ impl Harness {
         version: &str,
         proof: Option<&Value>,
         keys: usize,
-    ) -> (Vec<SoftwareSigner>, EphemeralKey, Value) {
+    ) -> (Vec<SigningKey>, EphemeralKey, Value) {
         let auth = p.device.auth_keys(keys);
         let key = p.device.encryption_key();
         let mut body = json!({
@@ -315,7 +320,7 @@ both_stores! {
         let mut config = db.config();
         config.keys_dir = Some(h.keys.dir().to_owned());
         let rotated = build_app(
-            AppState::new(h.app.store.clone(), &config).with_wallet(WalletContext::load(&config, false).unwrap()),
+            AppState::new(h.app.store.clone(), &config).with_wallet(WalletContext::load(&config, &[]).unwrap()),
             Limits::from_config(&config),
         );
         let app = TestApp { router: rotated, store: h.app.store.clone() };
@@ -349,14 +354,7 @@ both_stores! {
         let description = h.refused("registerDevice", body(wrong_nonce), "invalidFieldValue", BAD_REQUEST).await;
         assert!(description.contains("not the registration nonce"), "{description}");
 
-        let other_root_key = SoftwareSigner::generate();
-        let other_root = certs::issue_certificate(&certs::CertTemplate {
-            subject: "CN=Untrusted root".into(), issuer: None, serial: None,
-            not_before: SystemTime::now() - std::time::Duration::from_secs(60),
-            lifetime: std::time::Duration::from_secs(86_400), public_key: brevet::pki::Signer::verifying_key(&other_root_key).into(),
-            ca: true, extensions: vec![],
-        }, &other_root_key).unwrap();
-        let untrusted = device.chain_under(&other_root_key, &other_root, &nonce, &AttestationClaims::default());
+        let untrusted = device.chain_under(&AttestationRoot::random(), &nonce, &AttestationClaims::default());
         let description = h.refused("registerDevice", body(untrusted), "invalidFieldValue", BAD_REQUEST).await;
         assert!(description.contains("trusted attestation root"), "{description}");
 
@@ -516,9 +514,10 @@ both_stores! {
         let answer = h.ok("provisionCredential", json!({ "deviceReferenceId": "dev-s", "credentialId": "cs", "proofingId": "s-1" })).await;
         assert!(answer["credential"].get("encryptedData").is_none());
         let payload = wire::decode(answer["credential"]["unencryptedValue"].as_str().unwrap()).unwrap();
-        let values = android::parse_credential_payload(&payload).unwrap();
+        let (doc_type, values) = device_ic::read_credential(&payload).unwrap();
         let expected = brevet::mdoc::doctype::DocTypes::builtin().validate(MDL, &sample_holder()).unwrap();
-        assert_eq!(values, expected, "the payload holds exactly the record's typed values");
+        assert_eq!(doc_type, MDL);
+        assert_eq!(values, expected.namespaces, "the payload holds exactly the record's typed values");
     }
 
     async fn mobile_security_objects_per_auth_key_and_their_refusals(db: TestDb) {
@@ -541,19 +540,18 @@ both_stores! {
         h.refused(msos, many, "invalidFieldValue", BAD_REQUEST).await;
         // A proof signed by another key, a proof of other data.
         let stranger = Device::new("x", MDL);
-        let not_a_pop = json!({ "signature": wire::encode(&android::sign1(
-            android::proof_of_ownership(MDL, &[0; 32], false), p.device.identity_signer()).unwrap()) });
+        let not_a_pop = json!({ "signature": wire::encode(&device_ic::proof_of_ownership(p.device.credential_key(), MDL, &[0; 32])) });
         let (_, _, forged) = h.msos_body(&p, &p.version, Some(&not_a_pop), 1);
         let description = h.refused(msos, forged, "invalidFieldValue", BAD_REQUEST).await;
         assert!(description.contains("not a ProofOfProvisioning"), "{description}");
         let mut other_values = p.device.stored.clone().unwrap();
-        other_values.namespaces[0].1[0].1 = ciborium::Value::Text("Somebody Else".into());
-        let wrong_data = json!({ "signature": wire::encode(&android::sign1(android::proof_of_provisioning(&other_values, false), p.device.identity_signer()).unwrap()) });
+        other_values[0].1[0].1 = ciborium::Value::Text("Somebody Else".into());
+        let wrong_data = json!({ "signature": wire::encode(&device_ic::sign1(p.device.credential_key(), device_ic::proof_of_provisioning_payload(MDL, &other_values))) });
         let (_, _, wrong) = h.msos_body(&p, &p.version, Some(&wrong_data), 1);
         let description = h.refused(msos, wrong, "invalidFieldValue", BAD_REQUEST).await;
         assert!(description.contains("another value for org.iso.18013.5.1/family_name"), "{description}");
-        let real_payload = android::proof_of_provisioning(p.device.stored.as_ref().unwrap(), false);
-        let by_stranger = json!({ "signature": wire::encode(&android::sign1(real_payload, stranger.identity_signer()).unwrap()) });
+        let real_payload = device_ic::proof_of_provisioning_payload(MDL, p.device.stored.as_ref().unwrap());
+        let by_stranger = json!({ "signature": wire::encode(&device_ic::sign1(stranger.credential_key(), real_payload)) });
         let (_, _, sig) = h.msos_body(&p, &p.version, Some(&by_stranger), 1);
         h.refused(msos, sig, "invalidPayloadSignature", UNAUTHORIZED).await;
         // An auth key certified by another device.
@@ -573,8 +571,8 @@ both_stores! {
             let data: wire::EncryptedData = serde_json::from_value(object["encryptedData"].clone()).unwrap();
             assert_eq!(data.recipient_key_id, key.wire.key_id);
             let sad = p.device.open(&key, "MobileSecurityObject", &data, &h.identity_certs()).unwrap();
-            let verified = p.device.verify_mso(&sad, &brevet::pki::Signer::verifying_key(signer), &h.iaca()).unwrap();
-            let days = (verified.mso.validity.valid_until - verified.mso.validity.valid_from).num_days();
+            let reading = p.device.verify_mso(&sad, signer.verifying_key(), &h.iaca()).unwrap();
+            let days = (reading.valid_until - reading.valid_from).num_days();
             assert_eq!(days, 30, "MSO validity follows wallet.mso_validity_secs");
         }
         assert_eq!(h.app.store.list_mso_issuances(record_id, 10).await.unwrap().len(), 4);

@@ -16,9 +16,11 @@ use super::auth::Principal;
 use super::provenance;
 use crate::domain::admin_token::Role;
 use crate::domain::credential::{CredentialRecord, CredentialStatus, CredentialVersion};
+use crate::domain::wallet_credential as lifecycle;
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
+use crate::mdoc::doctype::ElementValues;
 use crate::store::{ChangeError, CredentialFilter};
 
 /// A credential record as the admin API shows it.
@@ -88,6 +90,22 @@ fn change_error(error: ChangeError) -> AdminError {
     }
 }
 
+/// Holder data validated for `doc_type`, including that the credential it makes fits in the
+/// Wallet API; every problem is reported, each naming its element.
+fn checked_holder_data(
+    state: &AppState,
+    doc_type: &str,
+    holder_data: &serde_json::Value,
+) -> Result<ElementValues, AdminError> {
+    let values = state
+        .doc_types
+        .validate(doc_type, holder_data)
+        .map_err(AdminError::invalid_holder_data)?;
+    crate::mdoc::android::check_payload_size(&values)
+        .map_err(|e| AdminError::invalid_holder_data(e.into()))?;
+    Ok(values)
+}
+
 /// Body of `POST /admin/v1/credentials`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -116,10 +134,7 @@ pub async fn create_credential(
     AdminJson(body): AdminJson<CreateCredential>,
 ) -> Result<Response, AdminError> {
     principal.require(Role::Operator)?;
-    state
-        .doc_types
-        .validate(&body.doc_type, &body.holder_data)
-        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    checked_holder_data(&state, &body.doc_type, &body.holder_data)?;
     let actor = principal.actor();
     let record = state
         .store
@@ -268,10 +283,21 @@ pub async fn update_credential(
         .get_credential(id)
         .await?
         .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
-    state
+    let new_values = checked_holder_data(&state, &current.doc_type, &body.holder_data)?;
+    if expected != current.current_version_number {
+        return Err(change_error(ChangeError::VersionMismatch {
+            current: current.current_version_number,
+        }));
+    }
+    // The same data (in whatever JSON spelling) is no change: no version, no notification.
+    let unchanged = state
         .doc_types
-        .validate(&current.doc_type, &body.holder_data)
-        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        .validate(&current.doc_type, &current.holder_data)
+        .is_ok_and(|old| old == new_values);
+    if unchanged && current.status != CredentialStatus::Revoked {
+        tracing::info!(credential_id = %id, "credential update carried the current data; nothing changed");
+        return Ok(with_etag(StatusCode::OK, current));
+    }
     let actor = principal.actor();
     let record = state
         .store
@@ -410,14 +436,28 @@ pub async fn list_devices(
     Path(id): Path<String>,
 ) -> Result<AdminJson<DeviceList>, AdminError> {
     principal.require(Role::Viewer)?;
-    let id = existing(&state, &id).await?;
-    let copies = state.store.list_wallet_credentials(id).await?;
+    let record = state
+        .store
+        .get_credential(parse_id(&id)?)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
+    let copies = state
+        .store
+        .list_wallet_credentials(record.credential_id)
+        .await?;
+    let lifecycle_record = lifecycle::Record {
+        revoked: record.status == CredentialStatus::Revoked,
+        current: record.current_version_id,
+    };
     let devices = copies
         .into_iter()
         .map(|c| DeviceView {
+            // What Google sees on getCredentialStatus, derived as the Wallet API derives it.
+            status: lifecycle::status(&c.state(), &lifecycle_record)
+                .as_str()
+                .to_owned(),
             wallet_credential_id: c.wallet_credential_id,
             device_reference_id: c.device_reference_id,
-            status: c.status,
             provisioned_version_id: c.provisioned_version_id,
             created_at: c.created_at,
         })

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
-use crate::config::{Config, HpkeConfig, HpkeContextSlot};
+use crate::config::{ChallengeForm, Config, DocTypePolicy, HpkeConfig, HpkeContextSlot};
+use crate::domain::mso_validity::Policy;
 use crate::pki::attestation::AttestationPolicy;
 use crate::pki::hpke::HpkeContext;
 use crate::pki::keystore::KeyStore;
@@ -29,8 +30,16 @@ pub struct WalletSettings {
     pub allow_plaintext: bool,
     /// Accept proofs marked `testCredential`.
     pub accept_test_credentials: bool,
-    /// Lifetime of an MSO.
+    /// Lifetime of an MSO (default for doc types without their own).
     pub mso_validity: Duration,
+    /// `expectedUpdate` interval (default for doc types without their own).
+    pub mso_refresh: Option<Duration>,
+    /// Per doc type MSO policies.
+    pub doc_types: std::collections::BTreeMap<String, DocTypePolicy>,
+    /// Clock tolerance for MSOs and device certificates.
+    pub clock_skew: Duration,
+    /// Which form of the registration nonce an attestation challenge may take.
+    pub challenge_form: ChallengeForm,
     /// Most auth keys per call.
     pub max_auth_keys: usize,
     /// HPKE contexts.
@@ -57,8 +66,29 @@ impl WalletSettings {
             allow_plaintext: config.wallet.allow_plaintext,
             accept_test_credentials: config.wallet.accept_test_credentials,
             mso_validity: Duration::from_secs(config.wallet.mso_validity_secs),
+            mso_refresh: config.wallet.mso_refresh_secs.map(Duration::from_secs),
+            doc_types: config.wallet.doc_type.clone(),
+            clock_skew: Duration::from_secs(config.wallet.clock_skew_secs),
+            challenge_form: config.wallet.attestation.challenge_form,
             max_auth_keys: config.wallet.max_auth_keys,
             hpke: config.wallet.hpke.clone(),
+        }
+    }
+
+    /// The MSO policy of `doc_type`: its own settings, else the defaults.
+    pub fn mso_policy(&self, doc_type: &str) -> Policy {
+        let own = self.doc_types.get(doc_type);
+        let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        let std = |d: Duration| secs(d.as_secs());
+        Policy {
+            lifetime: own
+                .and_then(|p| p.mso_validity_secs)
+                .map_or(std(self.mso_validity), secs),
+            refresh: own
+                .and_then(|p| p.mso_refresh_secs)
+                .map(secs)
+                .or(self.mso_refresh.map(std)),
+            skew: std(self.clock_skew),
         }
     }
 
@@ -99,9 +129,10 @@ impl WalletContext {
         }
     }
 
-    /// Loads keys from the key directory and trust anchors from the configured files.
-    /// `development` adds the simulator's attestation root (zero-configuration starts).
-    pub fn load(config: &Config, development: bool) -> anyhow::Result<Self> {
+    /// Loads keys from the key directory and trust anchors from the configured files, plus
+    /// `extra_anchors` (SHA-256 fingerprints the caller chose to trust: the simulator's root in
+    /// development mode).
+    pub fn load(config: &Config, extra_anchors: &[[u8; 32]]) -> anyhow::Result<Self> {
         let mut context = Self::without_keys(config);
         let store = KeyStore::new(config.effective_keys_dir());
         let now = SystemTime::now();
@@ -128,11 +159,7 @@ impl WalletContext {
                 .with_context(|| format!("wallet.attestation.roots: {}", path.display()))?;
             context.attestation.anchors.push(chain::fingerprint(&cert)?);
         }
-        if config.wallet.attestation.trust_simulator_root || development {
-            let (_, root) = crate::sim::wallet::attestation_root();
-            context.attestation.anchors.push(chain::fingerprint(&root)?);
-            tracing::warn!("registerDevice trusts the simulator's attestation root: development and tests only");
-        }
+        context.attestation.anchors.extend_from_slice(extra_anchors);
         if context.attestation.anchors.is_empty() {
             tracing::warn!("no attestation root configured (wallet.attestation.roots): registerDevice refuses every device");
         }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use p256::ecdsa::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,15 +20,12 @@ use uuid::Uuid;
 
 use super::crypto::{
     answer, decode_field, device_encryption_key, identity_key, internal, proof_refusal, refuse,
-    seal_for_device,
+    seal_for_device, unavailable,
 };
 use super::device::check_device_reference_id;
 use super::request::{HasMetadata, RequestMetadata, ResponseMetadata, WalletRequest};
-use super::wire::{
-    self, AuthKey, Credential, DeviceEncryptionKey, MobileSecurityObject, ProofOfProvisioning,
-    UserActionRequired,
-};
 use crate::domain::credential::{CredentialRecord, CredentialStatus};
+use crate::domain::mso_validity::{self, NoValidity};
 use crate::domain::proofing::ProofingStatus;
 use crate::domain::wallet_credential::{self as lifecycle, CopyStatus, Event, Record};
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind as K};
@@ -37,6 +34,10 @@ use crate::mdoc::android;
 use crate::mdoc::doctype::ElementValues;
 use crate::mdoc::issue::{self, DocumentSigner, Validity};
 use crate::mdoc::mso::cose_key;
+use crate::protocol::wallet::{
+    self as wire, AuthKey, Credential, DeviceEncryptionKey, MobileSecurityObject,
+    ProofOfProvisioning, UserActionRequired,
+};
 use crate::store::{CopyChange, NewMsoIssuance, WalletCopy};
 
 /// Longest credentialId accepted ([I]; Google's are UUIDs).
@@ -251,9 +252,10 @@ async fn change_copy(
             return Ok((written, record));
         }
     }
-    Err(refuse(
-        K::InvalidState,
-        "the credential is changing; try again",
+    // Three lost races in a row: the copy is busy, which is no fault of the caller's.
+    Err(WalletError::unavailable(
+        format!("device copy {wallet_credential_id} changed under three attempts"),
+        "the credential is changing; retry the request",
     ))
 }
 
@@ -328,12 +330,18 @@ async fn provision(
         )
     })?;
     let record = record_of(state, record_id).await?;
+    if record.status == CredentialStatus::Revoked {
+        return Err(illegal(lifecycle::Illegal::Revoked));
+    }
     let target = encryption_target(
         state,
         &identity,
         &record.doc_type,
         body.device_encryption_key.as_ref(),
     )?;
+    // Checked before the copy is bound: a device that can never get MSOs (an expired
+    // document, no signer) is told now and nothing is written.
+    signing_plan(state, &element_values(state, &record)?)?;
     // Bound before the record is read again below, so that an update committed from here on
     // finds this copy and announces itself to Google.
     state
@@ -429,6 +437,9 @@ async fn certify(
         body.device_encryption_key.as_ref(),
     )?;
     let values = element_values(state, &record)?;
+    // Everything that can refuse the call is decided before anything is written: the signer and
+    // validity, the proof, every auth key.
+    let signing = signing_plan(state, &values)?;
     let pop_sha256: Vec<u8> = match &body.proof_of_provisioning {
         Some(proof) => {
             let bytes = decode_field("proofOfProvisioning.signature", &proof.signature)?;
@@ -448,12 +459,14 @@ async fn certify(
             .ok_or_else(|| illegal(lifecycle::Illegal::NoProof))?,
     };
     let now = SystemTime::now();
+    let skew = state.wallet.settings.clock_skew;
     let mut auth_keys = Vec::with_capacity(body.auth_keys.len());
     for (index, auth_key) in body.auth_keys.iter().enumerate() {
         let what = format!("authKeys[{index}].certificate");
         let der = decode_field(&what, &auth_key.certificate)?;
-        let key = android::verify_auth_key_certificate(&der, &identity, Some(&pop_sha256), now)
-            .map_err(|e| proof_refusal(&what, e))?;
+        let key =
+            android::verify_auth_key_certificate(&der, &identity, Some(&pop_sha256), now, skew)
+                .map_err(|e| proof_refusal(&what, e))?;
         auth_keys.push((der, key));
     }
     if with_proof {
@@ -470,15 +483,65 @@ async fn certify(
         values,
         auth_keys,
         target,
+        signing,
     )
     .await
+}
+
+/// The document signer and validity of the MSOs about to be issued.
+struct SigningPlan {
+    validity: Validity,
+}
+
+/// Decides with which validity MSOs for `values` can be signed now. A document that expired is
+/// `invalidState` (final for this version); a missing or expired DS certificate, or a missing
+/// identity key, is the retryable 503: Google tries again once the operator has rotated.
+fn signing_plan(state: &AppState, values: &ElementValues) -> Result<SigningPlan, WalletError> {
+    let wallet = &state.wallet;
+    if wallet
+        .keys
+        .as_ref()
+        .and_then(|k| k.active_identity())
+        .is_none()
+    {
+        return Err(unavailable(
+            "no Wallet identity key: run `brevet keys init`",
+        ));
+    }
+    let ds = wallet
+        .document_signer
+        .as_ref()
+        .ok_or_else(|| unavailable("no document signer key: run `brevet keys init`"))?;
+    let ds_validity = &ds.certificate.tbs_certificate.validity;
+    let decided = mso_validity::decide(
+        Utc::now(),
+        &wallet.settings.mso_policy(&values.doc_type),
+        ds_validity.not_before.to_system_time().into(),
+        ds_validity.not_after.to_system_time().into(),
+        state.doc_types.expiry(values),
+    );
+    match decided {
+        Ok(v) => Ok(SigningPlan {
+            validity: Validity {
+                signed: v.signed,
+                valid_from: v.valid_from,
+                valid_until: v.valid_until,
+                expected_update: v.expected_update,
+            },
+        }),
+        Err(expired @ NoValidity::DocumentExpired(_)) => {
+            Err(refuse(K::InvalidState, expired.to_string()))
+        }
+        Err(signer @ NoValidity::SignerNotValid(..)) => Err(unavailable(format!(
+            "{signer}: rotate it with `brevet keys rotate-ds`"
+        ))),
+    }
 }
 
 /// MSOs built and sealed, waiting to be recorded.
 struct Issued {
     objects: Vec<MobileSecurityObject>,
     auth_key_digests: Vec<[u8; 32]>,
-    validity: Validity,
     ds_key_id: String,
 }
 
@@ -489,12 +552,14 @@ async fn issue_msos(
     values: ElementValues,
     auth_keys: Vec<(Vec<u8>, VerifyingKey)>,
     target: Option<(Vec<u8>, String)>,
+    plan: SigningPlan,
 ) -> Result<Vec<MobileSecurityObject>, WalletError> {
     let wallet = state.wallet.clone();
+    let validity = plan.validity;
     // A call's signing and sealing (about 2 ms for 10 auth keys) runs on the blocking pool, so
     // that cheap requests are not queued behind it on the async workers.
     let issued = tokio::task::spawn_blocking(move || {
-        build_msos(&wallet, &values, &auth_keys, target.as_ref())
+        build_msos(&wallet, &values, &auth_keys, target.as_ref(), validity)
     })
     .await
     .map_err(|e| internal(format!("MSO issuance task: {e}")))??;
@@ -506,8 +571,8 @@ async fn issue_msos(
             device_reference_id: device,
             auth_key_sha256: *digest,
             ds_key_id: &issued.ds_key_id,
-            valid_from: issued.validity.valid_from,
-            valid_until: issued.validity.valid_until,
+            valid_from: validity.valid_from,
+            valid_until: validity.valid_until,
         })
         .collect();
     // Recorded before they are handed out: an MSO the log does not know is never issued.
@@ -520,27 +585,12 @@ fn build_msos(
     values: &ElementValues,
     auth_keys: &[(Vec<u8>, VerifyingKey)],
     target: Option<&(Vec<u8>, String)>,
+    validity: Validity,
 ) -> Result<Issued, WalletError> {
     let ds = wallet
         .document_signer
         .as_ref()
-        .ok_or_else(|| internal("no document signer key: run `brevet keys init`"))?;
-    let signed: DateTime<Utc> = Utc::now();
-    let ds_until: DateTime<Utc> = ds
-        .certificate
-        .tbs_certificate
-        .validity
-        .not_after
-        .to_system_time()
-        .into();
-    let wanted = signed
-        + chrono::Duration::from_std(wallet.settings.mso_validity)
-            .unwrap_or(chrono::Duration::days(30));
-    let validity = Validity {
-        signed,
-        valid_from: signed,
-        valid_until: wanted.min(ds_until),
-    };
+        .ok_or_else(|| unavailable("no document signer key: run `brevet keys init`"))?;
     let signer = DocumentSigner {
         signer: ds.signer.as_ref(),
         certificate: &ds.certificate,
@@ -548,8 +598,9 @@ fn build_msos(
     let mut objects = Vec::with_capacity(auth_keys.len());
     let mut auth_key_digests = Vec::with_capacity(auth_keys.len());
     for (der, key) in auth_keys {
+        // A signer that fails (an HSM busy or unreachable) is a passing condition.
         let mso = issue::issue(values, key, validity, &signer)
-            .map_err(|e| internal(format!("MSO issuance: {e}")))?;
+            .map_err(|e| unavailable(format!("MSO issuance: {e}")))?;
         let static_auth_data = crate::mdoc::cbor::to_vec(&mso.static_auth_data());
         auth_key_digests.push(Sha256::digest(crate::mdoc::cbor::to_vec(&cose_key(key))).into());
         let (encrypted_data, unencrypted_value) = match target {
@@ -574,7 +625,6 @@ fn build_msos(
     Ok(Issued {
         objects,
         auth_key_digests,
-        validity,
         ds_key_id: format!("{:04}", ds.number),
     })
 }

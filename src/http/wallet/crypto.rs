@@ -7,10 +7,12 @@ use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 
 use super::context::WalletContext;
-use super::wire::{self, DeviceEncryptionKey, EncryptedData, MAX_ENCRYPTED_VALUE};
 use crate::error::{WalletError, WalletErrorKind as K};
 use crate::mdoc::android::{self, ProofError};
 use crate::pki::hpke;
+use crate::protocol::wallet::{
+    self as wire, DeviceEncryptionKey, EncryptedData, MAX_ENCRYPTED_VALUE,
+};
 use crate::store::Device;
 
 /// An error without request id (the handler adds it).
@@ -18,14 +20,17 @@ pub fn refuse(kind: K, description: impl Into<String>) -> WalletError {
     WalletError::new(kind, description)
 }
 
-/// A server-side failure (missing keys, signer errors): logged, answered 500.
+/// A fault in Brevet (a bug, a damaged store): logged, answered 500.
 pub fn internal(detail: impl Into<String>) -> WalletError {
-    WalletError::new(
-        K::Internal {
-            unavailable: false,
-            detail: detail.into(),
-        },
-        "the issuer could not complete the request",
+    WalletError::internal(detail)
+}
+
+/// A passing server-side condition (a key not yet available, a signer failing): logged,
+/// answered 503 with `Retry-After`.
+pub fn unavailable(detail: impl Into<String>) -> WalletError {
+    WalletError::unavailable(
+        detail,
+        "the issuer cannot complete this request right now; retry",
     )
 }
 
@@ -80,10 +85,11 @@ pub fn device_encryption_key(
     key: &DeviceEncryptionKey,
 ) -> Result<Vec<u8>, WalletError> {
     let public = decode_field("deviceEncryptionKey.publicKey", &key.public_key)?;
-    if public.len() != 65 || public[0] != 0x04 {
+    if public.len() != 65 || public[0] != 0x04 || p256::PublicKey::from_sec1_bytes(&public).is_err()
+    {
         return Err(refuse(
             K::InvalidFieldValue,
-            "deviceEncryptionKey.publicKey is not an uncompressed P-256 point",
+            "deviceEncryptionKey.publicKey is not an uncompressed point on P-256",
         ));
     }
     if key.key_id.is_empty() || key.key_id.len() > 256 {
@@ -133,7 +139,7 @@ pub fn seal_for_device(
         .keys
         .as_ref()
         .and_then(|k| k.active_identity())
-        .ok_or_else(|| internal("no Wallet identity key"))?;
+        .ok_or_else(|| unavailable("no Wallet identity key: run `brevet keys init`"))?;
     let sealed = hpke::seal(
         recipient,
         context.settings.hpke_context(hpke_context),
@@ -148,7 +154,7 @@ pub fn seal_for_device(
     }
     let digest = android::sha256_concat(plaintext, recipient);
     let signature = android::sign1(digest.to_vec(), identity.signer.as_ref())
-        .map_err(|e| internal(format!("identity signature: {e}")))?;
+        .map_err(|e| unavailable(format!("identity signature: {e}")))?;
     Ok(EncryptedData {
         encrypted_value: wire::encode(&sealed.ciphertext),
         encapsulated_key: wire::encode(&sealed.encapsulated_key),
@@ -169,7 +175,7 @@ pub fn open_from_device(
     let keys = context
         .keys
         .as_ref()
-        .ok_or_else(|| internal("no Wallet hybrid key"))?;
+        .ok_or_else(|| unavailable("no Wallet hybrid key: run `brevet keys init`"))?;
     let hybrid = keys
         .hybrid_by_serial(&data.recipient_key_id)
         .ok_or_else(|| {

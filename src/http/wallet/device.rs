@@ -1,11 +1,13 @@
 //! Device registration, first step: `getDeviceRegistrationNonce` (spec/wallet-api.md §4.4). The
-//! nonce (32 random bytes, the Android IdentityCredential challenge limit) is stored with the
-//! deviceReferenceId; a second request replaces the outstanding one. Then `registerDevice`
-//! (§4.5): the attestation chain is checked against that nonce and the identity key stored.
+//! nonce is 24 random bytes sent as a 32-character base64url string without padding, so that it
+//! fits Android's 32-byte challenge limit whether Google hands the device the string or the bytes
+//! it encodes ([I]); it is stored with the deviceReferenceId, and a second request replaces the
+//! outstanding one. Then `registerDevice` (§4.5): the attestation chain is checked against that
+//! nonce (in the forms `wallet.attestation.challenge_form` allows) and the identity key stored.
 
 use axum::extract::State;
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -15,12 +17,14 @@ use x509_cert::der::Encode;
 
 use super::crypto::{answer, decode_field, internal, refuse};
 use super::request::{HasMetadata, RequestMetadata, ResponseMetadata, WalletRequest};
+use crate::config::ChallengeForm;
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind};
 use crate::http::AppState;
 use crate::pki::{attestation, certs};
 
-/// Bytes of a registration nonce (the most Android's attestation challenge takes).
-pub const NONCE_LEN: usize = 32;
+/// Random bytes of a registration nonce: 24, whose base64url form is 32 characters, the most
+/// Android's attestation challenge takes.
+pub const NONCE_LEN: usize = 24;
 /// Longest deviceReferenceId accepted ([I]; Google's are opaque ids well below this).
 pub const MAX_DEVICE_REFERENCE_ID: usize = 512;
 
@@ -43,7 +47,7 @@ impl HasMetadata for NonceRequest {
 #[serde(rename_all = "camelCase")]
 pub struct NonceResponse {
     response_metadata: ResponseMetadata,
-    /// Base64 of 32 random bytes.
+    /// 24 random bytes as 32 characters of base64url without padding.
     nonce: String,
 }
 
@@ -94,7 +98,7 @@ pub async fn get_device_registration_nonce(
         .map_err(|e| WalletError::from(e).for_request(Some(request.request_id().to_owned())))?;
     Ok(Json(NonceResponse {
         response_metadata: ResponseMetadata::answering(request.request_id()),
-        nonce: STANDARD.encode(nonce),
+        nonce: URL_SAFE_NO_PAD.encode(nonce),
     }))
 }
 
@@ -151,6 +155,17 @@ pub async fn register_device(
     Ok(Json(RegisterDeviceResponse {
         response_metadata: ResponseMetadata::answering(&request_id),
     }))
+}
+
+/// The attestation challenges that prove the device saw `nonce`: the 32 ASCII bytes of the string
+/// Brevet sent, the 24 bytes it encodes, or either (spec §4.4, [I]).
+pub fn accepted_challenges(nonce: &[u8], form: ChallengeForm) -> Vec<Vec<u8>> {
+    let text = URL_SAFE_NO_PAD.encode(nonce).into_bytes();
+    match form {
+        ChallengeForm::String => vec![text],
+        ChallengeForm::Bytes => vec![nonce.to_vec()],
+        ChallengeForm::Either => vec![text, nonce.to_vec()],
+    }
 }
 
 async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), WalletError> {
@@ -220,7 +235,7 @@ async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), 
     };
     attestation::verify(
         &chain,
-        &nonce,
+        &accepted_challenges(&nonce, state.wallet.settings.challenge_form),
         &state.wallet.attestation,
         std::time::SystemTime::now(),
     )

@@ -2,17 +2,16 @@
 //! Wallet keys as base64 DER certificates. The requests have no body (an empty JSON object is
 //! accepted too); Google caches the answers.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::crypto::{internal, refuse};
-use super::wire;
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind};
 use crate::http::AppState;
 use crate::pki::certs;
+use crate::protocol::wallet as wire;
 
 /// Response of `getIdentityKey`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,9 +36,7 @@ impl FromRequest<AppState> for EmptyBody {
     type Rejection = WalletError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, WalletError> {
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| refuse(WalletErrorKind::InvalidFieldValue, e.body_text()))?;
+        let body = super::request::read_body(request, state).await?;
         let trimmed = body.trim_ascii();
         if trimmed.is_empty() {
             return Ok(EmptyBody);

@@ -10,7 +10,6 @@ mod health;
 mod keys;
 mod proofing;
 mod request;
-pub mod wire;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

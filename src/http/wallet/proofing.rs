@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 use super::crypto::{answer, identity_key, internal, open_from_device, refuse};
 use super::device::check_device_reference_id;
 use super::request::{HasMetadata, RequestMetadata, ResponseMetadata, WalletRequest};
-use super::wire::{self, EncryptedData};
 use crate::domain::credential::CredentialStatus;
 use crate::domain::proofing::{self, wire_status, ProofingRecord, ProofingStatus, Review};
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind as K};
 use crate::http::AppState;
+use crate::protocol::wallet::{self as wire, EncryptedData};
 use crate::store::{Actor, ProofingInsert, Provenance, ReviewError};
 
 /// Longest proofingId accepted ([I]; Google's are UUIDs).

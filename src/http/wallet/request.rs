@@ -4,61 +4,12 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::error::{InvalidApiVersion, WalletError, WalletErrorKind};
 use crate::http::AppState;
-
-/// `Version`: "major.minor" as two integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ApiVersion {
-    /// Major version.
-    pub major: i64,
-    /// Minor version.
-    pub minor: i64,
-}
-
-impl ApiVersion {
-    /// Parses "MAJOR.MINOR".
-    pub fn parse(raw: &str) -> Option<Self> {
-        let (major, minor) = raw.split_once('.')?;
-        Some(Self {
-            major: major.parse().ok()?,
-            minor: minor.parse().ok()?,
-        })
-    }
-}
-
-/// `RequestMetadata`, present in every Wallet request that has a body.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestMetadata {
-    /// Different on every retry; for correlation only, never for idempotency.
-    pub request_id: String,
-    /// The API version the caller speaks.
-    pub version: ApiVersion,
-    /// The issuer Google believes it is talking to.
-    pub issuer_id: String,
-}
-
-/// `ResponseMetadata`, in every Wallet response and ErrorResponse.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResponseMetadata {
-    /// The `requestId` of the request answered; empty when the request could not be read.
-    pub request_id: String,
-}
-
-impl ResponseMetadata {
-    /// Metadata answering the request with this id.
-    pub fn answering(request_id: &str) -> Self {
-        Self {
-            request_id: request_id.to_owned(),
-        }
-    }
-}
+pub use crate::protocol::wallet::{ApiVersion, RequestMetadata, ResponseMetadata};
 
 /// A Wallet request body that carries `requestMetadata`.
 pub trait HasMetadata {
@@ -92,14 +43,7 @@ where
     type Rejection = WalletError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, WalletError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                WalletError::new(
-                    WalletErrorKind::InvalidFieldValue,
-                    format!("unreadable request body: {}", rejection.body_text()),
-                )
-            })?;
+        let bytes = read_body(request, state).await?;
         // First only the envelope (no tree of the whole body is built): the version is checked
         // before the rest, since a caller on another version may well send another shape.
         let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
@@ -121,6 +65,17 @@ where
             check_version(version, &state.wallet_versions)
                 .map_err(|e| e.for_request(request_id.clone()))?;
         }
+        if let (Some(expected), Some(Value::String(issuer))) =
+            (state.wallet_issuer_id.as_deref(), metadata.get("issuerId"))
+        {
+            if issuer != expected {
+                return Err(WalletError::new(
+                    WalletErrorKind::PermissionDenied,
+                    "requestMetadata.issuerId is not this issuer's id",
+                )
+                .for_request(request_id));
+            }
+        }
         let body: T = serde_json::from_slice(&bytes).map_err(|e| {
             let message = e.to_string();
             let kind = if message.starts_with("missing field") {
@@ -133,6 +88,25 @@ where
         })?;
         Ok(Self { body })
     }
+}
+
+/// The body of a Wallet request: a 413 ErrorResponse past the size limit, a 400 when it cannot be
+/// read.
+pub async fn read_body(request: Request, state: &AppState) -> Result<Bytes, WalletError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            let kind = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                WalletErrorKind::Transport(status)
+            } else {
+                WalletErrorKind::InvalidFieldValue
+            };
+            WalletError::new(
+                kind,
+                format!("unreadable request body: {}", rejection.body_text()),
+            )
+        })
 }
 
 /// The part of any Wallet request read before the rest: `requestMetadata`, loosely typed so that
@@ -167,27 +141,4 @@ fn check_version(version: &Value, accepted: &[ApiVersion]) -> Result<(), WalletE
             parsed.major, parsed.minor, expected.major, expected.minor
         ),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_versions() {
-        assert_eq!(
-            ApiVersion::parse("0.1"),
-            Some(ApiVersion { major: 0, minor: 1 })
-        );
-        assert_eq!(
-            ApiVersion::parse("12.34"),
-            Some(ApiVersion {
-                major: 12,
-                minor: 34
-            })
-        );
-        for bad in ["", "1", "1.", ".1", "a.b", "1.2.3"] {
-            assert_eq!(ApiVersion::parse(bad), None, "{bad:?}");
-        }
-    }
 }

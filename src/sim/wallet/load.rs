@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::android::Device;
 use super::client::{AdminClient, WalletClient};
-use super::device::Device;
 use super::flow::{sample_holder, MDL};
-use crate::http::wallet::wire;
 use crate::pki::{fast_signer, Signer, SoftwareSigner};
+use crate::protocol::wallet as wire;
 
 /// What to seed.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ pub async fn seed(
         .unwrap_or_default()
         .iter()
         .filter_map(|c| wire::decode(c.as_str()?))
-        .filter_map(|der| crate::pki::certs::from_der(&der).ok())
+        .filter_map(|der| <x509_cert::Certificate as x509_cert::der::Decode>::from_der(&der).ok())
         .collect();
     let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();

@@ -1,4 +1,7 @@
-//! The Wallet API's nested JSON objects, shared by the server and the simulator.
+//! The Wallet API's JSON objects that both directions share (spec/wallet-api.md §3): request and
+//! response metadata, the API version, and the nested objects of the methods. The server, the
+//! Google client and the simulators all read and write these; nothing here knows how a payload
+//! is built or checked.
 //!
 //! Google's pages give the names of these objects but, for several, not their fields
 //! (spec/wallet-api.md §13.1). Every field name marked [I] below is our assumption; they are all in
@@ -8,6 +11,61 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// `Version`: "major.minor" as two integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiVersion {
+    /// Major version.
+    pub major: i64,
+    /// Minor version.
+    pub minor: i64,
+}
+
+impl ApiVersion {
+    /// Parses "MAJOR.MINOR".
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (major, minor) = raw.split_once('.')?;
+        Some(Self {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// `RequestMetadata`, present in every Wallet request that has a body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMetadata {
+    /// Different on every retry; for correlation only, never for idempotency.
+    pub request_id: String,
+    /// The API version the caller speaks.
+    pub version: ApiVersion,
+    /// The issuer Google believes it is talking to.
+    pub issuer_id: String,
+}
+
+/// `ResponseMetadata`, in every Wallet response and ErrorResponse.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseMetadata {
+    /// The `requestId` of the request answered; empty when the request could not be read.
+    pub request_id: String,
+}
+
+impl ResponseMetadata {
+    /// Metadata answering the request with this id.
+    pub fn answering(request_id: &str) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+        }
+    }
+}
 
 /// Schemas whose fields are [I]; the OpenAPI document marks them `x-brevet-unconfirmed`.
 pub const UNCONFIRMED_SCHEMAS: [&str; 4] = [
@@ -118,6 +176,11 @@ pub fn evidence_context(member: &str) -> Option<&'static str> {
     }
 }
 
+/// Default HPKE context of the credential payload ([I], `wallet.hpke.credential`).
+pub const CREDENTIAL_CONTEXT: &str = "Credential";
+/// Default HPKE context of each MSO ([I], `wallet.hpke.mobile_security_object`).
+pub const MOBILE_SECURITY_OBJECT_CONTEXT: &str = "MobileSecurityObject";
+
 /// Evidence member carrying a code the issuer handed the user itself [G].
 pub const PRE_AUTHORIZED_CODE: &str = "preAuthorizedCode";
 
@@ -136,6 +199,25 @@ pub fn decode(raw: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(
+            ApiVersion::parse("0.1"),
+            Some(ApiVersion { major: 0, minor: 1 })
+        );
+        assert_eq!(
+            ApiVersion::parse("12.34"),
+            Some(ApiVersion {
+                major: 12,
+                minor: 34
+            })
+        );
+        assert_eq!(ApiVersion { major: 1, minor: 2 }.to_string(), "1.2");
+        for bad in ["", "1", "1.", ".1", "a.b", "1.2.3"] {
+            assert_eq!(ApiVersion::parse(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn base64_in_every_form() {
