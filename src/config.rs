@@ -135,7 +135,27 @@ pub struct GoogleConfig {
     /// private front ends).
     pub ca_certificate: Option<PathBuf>,
     /// The API version Brevet's calls to Google carry ("MAJOR.MINOR"); `None` means 0.1.
+    #[serde(deserialize_with = "version_text")]
     pub api_version: Option<String>,
+}
+
+/// A "MAJOR.MINOR" setting, also when an environment variable made a number of it (`0.1`); a
+/// minor version with a trailing zero must then be quoted (`BREVET_…='"1.10"'`).
+fn version_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Number(f64),
+    }
+    Ok(
+        Option::<Text>::deserialize(deserializer)?.map(|text| match text {
+            Text::String(s) => s,
+            Text::Number(n) => n.to_string(),
+        }),
+    )
 }
 
 /// Delivery of outbox jobs.

@@ -1,32 +1,31 @@
-//! Android key attestation, as registerDevice checks it (spec/wallet-api.md §4.5): the chain ends
-//! in a trusted attestation root, no certificate is revoked, and the leaf's attestation record
-//! (extension 1.3.6.1.4.1.11129.2.1.17, `KeyDescription`) carries our nonce as its challenge, a
-//! locked bootloader with verified boot, the identity-credential tag and a Google package id.
+//! Android key attestation, as registerDevice checks it (spec/wallet-api.md §4.5): the chain is a
+//! valid path to a trusted attestation root (`chain::verify_path`: names, signatures, validity,
+//! and above the leaf only attest keys and CAs), no certificate is revoked, and the leaf's
+//! attestation record (extension 1.3.6.1.4.1.11129.2.1.17, `KeyDescription`) carries our nonce as
+//! its challenge, secure hardware, a locked bootloader with verified boot, the identity-credential
+//! tag and a Google package id.
 //!
 //! The record's ASN.1 uses context tags above 30 (e.g. `[704] rootOfTrust`), which the `der`
-//! crate cannot express; yasna reads and writes them. [`KeyDescription::to_der`] exists for the
-//! simulator, which mints chains with the same layout.
+//! crate cannot express; yasna reads them. The simulator's device writes its own records
+//! (`sim::wallet::android::keymint`); pyasn1 reads both in the cross-checks.
 
 use std::time::SystemTime;
 
 use p256::ecdsa::VerifyingKey;
 use x509_cert::der::oid::ObjectIdentifier;
 use x509_cert::Certificate;
-use yasna::{ASN1Error, BERReader, DERWriter, Tag};
+use yasna::{ASN1Error, BERReader};
 
 use super::certs::{self, raw_extension_value};
-use super::chain::{self, ChainError};
+use super::chain::{self, AttestationProbe, ChainError};
+use crate::protocol::android::{self as ids, tag};
 
 /// OID of the Android key attestation extension.
 pub const KEY_ATTESTATION_OID: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.1.17");
-
-const TAG_ROOT_OF_TRUST: u64 = 704;
-const TAG_ATTESTATION_APPLICATION_ID: u64 = 709;
-const TAG_IDENTITY_CREDENTIAL_KEY: u64 = 721;
+    ObjectIdentifier::new_unwrap(ids::KEY_ATTESTATION_OID);
 
 /// `VerifiedBootState.Verified`.
-pub const VERIFIED_BOOT_VERIFIED: i64 = 0;
+pub const VERIFIED_BOOT_VERIFIED: i64 = ids::VERIFIED_BOOT_VERIFIED;
 
 /// `RootOfTrust`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +41,8 @@ pub struct RootOfTrust {
 /// The fields of an `AuthorizationList` that registration looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthorizationList {
+    /// `[1] purpose`: what the key may do (2 sign, 7 attest key, …).
+    pub purposes: Option<Vec<i64>>,
     /// `[704] rootOfTrust`.
     pub root_of_trust: Option<RootOfTrust>,
     /// `[709] attestationApplicationId`: package names.
@@ -74,7 +75,16 @@ fn read_authorization_list(reader: BERReader<'_, '_>) -> Result<AuthorizationLis
                 let tag = r.lookahead_tag()?;
                 r.read_tagged(tag, |inner| {
                     match tag.tag_number {
-                        TAG_ROOT_OF_TRUST => {
+                        tag::PURPOSE => {
+                            let mut purposes = Vec::new();
+                            inner.read_set_of(|p| {
+                                purposes.push(p.read_i64()?);
+                                Ok(())
+                            })?;
+                            purposes.sort_unstable();
+                            list.purposes = Some(purposes);
+                        }
+                        tag::ROOT_OF_TRUST => {
                             list.root_of_trust = Some(inner.read_sequence(|s| {
                                 let verified_boot_key = s.next().read_bytes()?;
                                 let device_locked = s.next().read_bool()?;
@@ -88,11 +98,11 @@ fn read_authorization_list(reader: BERReader<'_, '_>) -> Result<AuthorizationLis
                                 })
                             })?)
                         }
-                        TAG_ATTESTATION_APPLICATION_ID => {
+                        tag::ATTESTATION_APPLICATION_ID => {
                             let der = inner.read_bytes()?;
                             list.package_names = Some(parse_application_id(&der)?);
                         }
-                        TAG_IDENTITY_CREDENTIAL_KEY => {
+                        tag::IDENTITY_CREDENTIAL_KEY => {
                             inner.read_null()?;
                             list.identity_credential_key = true;
                         }
@@ -128,48 +138,6 @@ fn parse_application_id(der: &[u8]) -> Result<Vec<String>, ASN1Error> {
     })
 }
 
-fn write_authorization_list(writer: DERWriter<'_>, list: &AuthorizationList) {
-    writer.write_sequence(|seq| {
-        if let Some(root) = &list.root_of_trust {
-            seq.next()
-                .write_tagged(Tag::context(TAG_ROOT_OF_TRUST), |w| {
-                    w.write_sequence(|s| {
-                        s.next().write_bytes(&root.verified_boot_key);
-                        s.next().write_bool(root.device_locked);
-                        s.next().write_enum(root.verified_boot_state);
-                        s.next().write_bytes(&[0u8; 32]);
-                    })
-                });
-        }
-        if let Some(names) = &list.package_names {
-            let application_id = yasna::construct_der(|w| {
-                w.write_sequence(|s| {
-                    s.next().write_set_of(|set| {
-                        for name in names {
-                            set.next().write_sequence(|p| {
-                                p.next().write_bytes(name.as_bytes());
-                                p.next().write_i64(1);
-                            });
-                        }
-                    });
-                    s.next()
-                        .write_set_of(|set| set.next().write_bytes(&[0u8; 32]));
-                })
-            });
-            seq.next()
-                .write_tagged(Tag::context(TAG_ATTESTATION_APPLICATION_ID), |w| {
-                    w.write_bytes(&application_id)
-                });
-        }
-        if list.identity_credential_key {
-            seq.next()
-                .write_tagged(Tag::context(TAG_IDENTITY_CREDENTIAL_KEY), |w| {
-                    w.write_null()
-                });
-        }
-    });
-}
-
 impl KeyDescription {
     /// Reads the record from the extension's DER value.
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
@@ -194,22 +162,6 @@ impl KeyDescription {
         })
         .map_err(|e| format!("malformed key attestation record: {e}"))
     }
-
-    /// Encodes the record (the simulator's side).
-    pub fn to_der(&self) -> Vec<u8> {
-        yasna::construct_der(|w| {
-            w.write_sequence(|seq| {
-                seq.next().write_i64(self.attestation_version);
-                seq.next().write_enum(self.attestation_security_level);
-                seq.next().write_i64(self.attestation_version);
-                seq.next().write_enum(self.attestation_security_level);
-                seq.next().write_bytes(&self.attestation_challenge);
-                seq.next().write_bytes(&[]);
-                write_authorization_list(seq.next(), &self.software_enforced);
-                write_authorization_list(seq.next(), &self.hardware_enforced);
-            })
-        })
-    }
 }
 
 /// What registerDevice requires of an attestation ([I] where the spec leaves it open: every
@@ -233,8 +185,36 @@ pub struct AttestationError(pub String);
 
 impl From<ChainError> for AttestationError {
     fn from(error: ChainError) -> Self {
-        AttestationError(error.0)
+        AttestationError(error.to_string())
     }
+}
+
+/// Tells the path validator which certificates above the leaf are Android attest keys.
+struct Probe;
+
+impl AttestationProbe for Probe {
+    fn attest_key(&self, cert: &Certificate) -> Option<Result<(), String>> {
+        let record = raw_extension_value(cert, KEY_ATTESTATION_OID)?;
+        Some(match KeyDescription::from_der(record) {
+            Err(e) => Err(e),
+            // As Google's verifier: exactly one hardware-enforced purpose, ATTEST_KEY.
+            Ok(record) => match record.hardware_enforced.purposes.as_deref() {
+                Some([ids::PURPOSE_ATTEST_KEY]) => Ok(()),
+                Some(other) => Err(format!("hardware-enforced purposes {other:?}")),
+                None => Err("no hardware-enforced purpose".into()),
+            },
+        })
+    }
+}
+
+/// Validates the path of an attestation chain (leaf first) at `at` against `anchors`, with the
+/// rules of [`chain::verify_path`].
+pub fn verify_path(
+    chain: &[Certificate],
+    anchors: &[[u8; 32]],
+    at: SystemTime,
+) -> Result<Vec<chain::Link>, ChainError> {
+    chain::verify_path(chain, anchors, at, &Probe)
 }
 
 /// Checks an attestation chain (leaf first) whose challenge must be one of `challenges`; returns
@@ -246,7 +226,7 @@ pub fn verify(
     at: SystemTime,
 ) -> Result<VerifyingKey, AttestationError> {
     let fail = |what: &str| AttestationError(what.to_owned());
-    chain::verify_chain(chain, &policy.anchors, at)?;
+    verify_path(chain, &policy.anchors, at)?;
     for (index, cert) in chain.iter().enumerate() {
         let serial = certs::serial_hex(cert);
         if policy.revoked_serials.contains(&serial) {
@@ -260,6 +240,7 @@ pub fn verify(
             )));
         }
     }
+    // The leaf's record is the one that speaks for the key (the freshest attestation).
     let leaf = &chain[0];
     let record = raw_extension_value(leaf, KEY_ATTESTATION_OID)
         .ok_or_else(|| fail("the leaf certificate has no key attestation extension"))?;
@@ -269,7 +250,7 @@ pub fn verify(
             "the attestation challenge is not the registration nonce",
         ));
     }
-    if record.attestation_security_level == 0 {
+    if record.attestation_security_level == ids::SECURITY_LEVEL_SOFTWARE {
         return Err(fail("the key is not held in secure hardware"));
     }
     let hardware = &record.hardware_enforced;
@@ -306,32 +287,42 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record() -> KeyDescription {
-        KeyDescription {
-            attestation_version: 200,
-            attestation_security_level: 1,
-            attestation_challenge: vec![7; 32],
-            software_enforced: AuthorizationList {
-                package_names: Some(vec!["com.google.android.gms".into()]),
-                ..Default::default()
-            },
-            hardware_enforced: AuthorizationList {
-                root_of_trust: Some(RootOfTrust {
-                    verified_boot_key: vec![1; 32],
-                    device_locked: true,
-                    verified_boot_state: 0,
-                }),
-                package_names: None,
-                identity_credential_key: true,
-            },
-        }
-    }
+    use crate::sim::wallet::android::keymint::{key_description, AttestationClaims};
+    use yasna::Tag;
 
     #[test]
-    fn record_round_trips() {
-        let original = record();
-        assert_eq!(KeyDescription::from_der(&original.to_der()), Ok(original));
+    fn reads_the_devices_records() {
+        let claims = AttestationClaims::default();
+        let record =
+            KeyDescription::from_der(&key_description(b"nonce", ids::PURPOSE_SIGN, &claims))
+                .unwrap();
+        assert_eq!(record.attestation_version, 200);
+        assert_eq!(record.attestation_security_level, ids::SECURITY_LEVEL_TEE);
+        assert_eq!(record.attestation_challenge, b"nonce");
+        assert_eq!(
+            record.hardware_enforced.purposes,
+            Some(vec![ids::PURPOSE_SIGN])
+        );
+        assert_eq!(
+            record
+                .hardware_enforced
+                .root_of_trust
+                .as_ref()
+                .map(|r| (r.device_locked, r.verified_boot_state)),
+            Some((true, 0))
+        );
+        assert!(record.hardware_enforced.identity_credential_key);
+        assert_eq!(
+            record.software_enforced.package_names,
+            Some(vec!["com.google.android.gms".to_owned()])
+        );
+        let attest =
+            KeyDescription::from_der(&key_description(b"x", ids::PURPOSE_ATTEST_KEY, &claims))
+                .unwrap();
+        assert_eq!(
+            attest.hardware_enforced.purposes,
+            Some(vec![ids::PURPOSE_ATTEST_KEY])
+        );
         assert!(KeyDescription::from_der(&[0x30, 0x03, 0x02, 0x01]).is_err());
     }
 
@@ -352,7 +343,7 @@ mod tests {
                 });
                 seq.next().write_sequence(|s| {
                     s.next()
-                        .write_tagged(Tag::context(TAG_IDENTITY_CREDENTIAL_KEY), |w| {
+                        .write_tagged(Tag::context(tag::IDENTITY_CREDENTIAL_KEY), |w| {
                             w.write_null()
                         });
                 });

@@ -44,7 +44,7 @@ fn config_error(env: &[(&str, &str)], args: &[&str], file: Option<&str>) -> Stri
 #[test]
 fn bad_settings_are_one_line_errors_naming_the_setting() {
     type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
-    let cases: [Case; 9] = [
+    let cases: [Case; 12] = [
         (
             &[("BREVET_LISTEN", "nonsense")],
             None,
@@ -90,6 +90,26 @@ fn bad_settings_are_one_line_errors_naming_the_setting() {
             Some("listen = \"127.0.0.1:9\"\n[http]\nrequest_timeout = 3\n"),
             "unknown setting `request_timeout`",
         ),
+        // The simulator's root (its key is public) is never trusted outside development mode:
+        // not with a database URL, not with a configuration file, unless the mode says so.
+        (
+            &[
+                ("BREVET_DATABASE_URL", "postgres://db/brevet"),
+                ("BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT", "true"),
+            ],
+            None,
+            "setting `wallet.attestation.trust_simulator_root`: the simulator's attestation root (whose private key is public) is trusted only in development mode",
+        ),
+        (
+            &[],
+            Some("[wallet.attestation]\ntrust_simulator_root = true\n"),
+            "setting `wallet.attestation.trust_simulator_root`",
+        ),
+        (
+            &[("BREVET_MODE", "laptop")],
+            None,
+            "setting `mode` (from BREVET_MODE)",
+        ),
     ];
     for (env, file, expected) in cases {
         let message = config_error(env, &[], file);
@@ -114,7 +134,10 @@ fn config_file_values_are_used_and_env_overrides_them() {
     )
     .unwrap();
     let mut command = brevet(dir.path());
-    command.args(["--config", "brevet.toml"]);
+    // The client commands' BREVET_ADMIN_TOKEN is not a setting of the server's.
+    command
+        .args(["--config", "brevet.toml"])
+        .env("BREVET_ADMIN_TOKEN", "brv_not_a_setting");
     // The file's listen address (port 1, privileged or taken) would fail; the variable wins.
     let server = Server::start(command);
     assert!(
@@ -343,4 +366,45 @@ fn a_broken_doc_type_file_stops_serve_with_a_one_line_error() {
         !dir.path().join("brevet-data").exists(),
         "nothing was created"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_check_calls_googles_health_check_with_the_configured_identity() {
+    let google = brevet::sim::google::FakeGoogle::start("Check_Issuer")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |issuer: &str, version: &str| {
+        brevet(dir.path())
+            .env("BREVET_GOOGLE__BASE_URL", google.base_url())
+            .env("BREVET_GOOGLE__ISSUER_ID", issuer)
+            .env("BREVET_GOOGLE__API_VERSION", version)
+            .args(["google", "check", "--message", "onboarding"])
+            .output()
+            .unwrap()
+    };
+    let ok = run("Check_Issuer", "0.1");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert!(
+        stdout.contains("healthCheck ok") && stdout.contains("\"onboarding\" echoed"),
+        "{stdout}"
+    );
+    // Google's refusals reach the operator: another issuer id, another API version.
+    for (issuer, version, reason) in [
+        ("Wrong_Issuer", "0.1", "issuer id does not match"),
+        ("Check_Issuer", "0.2", "unsupported version"),
+    ] {
+        let refused = run(issuer, version);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8(refused.stderr).unwrap();
+        assert!(
+            stderr.contains("Google's healthCheck failed") && stderr.contains(reason),
+            "{stderr}"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Brevet checked by independent implementations (Python, installed into target/pydeps on first
 //! use): pymdoccbor (cbor2, pycose, cryptography) must accept our MSOs' signature, DS chain and
-//! every element digest; pyhpke must open what our HPKE seals and seal what it opens.
+//! every element digest; pyhpke must open what our HPKE seals and seal what it opens; and
+//! Android's formats read and written in Python from their definitions (android_formats.py:
+//! pyasn1, cbor2, cryptography) must agree with both the server and the simulator's device.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,12 @@ use ciborium::Value;
 
 use crate::mdoc::{sample_mdl, TestIssuer};
 
-const PACKAGES: [&str; 2] = ["pymdoccbor==1.4.0", "pyhpke==0.6.2"];
+const PACKAGES: [&str; 4] = [
+    "pymdoccbor==1.4.0",
+    "pyhpke==0.6.2",
+    "cbor2==6.3.0",
+    "pyasn1==0.6.3",
+];
 
 /// The Python packages' directory, installed once per test process (tests run in parallel).
 fn pydeps() -> PathBuf {
@@ -25,7 +32,10 @@ fn install_pydeps() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pydeps");
     let importable = |dir: &Path| {
         Command::new("python3")
-            .args(["-c", "import pymdoccbor.mdoc.verifier, pyhpke"])
+            .args([
+                "-c",
+                "import pymdoccbor.mdoc.verifier, pyhpke, cbor2, pyasn1, cryptography",
+            ])
             .env("PYTHONPATH", dir)
             .stderr(Stdio::null())
             .status()
@@ -67,7 +77,7 @@ fn device_response(doc_type: &str, issuer_signed: Value) -> Vec<u8> {
 }
 
 /// Runs `tests/crosscheck/<script>` with `args`, feeding `stdin`; returns its standard output.
-fn python(script: &str, args: &[&std::ffi::OsStr], stdin: &str) -> Vec<u8> {
+pub fn python(script: &str, args: &[&std::ffi::OsStr], stdin: &str) -> Vec<u8> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/crosscheck")
         .join(script);
@@ -283,5 +293,298 @@ fn pyca_cryptography_accepts_the_chrome_csr() {
             seen["valid"], false,
             "{kind}: a forged signature must not verify"
         );
+    }
+}
+
+mod android_formats {
+    //! Android's formats between three implementations: the server's reader, the simulator
+    //! device's writer, and tests/crosscheck/android_formats.py written from Android's
+    //! definitions with pyasn1, cbor2 and pyca/cryptography.
+
+    use std::time::{Duration, SystemTime};
+
+    use brevet::mdoc::android as server;
+    use brevet::mdoc::doctype::{DocTypes, MDL_DOC_TYPE};
+    use brevet::pki::attestation::KeyDescription;
+    use brevet::protocol::wallet as wire;
+    use brevet::sim::wallet::android::identity_credential as device;
+    use brevet::sim::wallet::android::{AttestationClaims, AttestationRoot, Device};
+    use p256::ecdsa::SigningKey;
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+
+    use super::python;
+    use crate::mdoc::sample_mdl;
+
+    fn run(args: &[&str], stdin: &str) -> Value {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        serde_json::from_slice(&python("android_formats.py", &args, stdin)).unwrap()
+    }
+
+    fn point(key: &p256::ecdsa::VerifyingKey) -> String {
+        hex::encode(key.to_encoded_point(false).as_bytes())
+    }
+
+    use crate::support::fixtures::pem_chain;
+
+    fn server_reading(der: &[u8]) -> Option<KeyDescription> {
+        let cert = brevet::pki::certs::from_der(der).unwrap();
+        brevet::pki::certs::raw_extension_value(
+            &cert,
+            brevet::pki::attestation::KEY_ATTESTATION_OID,
+        )
+        .map(|record| KeyDescription::from_der(record).unwrap())
+    }
+
+    #[test]
+    fn the_devices_attestation_chain_reads_in_pyasn1_as_android_defines_it() {
+        let device = Device::new("d", MDL_DOC_TYPE);
+        let challenge = b"AAAAbbbbCCCCddddEEEEffffGGGGhhhh".to_vec();
+        let claims = AttestationClaims {
+            via_attest_key: true,
+            ..Default::default()
+        };
+        let chain: Vec<Vec<u8>> = device
+            .chain_under(&AttestationRoot::simulator(), &challenge, &claims)
+            .iter()
+            .map(|b| wire::decode(b).unwrap())
+            .collect();
+        assert_eq!(
+            chain.len(),
+            5,
+            "leaf, attest key, batch CA, intermediate, root"
+        );
+        let hex_chain: Vec<String> = chain.iter().map(hex::encode).collect();
+        let read = run(&["key-descriptions"], &json!(hex_chain).to_string());
+        let leaf = &read[0];
+        assert_eq!(leaf["attestationVersion"], 200);
+        assert_eq!(leaf["securityLevel"], 1);
+        assert_eq!(leaf["challenge"], hex::encode(&challenge));
+        assert_eq!(leaf["hardwareEnforced"]["purposes"], json!([2]));
+        assert_eq!(
+            leaf["hardwareEnforced"]["rootOfTrust"],
+            json!({ "deviceLocked": true, "verifiedBootState": 0 })
+        );
+        assert_eq!(leaf["hardwareEnforced"]["identityCredentialKey"], true);
+        assert_eq!(
+            leaf["softwareEnforced"]["packages"],
+            json!(["com.google.android.gms"])
+        );
+        assert_eq!(
+            read[1]["hardwareEnforced"]["purposes"],
+            json!([7]),
+            "the attest key"
+        );
+        assert_eq!(
+            read.as_array().unwrap()[2..],
+            [Value::Null, Value::Null, Value::Null],
+            "CAs carry no attestation"
+        );
+        // The server's reading of the same leaf agrees.
+        let record = server_reading(&chain[0]).unwrap();
+        assert_eq!(record.attestation_challenge, challenge);
+        assert!(record.hardware_enforced.identity_credential_key);
+        assert_eq!(
+            record.software_enforced.package_names,
+            Some(vec!["com.google.android.gms".to_owned()])
+        );
+    }
+
+    #[test]
+    fn genuine_pixel_chains_read_the_same_in_python_and_in_brevet() {
+        for file in ["pixel7pro_normal.pem", "pixel7pro_attest_keys.pem"] {
+            let chain = pem_chain(file);
+            let hex_chain: Vec<String> = chain.iter().map(hex::encode).collect();
+            let read = run(&["key-descriptions"], &json!(hex_chain).to_string());
+            for (der, python) in chain.iter().zip(read.as_array().unwrap()) {
+                match server_reading(der) {
+                    None => assert_eq!(python, &Value::Null, "{file}"),
+                    Some(record) => {
+                        assert_eq!(python["challenge"], hex::encode(b"challenge"), "{file}");
+                        assert_eq!(
+                            hex::encode(&record.attestation_challenge),
+                            python["challenge"].as_str().unwrap()
+                        );
+                        assert_eq!(
+                            record.attestation_security_level,
+                            python["securityLevel"].as_i64().unwrap()
+                        );
+                        assert_eq!(
+                            json!(record.hardware_enforced.purposes),
+                            python["hardwareEnforced"]["purposes"],
+                            "{file}"
+                        );
+                        assert_eq!(
+                            python["softwareEnforced"]["packages"],
+                            json!(["com.google.attestationexample"])
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_auth_key_certificate_made_by_pyca_as_android_writes_it_is_accepted() {
+        let identity = SigningKey::random(&mut rand::rngs::OsRng);
+        let pop = [0x42u8; 32];
+        let made = run(
+            &[
+                "make-auth-key",
+                &hex::encode(identity.to_bytes()),
+                &hex::encode(pop),
+            ],
+            "",
+        );
+        let der = hex::decode(made["der"].as_str().unwrap()).unwrap();
+        let skew = Duration::from_secs(300);
+        let key = server::verify_auth_key_certificate(
+            &der,
+            identity.verifying_key(),
+            Some(&pop),
+            SystemTime::now(),
+            skew,
+        )
+        .unwrap();
+        assert_eq!(point(&key), made["auth_key"]);
+        assert_eq!(
+            server::verify_auth_key_certificate(
+                &der,
+                identity.verifying_key(),
+                Some(&[0x43; 32]),
+                SystemTime::now(),
+                skew
+            ),
+            Err(server::ProofError::Mismatch(
+                "the auth key is bound to another ProofOfProvisioning".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn python_reads_the_devices_auth_key_certificates_as_android_does() {
+        let mut device = Device::new("d", MDL_DOC_TYPE);
+        let values = DocTypes::builtin()
+            .validate(MDL_DOC_TYPE, &sample_mdl())
+            .unwrap();
+        device.store(&server::credential_payload(&values)).unwrap();
+        let (key, auth) = device.auth_keys(1).remove(0);
+        let der = wire::decode(&auth.certificate).unwrap();
+        let read = run(&["read-auth-key"], &hex::encode(der));
+        assert_eq!(
+            read,
+            json!({
+                "pop_sha256": hex::encode(device.pop_sha256.unwrap()),
+                "critical": false,
+                "issuer": "CN=Android Identity Credential Key",
+                "subject": "CN=Android Identity Credential Authentication Key",
+                "serial": 1,
+                "days": 365,
+                "auth_key": point(key.verifying_key()),
+            })
+        );
+    }
+
+    #[test]
+    fn the_devices_proofs_verify_in_python() {
+        let mut device = Device::new("d", MDL_DOC_TYPE);
+        let identity = point(&device.identity_key());
+        let ephemeral = device.encryption_key();
+        let public = wire::decode(&ephemeral.wire.public_key).unwrap();
+        let ownership = wire::decode(&ephemeral.wire.signature).unwrap();
+        let read = run(&["verify-proof", &identity], &hex::encode(&ownership));
+        assert_eq!(
+            read,
+            json!({
+                "valid": true, "unprotected": 0, "tag": "ProofOfOwnership", "docType": MDL_DOC_TYPE,
+                "challenge": hex::encode(Sha256::digest(&public)), "testCredential": false,
+            })
+        );
+        // A signature by another key does not verify.
+        let stranger = point(&Device::new("s", MDL_DOC_TYPE).identity_key());
+        assert_eq!(
+            run(&["verify-proof", &stranger], &hex::encode(&ownership))["valid"],
+            false
+        );
+
+        let values = DocTypes::builtin()
+            .validate(MDL_DOC_TYPE, &sample_mdl())
+            .unwrap();
+        let proof = device.store(&server::credential_payload(&values)).unwrap();
+        let read = run(
+            &["verify-proof", &identity],
+            &hex::encode(wire::decode(&proof.signature).unwrap()),
+        );
+        assert_eq!(read["valid"], true);
+        assert_eq!(read["tag"], "ProofOfProvisioning");
+        assert_eq!(read["profiles"], json!([{ "id": 0 }]));
+        assert_eq!(read["sha256"], hex::encode(device.pop_sha256.unwrap()));
+        let entries = read["nameSpaces"]["org.iso.18013.5.1"].as_array().unwrap();
+        let expected: Vec<Value> = values.namespaces[0]
+            .1
+            .iter()
+            .map(|(name, value)| json!([name, hex::encode(brevet::mdoc::cbor::to_vec(value)), [0]]))
+            .collect();
+        assert_eq!(
+            entries, &expected,
+            "every element, in the order personalised, byte for byte"
+        );
+    }
+
+    #[test]
+    fn a_provisioning_proof_made_in_python_is_accepted_by_brevet() {
+        let identity = SigningKey::random(&mut rand::rngs::OsRng);
+        let values = DocTypes::builtin()
+            .validate(MDL_DOC_TYPE, &sample_mdl())
+            .unwrap();
+        let request = json!({ "docType": MDL_DOC_TYPE, "nameSpaces": {
+            "org.iso.18013.5.1": values.namespaces[0].1.iter()
+                .map(|(name, value)| json!([name, hex::encode(brevet::mdoc::cbor::to_vec(value))]))
+                .collect::<Vec<_>>() } });
+        let cose = hex::decode(
+            run(
+                &["make-provisioning", &hex::encode(identity.to_bytes())],
+                &request.to_string(),
+            )
+            .as_str()
+            .unwrap(),
+        )
+        .unwrap();
+        let proven = server::verify_provisioning(&cose, identity.verifying_key(), &values).unwrap();
+        let read = run(
+            &["verify-proof", &point(identity.verifying_key())],
+            &hex::encode(&cose),
+        );
+        assert_eq!(hex::encode(proven.sha256), read["sha256"]);
+        // Made for other data, it is refused.
+        let mut other = values.clone();
+        other.namespaces[0].1[0].1 = ciborium::Value::Text("Someone Else".into());
+        assert!(server::verify_provisioning(&cose, identity.verifying_key(), &other).is_err());
+    }
+
+    #[test]
+    fn python_reads_the_credential_payload_brevet_writes() {
+        let values = DocTypes::builtin()
+            .validate(MDL_DOC_TYPE, &sample_mdl())
+            .unwrap();
+        let read = run(
+            &["credential-payload"],
+            &hex::encode(server::credential_payload(&values)),
+        );
+        assert_eq!(read["docType"], MDL_DOC_TYPE);
+        let elements = read["nameSpaces"]["org.iso.18013.5.1"].as_object().unwrap();
+        assert_eq!(elements.len(), values.len());
+        for (name, value) in &values.namespaces[0].1 {
+            assert_eq!(
+                elements[name],
+                hex::encode(brevet::mdoc::cbor::to_vec(value)),
+                "{name}"
+            );
+        }
+        // And the device's own reading agrees with Python's.
+        let (doc_type, data) =
+            device::read_credential(&server::credential_payload(&values)).unwrap();
+        assert_eq!(doc_type, MDL_DOC_TYPE);
+        assert_eq!(data, values.namespaces);
     }
 }

@@ -1,8 +1,7 @@
 //! The credentials admin API end to end in-process, on both stores: create, read, list, edit with
 //! If-Match, versions, revoke, roles, and the audit and outbox views.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::mdoc::sample_mdl;
@@ -16,14 +15,7 @@ async fn patch(
     body: &Value,
     token: &str,
 ) -> TestResponse {
-    let mut request = Request::patch(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json");
-    if let Some(tag) = if_match {
-        request = request.header("if-match", tag);
-    }
-    app.send(request.body(Body::from(body.to_string())).unwrap())
-        .await
+    app.patch(path, body, Some(token), if_match).await
 }
 
 async fn token(app: &TestApp, admin: &str, name: &str, role: &str) -> String {

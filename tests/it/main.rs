@@ -9,9 +9,11 @@
 #[macro_use]
 mod support;
 
+mod attestation;
 mod certprov;
 mod cli;
 mod crosscheck;
+mod device_boundary;
 mod http_admin;
 mod http_credentials;
 mod http_ops;

@@ -41,6 +41,10 @@ struct Provisioned {
 
 fn keystore(dir: &std::path::Path) -> KeyStore {
     let keys = KeyStore::new(dir.join("keys"));
+    if keys.is_initialised() {
+        // A second harness in the same test shares the first one's keys.
+        return keys;
+    }
     keys.init(
         &AuthorityFile {
             country: "US".into(),
@@ -62,17 +66,26 @@ impl Harness {
     }
 
     async fn with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::with_wallet(db, tweak, |_| {}).await
+    }
+
+    async fn with_wallet(
+        db: &TestDb,
+        tweak: impl FnOnce(&mut Config),
+        tweak_wallet: impl FnOnce(&mut WalletContext),
+    ) -> Self {
         let keys = keystore(&db.dir);
         let mut config = db.config();
         config.keys_dir = Some(keys.dir().to_owned());
         config.mode = Some(Mode::Development);
         tweak(&mut config);
         let store = db.store().await;
-        let wallet = WalletContext::load(
+        let mut wallet = WalletContext::load(
             &config,
             &brevet::commands::extra_attestation_anchors(&config),
         )
         .unwrap();
+        tweak_wallet(&mut wallet);
         let status_list = wallet.attestation.status_list.clone();
         let router = build_app(
             AppState::new(store.clone(), &config).with_wallet(wallet),
@@ -177,11 +190,15 @@ impl Harness {
     }
 
     async fn record(&self) -> (String, String) {
+        self.record_of(&sample_holder()).await
+    }
+
+    async fn record_of(&self, holder: &Value) -> (String, String) {
         let created = self
             .app
             .post(
                 "/admin/v1/credentials",
-                &json!({ "docType": MDL, "holderData": sample_holder() }),
+                &json!({ "docType": MDL, "holderData": holder }),
                 Some(&self.token),
             )
             .await;
@@ -227,8 +244,13 @@ impl Harness {
 
     /// A device with a registered key, an accepted proofing and a provisioned credential.
     async fn provisioned(&self, device_id: &str) -> Provisioned {
+        self.provisioned_with(device_id, &sample_holder()).await
+    }
+
+    /// The same for a record with `holder` data.
+    async fn provisioned_with(&self, device_id: &str, holder: &Value) -> Provisioned {
         let mut device = self.registered(device_id).await;
-        let (record_id, _) = self.record().await;
+        let (record_id, _) = self.record_of(holder).await;
         let proofing_id = format!("proofing-{device_id}");
         self.proofing(&device, &proofing_id).await;
         self.approve(&proofing_id, &record_id).await;
@@ -689,5 +711,266 @@ both_stores! {
             assert_eq!(response.status, BAD_REQUEST, "{method}");
             assert_eq!(response.json()["invalidApiVersion"]["requestVersion"], json!({ "major": 9, "minor": 9 }), "{method}");
         }
+    }
+}
+
+/// The document signer of `wallet`, replaced by one whose certificate covers only
+/// `not_before .. not_before + lifetime`.
+fn ds_valid_between(
+    wallet: &mut WalletContext,
+    not_before: SystemTime,
+    lifetime: std::time::Duration,
+) {
+    let key = brevet::pki::SoftwareSigner::generate();
+    let certificate = certs::issue_certificate(
+        &certs::CertTemplate {
+            subject: "CN=Out-of-date DS,C=US".into(),
+            issuer: None,
+            serial: None,
+            not_before,
+            lifetime,
+            public_key: brevet::pki::Signer::verifying_key(&key).into(),
+            ca: false,
+            extensions: vec![],
+        },
+        &key,
+    )
+    .unwrap();
+    wallet.document_signer = Some(brevet::http::wallet::DocumentSignerKey {
+        number: 9,
+        certificate,
+        signer: Box::new(key),
+    });
+}
+
+both_stores! {
+    async fn android_auth_key_certificates_carry_proof_of_binding_in_one_wrap(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let p = h.provisioned("dev-pob").await;
+        // As Android writes it (the device's certificates): accepted.
+        let (_, _, body) = h.msos_body(&p, &p.version, Some(&p.proof), 1);
+        h.ok("provisionMobileSecurityObjects", body).await;
+        // The extension's CBOR wrapped in a second OCTET STRING (what Brevet once expected) is
+        // not Android's format: refused, naming ProofOfBinding.
+        use x509_cert::der::Encode;
+        let pop = p.device.pop_sha256.unwrap();
+        let double = x509_cert::der::asn1::OctetString::new(device_ic::proof_of_binding(&pop)).unwrap().to_der().unwrap();
+        let auth = SigningKey::random(&mut rand::rngs::OsRng);
+        let cert = brevet::sim::wallet::android::x509::issue(&brevet::sim::wallet::android::x509::Template {
+            subject: "CN=Android Identity Credential Authentication Key",
+            issuer: Some(&brevet::sim::wallet::android::x509::name("CN=Android Identity Credential Key")),
+            serial: &[1], not_before: SystemTime::now(), lifetime: std::time::Duration::from_secs(86_400),
+            key: auth.verifying_key(), role: brevet::sim::wallet::android::x509::Role::Bare,
+            extensions: vec![(x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.1.26"), false, double)],
+        }, p.device.credential_key());
+        let (_, _, mut body) = h.msos_body(&p, &p.version, None, 1);
+        body["authKeys"] = json!([{ "certificate": wire::encode(&brevet::sim::wallet::android::x509::der(&cert)) }]);
+        let description = h.refused("provisionMobileSecurityObjects", body, "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("ProofOfBinding"), "{description}");
+    }
+
+    async fn the_registration_nonce_is_accepted_as_its_string_or_its_bytes(db: TestDb) {
+        for (form, string_ok, bytes_ok) in [
+            (brevet::config::ChallengeForm::Either, true, true),
+            (brevet::config::ChallengeForm::String, true, false),
+            (brevet::config::ChallengeForm::Bytes, false, true),
+        ] {
+            let h = Harness::with(&db, |c| c.wallet.attestation.challenge_form = form).await;
+            for (as_string, expected) in [(true, string_ok), (false, bytes_ok)] {
+                let id = format!("dev-{form:?}-{as_string}");
+                let device = Device::new(&id, MDL);
+                let answer = h.ok("getDeviceRegistrationNonce", json!({ "deviceReferenceId": id })).await;
+                let text = answer["nonce"].as_str().unwrap();
+                assert_eq!(text.len(), 32);
+                let challenge = if as_string { text.as_bytes().to_vec() } else { wire::decode(text).unwrap() };
+                let chain = device.attestation_chain(&challenge, &AttestationClaims::default());
+                let body = json!({ "deviceReferenceId": id, "deviceIdentityCertificateChain": chain });
+                if expected {
+                    h.ok("registerDevice", body).await;
+                } else {
+                    let description = h.refused("registerDevice", body, "invalidFieldValue", BAD_REQUEST).await;
+                    assert!(description.contains("not the registration nonce"), "{form:?}: {description}");
+                }
+            }
+        }
+    }
+
+    async fn msos_are_backdated_and_never_outlive_the_document(db: TestDb) {
+        let h = Harness::with(&db, |c| {
+            c.wallet.mso_refresh_secs = Some(7 * 86_400);
+            c.wallet.doc_type.insert(MDL.into(), brevet::config::DocTypePolicy { mso_validity_secs: Some(90 * 86_400), mso_refresh_secs: None });
+        }).await;
+        // A licence that expires in ten days (at 00:00 UTC of its expiry date).
+        let expiry = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();
+        let mut holder = sample_holder();
+        holder["org.iso.18013.5.1"]["expiry_date"] = json!(expiry.to_string());
+        let p = h.provisioned_with("dev-v", &holder).await;
+        let (signers, key, body) = h.msos_body(&p, &p.version, Some(&p.proof), 1);
+        let started = chrono::Utc::now();
+        let answer = h.ok("provisionMobileSecurityObjects", body).await;
+        let data: wire::EncryptedData = serde_json::from_value(answer["mobileSecurityObjects"][0]["encryptedData"].clone()).unwrap();
+        let sad = p.device.open(&key, "MobileSecurityObject", &data, &h.identity_certs()).unwrap();
+        let reading = p.device.verify_mso(&sad, signers[0].verifying_key(), &h.iaca()).unwrap();
+        // Backdated by the 300 s skew, but never before the document signer's certificate starts
+        // (the harness made it a moment ago).
+        let ds_from: chrono::DateTime<chrono::Utc> = h.keys.active_ds().unwrap().certificate.tbs_certificate.validity.not_before.to_system_time().into();
+        let expected = (started - chrono::Duration::seconds(300)).max(ds_from);
+        assert!((reading.signed - expected).num_seconds().abs() <= 1, "signed {}, expected {expected}", reading.signed);
+        assert_eq!(reading.valid_from, reading.signed);
+        assert_eq!(reading.valid_until, expiry.and_hms_opt(0, 0, 0).unwrap().and_utc(), "the document's expiry, not 90 days");
+        assert_eq!(reading.expected_update, Some(reading.signed + chrono::Duration::days(7)));
+    }
+
+    async fn a_document_signer_out_of_date_is_retryable_and_changes_nothing(db: TestDb) {
+        let expired = |w: &mut WalletContext| ds_valid_between(w, SystemTime::now() - std::time::Duration::from_secs(400 * 86_400), std::time::Duration::from_secs(365 * 86_400));
+        let h = Harness::with_wallet(&db, |_| {}, expired).await;
+        let device = h.registered("dev-ds").await;
+        let (record, _) = h.record().await;
+        h.proofing(&device, "ds-1").await;
+        h.approve("ds-1", &record).await;
+        let key = device.encryption_key();
+        let response = h.call("provisionCredential", h.provision_body(&device, "c-ds", "ds-1", &key)).await;
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers["retry-after"], "1");
+        let json = response.json();
+        let members: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert_eq!(members, ["errorDescription", "issuerErrorIdentifier", "responseMetadata"], "no union member: {json}");
+        assert!(h.app.store.get_wallet_credential("c-ds").await.unwrap().is_none(), "nothing bound");
+
+        // No document signer at all: the same.
+        let h = Harness::with_wallet(&db, |_| {}, |w| w.document_signer = None).await;
+        let device = h.registered("dev-nods").await;
+        h.proofing(&device, "nods-1").await;
+        h.approve("nods-1", &record).await;
+        let key = device.encryption_key();
+        let response = h.call("provisionCredential", h.provision_body(&device, "c-nods", "nods-1", &key)).await;
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    async fn an_expired_document_is_not_provisioned(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let device = h.registered("dev-old").await;
+        let mut holder = sample_holder();
+        holder["org.iso.18013.5.1"]["issue_date"] = json!("2015-01-01");
+        holder["org.iso.18013.5.1"]["expiry_date"] = json!("2020-01-01");
+        let created = h.app.post("/admin/v1/credentials", &json!({ "docType": MDL, "holderData": holder }), Some(&h.token)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        let record = created.json()["credentialId"].as_str().unwrap().to_owned();
+        h.proofing(&device, "old-1").await;
+        h.approve("old-1", &record).await;
+        let key = device.encryption_key();
+        let description = h.refused("provisionCredential", h.provision_body(&device, "c-old", "old-1", &key), "invalidState", CONFLICT).await;
+        assert_eq!(description, "the document expired on 2020-01-01 00:00:00 UTC");
+        assert!(h.app.store.get_wallet_credential("c-old").await.unwrap().is_none());
+    }
+
+    async fn an_off_curve_encryption_key_is_refused_before_anything_changes(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let device = h.registered("dev-oc").await;
+        let (record, _) = h.record().await;
+        h.proofing(&device, "oc-1").await;
+        h.approve("oc-1", &record).await;
+        // A well-formed uncompressed point that is not on P-256, properly signed by the device.
+        let mut point = vec![0x04];
+        point.extend_from_slice(&[0x11; 64]);
+        let signature = device_ic::proof_of_ownership(device.credential_key(), MDL, &<sha2::Sha256 as sha2::Digest>::digest(&point));
+        let off_curve = json!({ "publicKey": wire::encode(&point), "signature": wire::encode(&signature), "keyId": "k1" });
+        let description = h.refused("provisionCredential", json!({ "deviceReferenceId": "dev-oc", "credentialId": "c-oc", "proofingId": "oc-1", "deviceEncryptionKey": off_curve }), "invalidFieldValue", BAD_REQUEST).await;
+        assert!(description.contains("not an uncompressed point on P-256"), "{description}");
+        assert!(h.app.store.get_wallet_credential("c-oc").await.unwrap().is_none(), "no copy bound");
+
+        // With a proof of provisioning: refused, and the proof is not recorded.
+        let p = h.provisioned("dev-oc2").await;
+        let (_, _, mut body) = h.msos_body(&p, &p.version, Some(&p.proof), 1);
+        let signature = device_ic::proof_of_ownership(p.device.credential_key(), MDL, &<sha2::Sha256 as sha2::Digest>::digest(&point));
+        body["deviceEncryptionKey"] = json!({ "publicKey": wire::encode(&point), "signature": wire::encode(&signature), "keyId": "k2" });
+        h.refused("provisionMobileSecurityObjects", body, "invalidFieldValue", BAD_REQUEST).await;
+        let copy = h.app.store.get_wallet_credential(&p.credential_id).await.unwrap().unwrap();
+        assert_eq!(copy.proven_version_id, None, "the proof was not committed");
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({ "provisionPending": {} }));
+    }
+
+    async fn the_issuer_id_is_checked_when_configured(db: TestDb) {
+        let h = Harness::with(&db, |c| c.google.issuer_id = Some("Test_Issuer".into())).await;
+        h.ok("getDeviceRegistrationNonce", json!({ "deviceReferenceId": "dev-i" })).await;
+        let mut body = json!({ "deviceReferenceId": "dev-i" });
+        body["requestMetadata"] = json!({ "requestId": "r-i", "version": { "major": 0, "minor": 1 }, "issuerId": "Someone_Else" });
+        let response = h.app.post("/v1/vdc/getDeviceRegistrationNonce", &body, None).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+        let json = response.json();
+        assert!(json.get("permissionDenied").is_some(), "{json}");
+        assert_eq!(json["responseMetadata"]["requestId"], "r-i");
+    }
+
+    async fn staff_see_the_status_google_sees(db: TestDb) {
+        let h = Harness::new(&db).await;
+        let p = h.provisioned("dev-st").await;
+        let devices = || async {
+            h.app.get(&format!("/admin/v1/credentials/{}/devices", p.record_id), Some(&h.token)).await.json()["devices"][0]["status"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(devices().await, "provisionPending");
+        let (_, _, body) = h.msos_body(&p, &p.version, Some(&p.proof), 1);
+        h.ok("provisionMobileSecurityObjects", body).await;
+        assert_eq!(devices().await, "active");
+        let current = h.app.get(&format!("/admin/v1/credentials/{}", p.record_id), Some(&h.token)).await;
+        let etag = current.headers["etag"].to_str().unwrap().to_owned();
+        let mut changed = sample_holder();
+        changed["org.iso.18013.5.1"]["resident_address"] = json!("9 Elsewhere");
+        let patched = h.app.patch(&format!("/admin/v1/credentials/{}", p.record_id), &json!({ "holderData": changed }), Some(&h.token), Some(&etag)).await;
+        assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+        assert_eq!(devices().await, "provisionPending", "an update makes every copy pending, as getCredentialStatus says");
+        assert_eq!(h.status(&p).await["credentialStatus"], json!({ "provisionPending": {} }));
+    }
+}
+
+both_stores! {
+    async fn the_simulator_root_is_trusted_only_in_development_mode(db: TestDb) {
+        for (mode, setting, trusted) in [
+            (Mode::Production, None, false),
+            (Mode::Development, Some(false), false),
+            (Mode::Development, None, true),
+        ] {
+            let h = Harness::with(&db, |c| {
+                c.mode = Some(mode);
+                c.wallet.attestation.trust_simulator_root = setting;
+            })
+            .await;
+            let id = format!("dev-{mode:?}-{setting:?}");
+            let device = Device::new(&id, MDL);
+            let nonce = h.nonce(&device).await;
+            let body = json!({ "deviceReferenceId": id, "deviceIdentityCertificateChain": device.attestation_chain(&nonce, &AttestationClaims::default()) });
+            if trusted {
+                h.ok("registerDevice", body).await;
+            } else {
+                let description = h.refused("registerDevice", body, "invalidFieldValue", BAD_REQUEST).await;
+                assert!(description.contains("trusted attestation root"), "{mode:?} {setting:?}: {description}");
+            }
+        }
+    }
+}
+
+both_stores! {
+    async fn register_device_refuses_forged_attestation_chains_naming_the_rule(db: TestDb) {
+        // The three forgeries registerDevice once accepted, built by pyca/cryptography for the
+        // nonce the server hands out, under a root the operator configured; and a valid chain
+        // from the same independent builder, which registers.
+        let probe = Harness::new(&db).await;
+        let nonce = probe.nonce(&Device::new("dev-forged", MDL)).await;
+        let (root, chains) = crate::attestation::forged(&nonce);
+        let root_pem = db.dir.join("forge-root.pem");
+        std::fs::write(&root_pem, certs::to_pem(&certs::from_der(&root).unwrap()).unwrap()).unwrap();
+        let h = Harness::with(&db, |c| c.wallet.attestation.roots = vec![root_pem.clone()]).await;
+        let chain = |name: &str| -> Vec<String> {
+            chains.iter().find(|(n, _)| n == name).unwrap().1.iter().map(|d| wire::encode(d)).collect()
+        };
+        let body = |name: &str| json!({ "deviceReferenceId": "dev-forged", "deviceIdentityCertificateChain": chain(name) });
+        for (name, rule) in [("ca_false", "issuer role"), ("no_basic_constraints", "issuer role"), ("issuer_mismatch", "name chaining")] {
+            let description = h.refused("registerDevice", body(name), "invalidFieldValue", BAD_REQUEST).await;
+            assert!(description.starts_with("device attestation refused: ") && description.ends_with(&format!("(rule: {rule})")), "{name}: {description}");
+        }
+        let stored = h.app.store.get_device("dev-forged").await.unwrap().unwrap();
+        assert_eq!(stored.status, "nonceIssued", "nothing registered");
+        h.ok("registerDevice", body("good")).await;
+        assert_eq!(h.app.store.get_device("dev-forged").await.unwrap().unwrap().status, "registered");
     }
 }

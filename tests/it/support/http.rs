@@ -102,12 +102,50 @@ impl TestApp {
         self.post_raw(path, body.to_string(), token).await
     }
 
-    /// Creates the bootstrap admin token and returns its value.
+    /// `PATCH path` with a JSON body, a bearer token and an `If-Match` header when given.
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+        if_match: Option<&str>,
+    ) -> TestResponse {
+        let mut request = Request::patch(path).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    /// Creates the bootstrap admin token and returns its value; on a store that has one already,
+    /// a further admin token.
     pub async fn admin_token(&self) -> String {
-        let token = brevet::bootstrap::ensure_admin_token(self.store.as_ref())
+        if let Some(token) = brevet::bootstrap::ensure_admin_token(self.store.as_ref())
             .await
             .expect("bootstrap")
-            .expect("store had no token yet");
-        token.expose().to_owned()
+        {
+            return token.expose().to_owned();
+        }
+        let secret = brevet::domain::admin_token::TokenSecret::generate();
+        let actor = brevet::store::Actor::System;
+        self.store
+            .create_admin_token(
+                &brevet::store::NewAdminToken {
+                    name: format!("test-admin-{}", uuid::Uuid::new_v4()),
+                    role: brevet::domain::admin_token::Role::Admin,
+                    token_hash: secret.hash(),
+                },
+                brevet::store::Provenance {
+                    actor: &actor,
+                    request_id: None,
+                },
+            )
+            .await
+            .expect("a further admin token");
+        secret.expose().to_owned()
     }
 }
