@@ -49,6 +49,12 @@
 //! | `wallet.attestation.package_names` | `BREVET_WALLET__ATTESTATION__PACKAGE_NAMES` | `["com.google.android.gms", "com.google.android.gsf"]` | attested application ids accepted |
 //! | `wallet.attestation.status_list_url` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_URL` | none | Google's attestation status list (`https://android.googleapis.com/attestation/status`); set it in production |
 //! | `wallet.attestation.status_list_refresh_secs` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_REFRESH_SECS` | `3600` | seconds between fetches of the status list |
+//! | `http.admin_listen` | `BREVET_HTTP__ADMIN_LISTEN` | `listen` | address of the admin API (and later the staff console); must differ from `listen` when that is not loopback |
+//! | `http.ops_listen` | `BREVET_HTTP__OPS_LISTEN` | `listen` | address of `/healthz`, `/readyz`, `/metrics`; must differ from `listen` when that is not loopback |
+//! | `http.public_listen` | `BREVET_HTTP__PUBLIC_LISTEN` | `listen` | address of the public routes (Pub/Sub push; later status lists, CRLs) |
+//! | `http.header_read_timeout_secs` | `BREVET_HTTP__HEADER_READ_TIMEOUT_SECS` | `10` | a client must send a request head within this, and an idle connection is closed after it |
+//! | `http.tls_handshake_timeout_secs` | `BREVET_HTTP__TLS_HANDSHAKE_TIMEOUT_SECS` | `10` | a TLS handshake must finish within this |
+//! | `http.max_connections` | `BREVET_HTTP__MAX_CONNECTIONS` | `1024` | open connections per listener; more wait in the backlog |
 //! | `http.allow_plaintext` | `BREVET_HTTP__ALLOW_PLAINTEXT` | `false` | allow plain HTTP on a non-loopback `listen` (behind a TLS proxy) |
 //! | `tls.certificate` | `BREVET_TLS__CERTIFICATE` | none | PEM server certificate chain; with `tls.private_key` enables TLS |
 //! | `tls.private_key` | `BREVET_TLS__PRIVATE_KEY` | none | PEM server key |
@@ -215,6 +221,36 @@ pub struct HttpConfig {
     /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy).
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Address of the admin surface; `None` shares `listen`.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Address of the ops surface; `None` shares `listen`.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
+    /// Address of the public surface; `None` shares `listen`.
+    #[serde(default)]
+    pub public_listen: Option<SocketAddr>,
+    /// Seconds to send a request head; also the longest idle time of a kept-alive connection.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds to finish a TLS handshake.
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub tls_handshake_timeout_secs: u64,
+    /// Connections open at once, per listener.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_tls_handshake_timeout() -> u64 {
+    10
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 /// Settings of the issuer-hosted Wallet API surface.
@@ -430,6 +466,12 @@ impl Default for Config {
                 request_timeout_secs: 30,
                 body_limit_bytes: 1024 * 1024,
                 allow_plaintext: false,
+                admin_listen: None,
+                ops_listen: None,
+                public_listen: None,
+                header_read_timeout_secs: default_header_read_timeout(),
+                tls_handshake_timeout_secs: default_tls_handshake_timeout(),
+                max_connections: default_max_connections(),
             },
             mdoc: MdocConfig::default(),
             google: GoogleConfig::default(),
@@ -583,8 +625,36 @@ impl Config {
         if self.wallet.max_auth_keys == 0 {
             return bad("wallet.max_auth_keys", "must be at least 1");
         }
-        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.http.allow_plaintext {
-            return bad("listen", &format!("{} is not a loopback address: configure `tls` (Google calls the Wallet API over mutual TLS), or set http.allow_plaintext behind a TLS-terminating proxy", self.listen));
+        if self.http.header_read_timeout_secs == 0
+            || self.http.tls_handshake_timeout_secs == 0
+            || self.http.max_connections == 0
+        {
+            return bad(
+                "http",
+                "header_read_timeout_secs, tls_handshake_timeout_secs and max_connections must be at least 1",
+            );
+        }
+        for (key, address) in [
+            ("listen", Some(self.listen)),
+            ("http.admin_listen", self.http.admin_listen),
+            ("http.ops_listen", self.http.ops_listen),
+            ("http.public_listen", self.http.public_listen),
+        ] {
+            let Some(address) = address else { continue };
+            if self.tls.is_none() && !address.ip().is_loopback() && !self.http.allow_plaintext {
+                return bad(key, &format!("{address} is not a loopback address: configure `tls` (Google calls the Wallet API over mutual TLS), or set http.allow_plaintext behind a TLS-terminating proxy"));
+            }
+        }
+        if !self.listen.ip().is_loopback() {
+            // Google reaches the Wallet listener; staff and the platform must not share it.
+            for (key, address) in [
+                ("http.admin_listen", self.http.admin_listen),
+                ("http.ops_listen", self.http.ops_listen),
+            ] {
+                if address.is_none_or(|a| a == self.listen) {
+                    return bad(key, &format!("the Wallet listener {} is not on loopback, so the admin and ops routes need addresses of their own: set http.admin_listen and http.ops_listen (e.g. 127.0.0.1:9080 and 127.0.0.1:9090)", self.listen));
+                }
+            }
         }
         if let Some(tls) = &self.tls {
             for pin in &tls.client_pins {

@@ -93,6 +93,15 @@ pub enum AdminError {
     /// The request body is larger than the configured limit.
     #[error("request body is larger than the configured limit (http.body_limit_bytes)")]
     PayloadTooLarge,
+    /// The body is not JSON (Content-Type).
+    #[error("expected a request body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The route exists, not with this method.
+    #[error("this route does not accept the {0} method")]
+    MethodNotAllowed(String),
+    /// The request took longer than `http.request_timeout_secs`.
+    #[error("the request took longer than the server allows (http.request_timeout_secs)")]
+    Timeout,
     /// The request conflicts with the current state of a record.
     #[error("{0}")]
     Conflict(String),
@@ -118,6 +127,9 @@ impl AdminError {
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::BadRequest(_) | AdminError::InvalidFields { .. } => StatusCode::BAD_REQUEST,
             AdminError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AdminError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AdminError::Timeout => StatusCode::REQUEST_TIMEOUT,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             AdminError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -134,6 +146,9 @@ impl AdminError {
             AdminError::NotFound(_) => "not_found",
             AdminError::BadRequest(_) | AdminError::InvalidFields { .. } => "bad_request",
             AdminError::PayloadTooLarge => "payload_too_large",
+            AdminError::UnsupportedMediaType => "unsupported_media_type",
+            AdminError::MethodNotAllowed(_) => "method_not_allowed",
+            AdminError::Timeout => "timeout",
             AdminError::Conflict(_) => "conflict",
             AdminError::PreconditionRequired => "precondition_required",
             AdminError::PreconditionFailed(_) => "precondition_failed",

@@ -138,31 +138,52 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         out.flush()?;
         tracing::warn!("created the bootstrap admin token and printed it on standard output");
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
-    let stop_dispatch = Arc::new(tokio::sync::Notify::new());
+    // One stop signal for the listeners and the background tasks alike.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut listeners = Vec::new();
+    for (address, surfaces) in http::surfaces::plan(&config) {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        listeners.push((listener, surfaces));
+    }
+    let mut background = tokio::task::JoinSet::new();
     if config.outbox.dispatch_in_serve {
         match dispatcher(&config, store.clone())? {
             Some(dispatcher) => {
                 let poll = Duration::from_millis(config.outbox.poll_interval_ms);
-                let stop = stop_dispatch.clone();
-                tokio::spawn(async move { dispatcher.run(poll, stop.notified()).await });
+                let stop = stopped();
+                background.spawn(async move { dispatcher.run(poll, stop).await });
                 tracing::info!("delivering notifications from brevet serve");
             }
             None => tracing::warn!("outbox.dispatch_in_serve is set but google.base_url is not: notifications are disabled"),
         }
         let sweep = challenge_expiry(&config, store.clone());
         let interval = Duration::from_secs(config.wallet.expiry_sweep_secs);
-        let stop = stop_dispatch.clone();
-        tokio::spawn(async move { sweep.run(interval, stop.notified()).await });
+        let stop = stopped();
+        background.spawn(async move { sweep.run(interval, stop).await });
     }
     let wallet = http::wallet::WalletContext::load(&config, &extra_attestation_anchors(&config))?;
     if let Some(url) = config.wallet.attestation.status_list_url.clone() {
         let list = wallet.attestation.status_list.clone();
         let every = Duration::from_secs(config.wallet.attestation.status_list_refresh_secs);
-        tokio::spawn(async move { list.keep_fresh(url, every).await });
+        let stop = stopped();
+        background.spawn(async move {
+            tokio::select! {
+                () = list.keep_fresh(url, every) => {}
+                () = stop => {}
+            }
+        });
     }
     if config.google.issuer_id.is_none() {
         tracing::warn!("google.issuer_id is unset: Wallet requests are accepted whatever requestMetadata.issuerId they name");
@@ -170,22 +191,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(store, &config)
         .with_doc_types(doc_types)
         .with_wallet(wallet);
-    let app = http::build_app(state, Limits::from_config(&config));
-    match &config.tls {
-        Some(tls) => {
-            let acceptor = http::tls::acceptor(tls)?;
-            tracing::info!(%address, client_certificates = tls.requires_client_certificate(), "brevet serve listening on https://{address}");
-            http::tls::run(listener, acceptor, app, shutdown)
-                .await
-                .context("HTTPS server failed")?;
-        }
-        None => {
-            tracing::info!(%address, "brevet serve listening on http://{address}");
-            http::run(listener, app, shutdown)
-                .await
-                .context("HTTP server failed")?;
-        }
+    let acceptor = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let limits = http::serve::ConnectionLimits::from_config(&config);
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, surfaces) in listeners {
+        let address = listener.local_addr()?;
+        let names: Vec<&str> = surfaces.iter().map(|s| s.as_str()).collect();
+        tracing::info!(%address, surfaces = ?names, "brevet serve listening on {scheme}://{address}");
+        let app = http::build_surfaces(state.clone(), Limits::from_config(&config), &surfaces);
+        servers.spawn(http::serve::serve(
+            listener,
+            app,
+            acceptor.clone(),
+            limits,
+            stopped(),
+        ));
     }
+    while let Some(result) = servers.join_next().await {
+        result
+            .context("a listener's task failed")?
+            .context("HTTP server failed")?;
+    }
+    // Every listener has finished; the background tasks saw the same signal.
+    while background.join_next().await.is_some() {}
     tracing::info!("brevet serve stopped");
     Ok(())
 }

@@ -21,6 +21,10 @@ pub struct WalletArgs {
     /// The issuer's IACA certificate (PEM). Default: `<keys_dir>/iaca.cert.pem`.
     #[arg(long)]
     pub iaca: Option<PathBuf>,
+    /// Base URL of the issuer's admin API, when it listens apart from the Wallet API
+    /// (`http.admin_listen`). Default: the --issuer URL.
+    #[arg(long)]
+    pub admin_url: Option<String>,
     /// Issuer id Google sends in requestMetadata. Default: `google.issuer_id` of the
     /// configuration, else `brevet-sim`.
     #[arg(long)]
@@ -59,6 +63,7 @@ pub async fn wallet(config: &Config, args: WalletArgs) -> anyhow::Result<()> {
             ca_certificate: args.ca,
         },
         admin_token: args.admin_token,
+        admin_url: args.admin_url,
         iaca_certificate: args
             .iaca
             .unwrap_or_else(|| config.effective_keys_dir().join("iaca.cert.pem")),
@@ -82,6 +87,9 @@ pub struct SeedArgs {
     /// Operator or admin token.
     #[arg(long, env = "BREVET_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: String,
+    /// Base URL of the admin API when it listens apart (`http.admin_listen`). Default: --issuer.
+    #[arg(long)]
+    pub admin_url: Option<String>,
     /// Credentials to create.
     #[arg(long, default_value_t = 10_000)]
     pub count: usize,
@@ -111,8 +119,12 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         ca_certificate: None,
     })
     .map_err(anyhow::Error::msg)?;
-    let admin =
-        AdminClient::new(&args.issuer, &args.admin_token, None).map_err(anyhow::Error::msg)?;
+    let admin = AdminClient::new(
+        args.admin_url.as_deref().unwrap_or(&args.issuer),
+        &args.admin_token,
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
     let options = load::SeedOptions {
         count: args.count,
         with_msos: args.with_msos.min(args.count),

@@ -37,9 +37,7 @@ fn describe(rejection: JsonRejection) -> AdminError {
         JsonRejection::JsonSyntaxError(e) => {
             AdminError::BadRequest(format!("request body is not valid JSON: {}", e.body_text()))
         }
-        JsonRejection::MissingJsonContentType(_) => AdminError::BadRequest(
-            "expected a request body with Content-Type: application/json".to_owned(),
-        ),
+        JsonRejection::MissingJsonContentType(_) => AdminError::UnsupportedMediaType,
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AdminError::PayloadTooLarge,
         other => AdminError::BadRequest(other.body_text()),
     }

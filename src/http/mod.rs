@@ -1,7 +1,7 @@
-//! The HTTP server: one router per API surface, assembled by [`build_app`] under one set of
-//! middleware (request ids, tracing span, access log and metrics, panic catcher, timeout, body
-//! limit). [`run`] serves a bound listener until a shutdown future completes, so tests can bind
-//! port 0 and stop the server when they like.
+//! The HTTP server: one router per audience ([`surfaces`]), assembled by [`build_surfaces`] under
+//! one set of middleware (request ids, tracing span, access log and metrics, panic catcher,
+//! timeout, body limit). [`serve::serve`] serves a bound listener until a shutdown future
+//! completes, so tests can bind port 0 and stop the server when they like.
 
 pub mod admin;
 pub mod json;
@@ -10,6 +10,8 @@ mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod pubsub_push;
+pub mod serve;
+pub mod surfaces;
 pub mod tls;
 pub mod wallet;
 
@@ -18,16 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -129,8 +129,15 @@ impl Limits {
     }
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application, every surface on one router (the zero-configuration set-up and
+/// most tests).
 pub fn build_app(state: AppState, limits: Limits) -> Router {
+    build_surfaces(state, limits, &surfaces::Surface::ALL)
+}
+
+/// The routes of `wanted` surfaces on one router, under the common middleware.
+pub fn build_surfaces(state: AppState, limits: Limits, wanted: &[surfaces::Surface]) -> Router {
+    use surfaces::Surface;
     let request_span = |request: &Request| {
         let request_id = request
             .extensions()
@@ -139,21 +146,42 @@ pub fn build_app(state: AppState, limits: Limits) -> Router {
             .unwrap_or("-");
         tracing::info_span!("http", request_id = %request_id)
     };
-    let (admin, _) = openapi::admin_surface();
-    let (wallet, _) = openapi::wallet_surface();
-    let wallet = wallet.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        tls::require_client_certificate,
-    ));
-    Router::new()
-        .merge(admin)
-        .merge(wallet)
-        .merge(pubsub_push::router())
-        .fallback(|| async { AdminError::NotFound("no such route".to_owned()) })
+    let served = surfaces::Served(wanted.to_vec());
+    let mut router: Router<AppState> = Router::new();
+    for surface in wanted {
+        router = router.merge(match surface {
+            Surface::Wallet => {
+                openapi::wallet_surface()
+                    .0
+                    .layer(axum::middleware::from_fn_with_state(
+                        state.clone(),
+                        tls::require_client_certificate,
+                    ))
+            }
+            Surface::Admin => openapi::admin_routes(),
+            Surface::Ops => openapi::ops_routes(),
+            Surface::Public => pubsub_push::router(),
+        });
+    }
+    let deadline = surfaces::Deadline {
+        served: served.clone(),
+        limit: limits.request_timeout,
+    };
+    let not_found = served.clone();
+    router
+        .fallback(move |uri: axum::http::Uri| {
+            let served = not_found.clone();
+            async move { surfaces::not_found(&served, &uri) }
+        })
+        .method_not_allowed_fallback(move |method: axum::http::Method, uri: axum::http::Uri| {
+            let served = served.clone();
+            async move { surfaces::method_not_allowed(&served, &method, &uri) }
+        })
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(
             // Listed outermost first.
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(surfaces::sanitise_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -168,9 +196,9 @@ pub fn build_app(state: AppState, limits: Limits) -> Router {
                     observe::observe,
                 ))
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    limits.request_timeout,
+                .layer(axum::middleware::from_fn_with_state(
+                    deadline,
+                    surfaces::deadline,
                 )),
         )
         .with_state(state)
@@ -187,17 +215,6 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .extensions_mut()
         .insert(ErrorDetail(format!("handler panicked: {detail}")));
     response
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
-pub async fn run(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Completes on SIGINT or SIGTERM. Call it early: the handlers are installed by the call.

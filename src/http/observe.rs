@@ -16,10 +16,25 @@ use crate::error::ErrorDetail;
 /// Route label for requests that matched no route.
 const UNMATCHED: &str = "unmatched";
 
+/// The method label: one of a fixed set, so that no client can add series by inventing methods.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware: log and measure the request.
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -30,12 +45,13 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let status = response.status().as_u16();
     state
         .metrics
-        .observe_request(&method, &route, status, elapsed.as_secs_f64());
+        .observe_request(method, &route, status, elapsed.as_secs_f64());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     match response.extensions().get::<ErrorDetail>() {
         Some(ErrorDetail(detail)) => tracing::error!(
             http.method = %method, http.route = %route, http.status = status,
-            http.latency_ms = latency_ms, error.detail = %detail, "request failed"
+            http.latency_ms = latency_ms, error.detail = %crate::error::bounded(detail),
+            "request failed"
         ),
         None if status >= 500 => tracing::error!(
             http.method = %method, http.route = %route, http.status = status,

@@ -56,6 +56,19 @@ pub fn admin_surface() -> (Router<AppState>, OpenApiDoc) {
         .split_for_parts()
 }
 
+/// The admin routes alone (for a listener of the admin surface).
+pub fn admin_routes() -> Router<AppState> {
+    OpenApiRouter::new()
+        .nest("/admin/v1", admin::router())
+        .split_for_parts()
+        .0
+}
+
+/// The operations routes alone (for a listener of the ops surface).
+pub fn ops_routes() -> Router<AppState> {
+    ops::router().split_for_parts().0
+}
+
 /// The Wallet routes, and their document.
 pub fn wallet_surface() -> (Router<AppState>, OpenApiDoc) {
     let (router, mut doc) = OpenApiRouter::with_openapi(WalletDoc::openapi())

@@ -7,14 +7,12 @@
 //! certificate may be self-signed). Wallet requests without an accepted certificate get the
 //! spec's `forbidden` ErrorResponse.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -22,7 +20,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::AppState;
@@ -191,61 +188,4 @@ pub fn acceptor(tls: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
         .with_single_cert(chain, key)
         .context("tls: the key does not match the certificate")?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves `app` over TLS until `shutdown` completes, then lets open connections finish.
-pub async fn run(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(tls) => tls,
-                Err(error) => {
-                    tracing::info!(%remote, %error, "TLS handshake failed");
-                    return;
-                }
-            };
-            let peer = PeerCertificate(
-                tls.get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .map(|leaf| leaf.to_vec()),
-            );
-            let service = tower::ServiceExt::map_request(
-                app,
-                move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(peer.clone());
-                    request.map(axum::body::Body::new)
-                },
-            );
-            let service = hyper_util::service::TowerToHyperService::new(service);
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let connection =
-                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
-            let _ = watcher.watch(connection.into_owned()).await;
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
 }

@@ -44,7 +44,7 @@ fn config_error(env: &[(&str, &str)], args: &[&str], file: Option<&str>) -> Stri
 #[test]
 fn bad_settings_are_one_line_errors_naming_the_setting() {
     type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
-    let cases: [Case; 12] = [
+    let cases: [Case; 13] = [
         (
             &[("BREVET_LISTEN", "nonsense")],
             None,
@@ -104,6 +104,15 @@ fn bad_settings_are_one_line_errors_naming_the_setting() {
             &[],
             Some("[wallet.attestation]\ntrust_simulator_root = true\n"),
             "setting `wallet.attestation.trust_simulator_root`",
+        ),
+        // Google's listener off loopback: staff and the platform need addresses of their own.
+        (
+            &[
+                ("BREVET_LISTEN", "0.0.0.0:8443"),
+                ("BREVET_HTTP__ALLOW_PLAINTEXT", "true"),
+            ],
+            None,
+            "setting `http.admin_listen`: the Wallet listener 0.0.0.0:8443 is not on loopback",
         ),
         (
             &[("BREVET_MODE", "laptop")],

@@ -111,8 +111,9 @@ both_stores! {
                     .unwrap(),
             )
             .await;
-        assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
-        assert_eq!(error_of(&wrong_type.json()).1, "expected a request body with Content-Type: application/json");
+        assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let json = wrong_type.json();
+        assert_eq!(error_of(&json), ("unsupported_media_type", "expected a request body with Content-Type: application/json"));
         assert_eq!(app.store.list_admin_tokens().await.unwrap().len(), 1);
         assert_eq!(app.store.list_audit(10).await.unwrap().len(), 1, "only the bootstrap is audited");
     }

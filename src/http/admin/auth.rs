@@ -77,6 +77,32 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// A principal whose role includes the viewer role, checked before the body is read (a request
+/// of the wrong role is 403 whatever its body).
+pub struct Viewer(pub Principal);
+/// A principal whose role includes the operator role.
+pub struct Operator(pub Principal);
+/// A principal with the admin role.
+pub struct Admin(pub Principal);
+
+macro_rules! role_extractor {
+    ($($name:ident => $role:expr),*) => {$(
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = AdminError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, AdminError> {
+                let principal = Principal::from_request_parts(parts, state).await?;
+                principal.require($role)?;
+                Ok(Self(principal))
+            }
+        }
+    )*};
+}
+role_extractor!(Viewer => Role::Viewer, Operator => Role::Operator, Admin => Role::Admin);
+
 /// `GET /admin/v1/whoami`: the token's own identity and role.
 #[utoipa::path(
     get,

@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Principal;
-use crate::domain::admin_token::Role;
+use super::auth::Viewer;
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
@@ -73,11 +72,10 @@ impl From<CertProcess> for CertProcessView {
     responses((status = 200, body = CertProcessList), (status = 400, body = AdminErrorBody))
 )]
 pub async fn list_cert_processes(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<CertProcessQuery>,
 ) -> Result<AdminJson<CertProcessList>, AdminError> {
-    principal.require(Role::Viewer)?;
     let limit = super::page_limit(query.limit, 100, 500)?;
     let wanted = query
         .state

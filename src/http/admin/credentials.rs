@@ -12,9 +12,8 @@ use tower_http::request_id::RequestId;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::Principal;
+use super::auth::{Operator, Viewer};
 use super::provenance;
-use crate::domain::admin_token::Role;
 use crate::domain::credential::{CredentialRecord, CredentialStatus, CredentialVersion};
 use crate::domain::wallet_credential as lifecycle;
 use crate::error::{AdminError, AdminErrorBody};
@@ -128,12 +127,11 @@ pub struct CreateCredential {
     )
 )]
 pub async fn create_credential(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<CreateCredential>,
 ) -> Result<Response, AdminError> {
-    principal.require(Role::Operator)?;
     checked_holder_data(&state, &body.doc_type, &body.holder_data)?;
     let actor = principal.actor();
     let record = state
@@ -160,11 +158,10 @@ pub async fn create_credential(
     responses((status = 200, body = CredentialView, headers(("ETag" = String))), (status = 404, body = AdminErrorBody))
 )]
 pub async fn get_credential(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    principal.require(Role::Viewer)?;
     let record = state
         .store
         .get_credential(parse_id(&id)?)
@@ -204,11 +201,10 @@ pub struct CredentialPage {
     responses((status = 200, body = CredentialPage), (status = 400, body = AdminErrorBody))
 )]
 pub async fn list_credentials(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<ListQuery>,
 ) -> Result<AdminJson<CredentialPage>, AdminError> {
-    principal.require(Role::Viewer)?;
     let limit = super::page_limit(query.limit, 50, 200)?;
     // One more than asked tells whether another page exists.
     let filter = CredentialFilter {
@@ -268,14 +264,13 @@ fn expected_version(headers: &HeaderMap) -> Result<i32, AdminError> {
     )
 )]
 pub async fn update_credential(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<UpdateCredential>,
 ) -> Result<Response, AdminError> {
-    principal.require(Role::Operator)?;
     let id = parse_id(&id)?;
     let expected = expected_version(&headers)?;
     let current = state
@@ -339,11 +334,10 @@ pub struct VersionList {
     responses((status = 200, body = VersionList), (status = 404, body = AdminErrorBody))
 )]
 pub async fn list_versions(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<VersionList>, AdminError> {
-    principal.require(Role::Viewer)?;
     let versions = state.store.list_versions(parse_id(&id)?).await?;
     if versions.is_empty() {
         return Err(AdminError::NotFound("no such credential".into()));
@@ -381,13 +375,12 @@ pub struct RevokeCredential {
     )
 )]
 pub async fn revoke_credential(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<RevokeCredential>,
 ) -> Result<Response, AdminError> {
-    principal.require(Role::Operator)?;
     let id = parse_id(&id)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
@@ -431,11 +424,10 @@ pub struct DeviceList {
     responses((status = 200, body = DeviceList), (status = 404, body = AdminErrorBody))
 )]
 pub async fn list_devices(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<DeviceList>, AdminError> {
-    principal.require(Role::Viewer)?;
     let record = state
         .store
         .get_credential(parse_id(&id)?)
@@ -494,11 +486,10 @@ pub struct MsoList {
     responses((status = 200, body = MsoList), (status = 404, body = AdminErrorBody))
 )]
 pub async fn list_msos(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<MsoList>, AdminError> {
-    principal.require(Role::Viewer)?;
     let id = existing(&state, &id).await?;
     let issued = state.store.list_mso_issuances(id, 500).await?;
     let msos = issued
@@ -540,12 +531,11 @@ async fn existing(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
     )
 )]
 pub async fn request_reverification(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
     request_id: Option<axum::Extension<RequestId>>,
 ) -> Result<Response, AdminError> {
-    principal.require(Role::Operator)?;
     let id = parse_id(&id)?;
     let actor = principal.actor();
     let record = state
@@ -594,7 +584,7 @@ pub struct PreAuthorizedCodeView {
     )
 )]
 pub async fn create_pre_authorized_code(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
     request_id: Option<axum::Extension<RequestId>>,
@@ -603,7 +593,6 @@ pub async fn create_pre_authorized_code(
     use base64::Engine;
     use rand::RngCore;
     use sha2::Digest;
-    principal.require(Role::Operator)?;
     let id = parse_id(&id)?;
     let record = state
         .store

@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::Principal;
-use crate::domain::admin_token::Role;
+use super::auth::{Operator, Viewer};
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
@@ -54,11 +53,10 @@ pub struct AuditList {
     responses((status = 200, body = AuditList), (status = 400, body = AdminErrorBody))
 )]
 pub async fn list_audit(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<JournalQuery>,
 ) -> Result<AdminJson<AuditList>, AdminError> {
-    principal.require(Role::Viewer)?;
     let entries = state.store.list_audit(query.limit()?).await?;
     Ok(AdminJson(AuditList {
         entries: entries
@@ -104,11 +102,10 @@ pub struct OutboxList {
     responses((status = 200, body = OutboxList), (status = 400, body = AdminErrorBody))
 )]
 pub async fn list_outbox(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<JournalQuery>,
 ) -> Result<AdminJson<OutboxList>, AdminError> {
-    principal.require(Role::Viewer)?;
     if let Some(s) = &query.state {
         if !["pending", "done", "dead"].contains(&s.as_str()) {
             return Err(AdminError::BadRequest(
@@ -147,12 +144,11 @@ pub async fn list_outbox(
     )
 )]
 pub async fn retry_outbox_job(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
     request_id: Option<axum::Extension<tower_http::request_id::RequestId>>,
 ) -> Result<axum::http::StatusCode, AdminError> {
-    principal.require(Role::Operator)?;
     let not_found = || AdminError::NotFound("no dead outbox job with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();

@@ -10,8 +10,7 @@ use tower_http::request_id::RequestId;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::Principal;
-use crate::domain::admin_token::Role;
+use super::auth::{Operator, Viewer};
 use crate::domain::credential::CredentialStatus;
 use crate::domain::proofing::{
     wire_status, Challenge, ProofingRecord, ProofingStatus, RejectionReason, Review,
@@ -79,11 +78,10 @@ pub struct ProofingList {
     responses((status = 200, body = ProofingList), (status = 400, body = AdminErrorBody))
 )]
 pub async fn list_proofings(
-    principal: Principal,
+    _: Viewer,
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<ProofingQuery>,
 ) -> Result<AdminJson<ProofingList>, AdminError> {
-    principal.require(Role::Viewer)?;
     let limit = super::page_limit(query.limit, 100, 500)?;
     let records = state.store.list_proofings(query.status, limit).await?;
     Ok(AdminJson(ProofingList {
@@ -101,11 +99,10 @@ pub async fn list_proofings(
     responses((status = 200, body = ProofingView), (status = 404, body = AdminErrorBody))
 )]
 pub async fn get_proofing(
-    principal: Principal,
+    _: Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<ProofingView>, AdminError> {
-    principal.require(Role::Operator)?;
     let record = state
         .store
         .get_proofing(&id)
@@ -155,13 +152,12 @@ pub enum ReviewRequest {
     )
 )]
 pub async fn review_proofing(
-    principal: Principal,
+    Operator(principal): Operator,
     State(state): State<AppState>,
     Path(id): Path<String>,
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<ReviewRequest>,
 ) -> Result<AdminJson<ProofingView>, AdminError> {
-    principal.require(Role::Operator)?;
     let (review, credential_id) = match body {
         ReviewRequest::Approve { credential_id } => {
             let record = state.store.get_credential(credential_id).await?;

@@ -8,7 +8,7 @@ use tower_http::request_id::RequestId;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::Principal;
+use super::auth::Admin;
 use crate::domain::admin_token::{Role, TokenSecret};
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::AdminJson;
@@ -57,10 +57,9 @@ pub struct TokenList {
     )
 )]
 pub async fn list_tokens(
-    principal: Principal,
+    _: Admin,
     State(state): State<AppState>,
 ) -> Result<AdminJson<TokenList>, AdminError> {
-    principal.require(Role::Admin)?;
     let tokens = state.store.list_admin_tokens().await?;
     Ok(AdminJson(TokenList {
         tokens: tokens.into_iter().map(TokenView::from).collect(),
@@ -104,12 +103,11 @@ const MAX_NAME_CHARS: usize = 100;
     )
 )]
 pub async fn create_token(
-    principal: Principal,
+    Admin(principal): Admin,
     State(state): State<AppState>,
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<CreateToken>,
 ) -> Result<(StatusCode, AdminJson<CreatedToken>), AdminError> {
-    principal.require(Role::Admin)?;
     let name = body.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
@@ -163,12 +161,11 @@ pub async fn create_token(
     )
 )]
 pub async fn revoke_token(
-    principal: Principal,
+    Admin(principal): Admin,
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
     request_id: Option<axum::Extension<RequestId>>,
 ) -> Result<StatusCode, AdminError> {
-    principal.require(Role::Admin)?;
     let not_found = || AdminError::NotFound("no unrevoked token with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();

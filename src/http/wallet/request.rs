@@ -90,9 +90,25 @@ where
     }
 }
 
-/// The body of a Wallet request: a 413 ErrorResponse past the size limit, a 400 when it cannot be
-/// read.
+/// The body of a Wallet request: a 415 ErrorResponse when it says it is not JSON, a 413 past the
+/// size limit, a 400 when it cannot be read. (A body without Content-Type is read as JSON.)
 pub async fn read_body(request: Request, state: &AppState) -> Result<Bytes, WalletError> {
+    if let Some(content_type) = request.headers().get(axum::http::header::CONTENT_TYPE) {
+        let essence = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" {
+            return Err(WalletError::new(
+                WalletErrorKind::Transport(axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                "Wallet API requests are JSON (Content-Type: application/json)",
+            ));
+        }
+    }
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {

@@ -26,6 +26,8 @@ pub struct FlowOptions {
     pub endpoint: IssuerEndpoint,
     /// An operator (or admin) token of the issuer's admin API.
     pub admin_token: String,
+    /// Base URL of the issuer's admin API when it listens apart from the Wallet API.
+    pub admin_url: Option<String>,
     /// The issuer's IACA certificate (PEM file).
     pub iaca_certificate: PathBuf,
     /// Auth keys per MSO request.
@@ -327,7 +329,10 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
         run.report.steps.push(("set-up".into(), Err(e)));
     })?;
     let admin = AdminClient::new(
-        &options.endpoint.base_url,
+        options
+            .admin_url
+            .as_deref()
+            .unwrap_or(&options.endpoint.base_url),
         &options.admin_token,
         options.endpoint.ca_certificate.as_ref(),
     )

@@ -71,6 +71,11 @@ impl Server {
             .env("BREVET_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        Self::spawn_command(command)
+    }
+
+    /// Starts `command` as it is (arguments, environment and piped output set by the caller).
+    pub fn spawn_command(mut command: Command) -> Self {
         let mut child = command.spawn().expect("spawn brevet");
         let stderr = lines(child.stderr.take().expect("stderr"));
         let stdout = lines(child.stdout.take().expect("stdout"));
