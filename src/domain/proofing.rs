@@ -102,7 +102,8 @@ pub enum Challenge {
     PhysicalLocationVisit,
     /// Visit the issuer's website.
     IssuerUrlVisit {
-        /// Where.
+        /// Where (https).
+        #[schema(pattern = "^https://")]
         url: String,
     },
 }

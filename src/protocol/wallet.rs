@@ -44,10 +44,32 @@ impl std::fmt::Display for ApiVersion {
 pub struct RequestMetadata {
     /// Different on every retry; for correlation only, never for idempotency.
     pub request_id: String,
-    /// The API version the caller speaks.
+    /// The API version the caller speaks (Brevet accepts `wallet.api_versions`, default 0.1).
+    #[schema(schema_with = supported_version)]
     pub version: ApiVersion,
     /// The issuer Google believes it is talking to.
     pub issuer_id: String,
+}
+
+/// The schema of the version a request may carry as Brevet is configured by default: 0.1 (the
+/// only version Google publishes). Other configured versions answer as well.
+fn supported_version() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let exactly = |n: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(n))
+            .maximum(Some(n))
+    };
+    ObjectBuilder::new()
+        .property("major", exactly(0))
+        .property("minor", exactly(1))
+        .required("major")
+        .required("minor")
+        .description(Some(
+            "The API version: 0.1 unless wallet.api_versions says otherwise.",
+        ))
+        .build()
 }
 
 /// `ResponseMetadata`, in every Wallet response and ErrorResponse.

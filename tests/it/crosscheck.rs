@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::support::python::{install, ToolSet};
+
 use brevet::mdoc::cbor;
 use brevet::mdoc::doctype::{DocTypes, MDL_DOC_TYPE};
 use brevet::pki::SoftwareSigner;
@@ -15,51 +17,20 @@ use ciborium::Value;
 
 use crate::mdoc::{sample_mdl, TestIssuer};
 
-const PACKAGES: [&str; 4] = [
-    "pymdoccbor==1.4.0",
-    "pyhpke==0.6.2",
-    "cbor2==6.3.0",
-    "pyasn1==0.6.3",
-];
+/// The independent implementations the cross-checks run.
+const TOOLS: ToolSet = ToolSet {
+    folder: "pydeps",
+    packages: &[
+        "pymdoccbor==1.4.0",
+        "pyhpke==0.6.2",
+        "cbor2==6.3.0",
+        "pyasn1==0.6.3",
+    ],
+    imports: "import pymdoccbor.mdoc.verifier, pyhpke, cbor2, pyasn1, cryptography",
+};
 
-/// The Python packages' directory, installed once per test process (tests run in parallel).
 fn pydeps() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(install_pydeps).clone()
-}
-
-fn install_pydeps() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pydeps");
-    let importable = |dir: &Path| {
-        Command::new("python3")
-            .args([
-                "-c",
-                "import pymdoccbor.mdoc.verifier, pyhpke, cbor2, pyasn1, cryptography",
-            ])
-            .env("PYTHONPATH", dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !importable(&dir) {
-        let status = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--upgrade",
-                "--target",
-            ])
-            .arg(&dir)
-            .args(PACKAGES)
-            .status()
-            .expect("python3 with pip is needed for the cross-check");
-        assert!(status.success(), "pip could not install {PACKAGES:?}");
-        assert!(importable(&dir), "{PACKAGES:?} installed but do not import");
-    }
-    dir
+    install(&TOOLS)
 }
 
 fn device_response(doc_type: &str, issuer_signed: Value) -> Vec<u8> {

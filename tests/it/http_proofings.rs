@@ -44,7 +44,7 @@ both_stores! {
             async move { app.post(&path, &body, Some(&admin)).await }
         };
         let unknown = review("p-1", json!({ "decision": "approve", "credentialId": uuid::Uuid::now_v7() })).await;
-        assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
         assert_eq!(unknown.json()["error"]["message"], "no such credential");
         let credential = app.post("/admin/v1/credentials", &json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": sample_mdl() }), Some(&admin)).await.json();
         let credential_id = credential["credentialId"].as_str().unwrap().to_owned();

@@ -26,6 +26,7 @@ mod mdoc;
 mod mtls;
 mod openapi;
 mod outbox;
+mod schemathesis;
 mod sim_wallet;
 mod store;
 mod store_credentials;

@@ -15,12 +15,17 @@ use crate::store::{CertProcess, CertState};
 
 /// Query of the listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CertProcessQuery {
     /// How many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Only this state: `received`, `claimed`, `signing`, `issuing`, `uploading`, `failing`,
     /// `done`, `failed` or `skipped`.
+    #[param(
+        pattern = "^(received|claimed|signing|issuing|uploading|failing|done|failed|skipped)$"
+    )]
     state: Option<String>,
 }
 

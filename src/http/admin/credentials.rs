@@ -110,6 +110,7 @@ fn checked_holder_data(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCredential {
     /// A configured doc type, e.g. `org.iso.18013.5.1.mDL`.
+    #[schema(min_length = 1)]
     doc_type: String,
     /// `{ namespace: { element: value } }`, validated against the doc type.
     #[schema(value_type = Object)]
@@ -172,13 +173,16 @@ pub async fn get_credential(
 
 /// Query of `GET /admin/v1/credentials`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     /// Only records in this status.
     status: Option<CredentialStatus>,
     /// Only records of this doc type.
+    #[param(min_length = 1)]
     doc_type: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     cursor: Option<Uuid>,
@@ -206,6 +210,9 @@ pub async fn list_credentials(
     AdminQuery(query): AdminQuery<ListQuery>,
 ) -> Result<AdminJson<CredentialPage>, AdminError> {
     let limit = super::page_limit(query.limit, 50, 200)?;
+    if query.doc_type.as_deref() == Some("") {
+        return Err(AdminError::BadRequest("docType must not be empty".into()));
+    }
     // One more than asked tells whether another page exists.
     let filter = CredentialFilter {
         status: query.status,
@@ -235,6 +242,19 @@ pub struct UpdateCredential {
     holder_data: serde_json::Value,
 }
 
+/// The `If-Match` header of an update (428 when absent).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(
+    dead_code,
+    reason = "documents the header in OpenAPI; the handler reads HeaderMap"
+)]
+pub struct IfMatch {
+    /// The ETag of the version read, e.g. `"3"` (weak tags `W/"3"` match too).
+    #[param(rename = "If-Match", pattern = "^(W/)?\"[0-9]+\"$")]
+    if_match: Option<String>,
+}
+
 fn expected_version(headers: &HeaderMap) -> Result<i32, AdminError> {
     let value = headers
         .get(IF_MATCH)
@@ -252,7 +272,7 @@ fn expected_version(headers: &HeaderMap) -> Result<i32, AdminError> {
 /// `PATCH /admin/v1/credentials/{credential_id}` (operator): new holder data as a new version.
 #[utoipa::path(
     patch, path = "/credentials/{credential_id}", tag = "admin", security(("bearer" = [])),
-    params(("credential_id" = Uuid, Path), ("If-Match" = String, Header, description = "ETag of the version read")),
+    params(("credential_id" = Uuid, Path), IfMatch),
     request_body = UpdateCredential,
     responses(
         (status = 200, body = CredentialView, headers(("ETag" = String))),
@@ -359,6 +379,7 @@ pub async fn list_versions(
 #[serde(deny_unknown_fields)]
 pub struct RevokeCredential {
     /// Why, for the record (1 to 500 characters; not shown to the holder).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     reason: String,
 }
 
@@ -556,6 +577,8 @@ const CODE_TTL_MAX_SECS: u64 = 30 * 86_400;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePreAuthorizedCode {
     /// Seconds the code stays usable: default 7 days, at most 30.
+    #[schema(minimum = 1, maximum = 2592000)]
+    #[serde(default, deserialize_with = "crate::http::json::whole_number")]
     ttl_secs: Option<u64>,
 }
 

@@ -11,13 +11,26 @@ use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
 
-/// Query of the journal listings.
+/// Query of the audit listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// How many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// Query of the outbox listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JournalQuery {
     /// How many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Outbox only: `pending`, `done` or `dead`.
+    #[param(pattern = "^(pending|done|dead)$")]
     state: Option<String>,
 }
 
@@ -49,15 +62,18 @@ pub struct AuditList {
 /// `GET /admin/v1/audit` (viewer): who did what to which record, newest first. Never holder data.
 #[utoipa::path(
     get, path = "/audit", tag = "admin", security(("bearer" = [])),
-    params(JournalQuery),
+    params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 400, body = AdminErrorBody))
 )]
 pub async fn list_audit(
     _: Viewer,
     State(state): State<AppState>,
-    AdminQuery(query): AdminQuery<JournalQuery>,
+    AdminQuery(query): AdminQuery<AuditQuery>,
 ) -> Result<AdminJson<AuditList>, AdminError> {
-    let entries = state.store.list_audit(query.limit()?).await?;
+    let entries = state
+        .store
+        .list_audit(super::page_limit(query.limit, 100, 500)?)
+        .await?;
     Ok(AdminJson(AuditList {
         entries: entries
             .into_iter()

@@ -57,11 +57,13 @@ impl ProofingView {
 
 /// Query of `GET /admin/v1/proofings`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProofingQuery {
     /// Only proofings in this status (e.g. `pending` for the review queue).
     status: Option<ProofingStatus>,
     /// How many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -123,6 +125,7 @@ pub enum ReviewRequest {
     /// Accept the evidence for an active credential record.
     Approve {
         /// The record provisionCredential will serve for this proofing.
+        #[serde(rename = "credentialId")]
         credential_id: Uuid,
     },
     /// Refuse, for one of the spec's reasons.
@@ -146,9 +149,9 @@ pub enum ReviewRequest {
     request_body = ReviewRequest,
     responses(
         (status = 200, body = ProofingView),
-        (status = 400, description = "Malformed decision, or the credential is not active", body = AdminErrorBody),
-        (status = 404, body = AdminErrorBody),
-        (status = 409, description = "The proofing's status does not allow this decision", body = AdminErrorBody),
+        (status = 400, description = "Malformed decision", body = AdminErrorBody),
+        (status = 404, description = "No such proofing, or no such credential to approve it for", body = AdminErrorBody),
+        (status = 409, description = "The proofing's status does not allow this decision, or the credential is not active", body = AdminErrorBody),
     )
 )]
 pub async fn review_proofing(
@@ -163,12 +166,8 @@ pub async fn review_proofing(
             let record = state.store.get_credential(credential_id).await?;
             match record {
                 Some(r) if r.status == CredentialStatus::Active => {}
-                Some(_) => {
-                    return Err(AdminError::BadRequest(
-                        "the credential is not active".into(),
-                    ))
-                }
-                None => return Err(AdminError::BadRequest("no such credential".into())),
+                Some(_) => return Err(AdminError::Conflict("the credential is not active".into())),
+                None => return Err(AdminError::NotFound("no such credential".into())),
             }
             (Review::Approve, Some(credential_id))
         }

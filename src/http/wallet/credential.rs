@@ -48,8 +48,23 @@ const MAX_CREDENTIAL_ID: usize = 256;
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionCredentialRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     credential_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     proofing_id: String,
     /// Absent only in Google's sandbox onboarding (plaintext answer, if allowed).
     #[serde(default)]
@@ -70,8 +85,20 @@ pub struct ProvisionCredentialResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionMsosRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     credential_id: String,
+    /// 1 to `wallet.max_auth_keys` (default 64) certificates.
+    #[schema(min_items = 1, max_items = 64)]
     auth_keys: Vec<AuthKey>,
     /// Only on the first call after (re)provisioning; absent on refreshes.
     #[serde(default)]
@@ -94,7 +121,17 @@ pub struct ProvisionMsosResponse {
 #[serde(rename_all = "camelCase")]
 pub struct CredentialRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     credential_id: String,
 }
 

@@ -33,6 +33,11 @@ pub const MAX_DEVICE_REFERENCE_ID: usize = 512;
 #[serde(rename_all = "camelCase")]
 pub struct NonceRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
 }
 
@@ -107,9 +112,15 @@ pub async fn get_device_registration_nonce(
 #[serde(rename_all = "camelCase")]
 pub struct RegisterDeviceRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
     /// Base64 DER certificates, leaf (the identity key with its attestation) first.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 10)]
     device_identity_certificate_chain: Vec<String>,
     /// Deprecated single-certificate form, read only when the chain is absent.
     #[serde(default)]
@@ -170,6 +181,14 @@ pub fn accepted_challenges(nonce: &[u8], form: ChallengeForm) -> Vec<Vec<u8>> {
 
 async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), WalletError> {
     use crate::domain::device::{self as lifecycle, DeviceStatus, Registration};
+    let device_id = &body.device_reference_id;
+    // Unknown devices first: nothing of the chain is parsed for a device that asked for no nonce.
+    let device = state.store.get_device(device_id).await?.ok_or_else(|| {
+        refuse(
+            WalletErrorKind::InvalidIdentifier,
+            "no registration nonce was issued for this deviceReferenceId",
+        )
+    })?;
     let encoded: Vec<&str> = if body.device_identity_certificate_chain.is_empty() {
         body.device_identity_certificate
             .as_deref()
@@ -208,13 +227,6 @@ async fn register(state: &AppState, body: &RegisterDeviceRequest) -> Result<(), 
         .subject_public_key_info
         .to_der()
         .map_err(|e| internal(e.to_string()))?;
-    let device_id = &body.device_reference_id;
-    let device = state.store.get_device(device_id).await?.ok_or_else(|| {
-        refuse(
-            WalletErrorKind::InvalidIdentifier,
-            "no registration nonce was issued for this deviceReferenceId",
-        )
-    })?;
     let status = DeviceStatus::parse(&device.status)
         .ok_or_else(|| internal(format!("unknown device status {:?}", device.status)))?;
     let illegal = |e: lifecycle::KeyConflict| refuse(WalletErrorKind::InvalidState, e.to_string());

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::crypto::{internal, refuse};
+use super::crypto::{internal, refuse, unavailable};
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind};
 use crate::http::AppState;
 use crate::pki::certs;
@@ -75,7 +75,7 @@ pub async fn get_identity_key(
         .wallet
         .keys
         .as_ref()
-        .ok_or_else(|| internal("no Wallet identity key"))?;
+        .ok_or_else(|| unavailable("no Wallet identity key: run `brevet keys init`"))?;
     let issuer_identity_certificate = keys
         .identity
         .iter()
@@ -105,7 +105,7 @@ pub async fn get_hybrid_encryption_key(
         .keys
         .as_ref()
         .and_then(|k| k.active_hybrid())
-        .ok_or_else(|| internal("no Wallet hybrid key"))?;
+        .ok_or_else(|| unavailable("no Wallet hybrid key: run `brevet keys init`"))?;
     Ok(Json(GetHybridEncryptionKeyResponse {
         issuer_encryption_certificate: der_base64(&key.certificate)?,
     }))

@@ -30,10 +30,20 @@ const MAX_EVIDENCE: usize = 16;
 #[serde(rename_all = "camelCase")]
 pub struct ProofUserRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     proofing_id: String,
     /// `ProofingEvidence` items: each an object with one member naming the kind of evidence.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1, max_items = 16)]
     evidence: Vec<Value>,
     /// Present when the holder re-proofs an existing credential ([I] fields).
     #[serde(default)]
@@ -52,6 +62,11 @@ impl HasMetadata for ProofUserRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ProofUserResponse {
     response_metadata: ResponseMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     proofing_id: String,
 }
 
@@ -60,7 +75,17 @@ pub struct ProofUserResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ProofingRequest {
     request_metadata: RequestMetadata,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     device_reference_id: String,
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     proofing_id: String,
 }
 

@@ -5,6 +5,7 @@ pub mod fixtures;
 pub mod http;
 pub mod postgres;
 pub mod process;
+pub mod python;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
