@@ -745,3 +745,27 @@ fn parse_role(raw: &str) -> Result<Role, StoreError> {
 
 /// Name of the token [`Store::create_bootstrap_token`] creates.
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_database_conditions_are_told_apart_from_faults() {
+        for code in ["40001", "40P01", "55P03", "57014", "08006", "53300", "57P01"] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["23503", "23514", "42P01", "22P02"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+        // SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes, e.g. BUSY_SNAPSHOT (517).
+        for code in ["5", "6", "517", "261", "262"] {
+            assert!(transient_sqlite_code(code), "{code}");
+        }
+        for code in ["19", "787", "2067", "x"] {
+            assert!(!transient_sqlite_code(code), "{code}");
+        }
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_transient());
+    }
+}
