@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::clock::Clock;
+use crate::service::proofings::expire_challenges;
 use crate::store::{SharedStore, StoreError};
 
 /// Proofings expired per transaction.
@@ -13,22 +15,25 @@ const BATCH: u32 = 100;
 /// The sweep.
 pub struct ChallengeExpiry {
     store: SharedStore,
+    clock: Clock,
     after: Duration,
 }
 
 impl ChallengeExpiry {
-    /// Expires challenges older than `after`.
-    pub fn new(store: SharedStore, after: Duration) -> Self {
-        Self { store, after }
+    /// Expires challenges older than `after` by `clock`.
+    pub fn new(store: SharedStore, clock: Clock, after: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            after,
+        }
     }
 
     /// Expires every challenge that is due now; returns the proofing ids.
     pub async fn run_once(&self) -> Result<Vec<String>, StoreError> {
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(self.after).unwrap_or(chrono::Duration::MAX);
         let mut all = Vec::new();
         loop {
-            let expired = self.store.expire_challenges(cutoff, BATCH).await?;
+            let expired = expire_challenges(&self.store, &self.clock, self.after, BATCH).await?;
             let done = expired.len() < BATCH as usize;
             for id in &expired {
                 tracing::info!(proofing.id = %id, "unanswered proofing challenge expired");

@@ -73,9 +73,9 @@ pub enum AdminError {
     /// No usable bearer token was presented.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// The token's role does not allow this.
-    #[error("this action needs the {0} role")]
-    Forbidden(&'static str),
+    /// The caller may not do this (a token's role, an unauthenticated push); the message says why.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such route or record.
     #[error("{0}")]
     NotFound(String),
@@ -180,6 +180,12 @@ impl From<StoreError> for AdminError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(what) => AdminError::Conflict(format!("already exists ({what})")),
+            // A row named in the request went away meanwhile (nothing is deleted by design, so
+            // this is a race with a future feature or a bug; either way not the caller's fault
+            // to retry blindly).
+            StoreError::Missing(what) => {
+                AdminError::Conflict(format!("refers to a record that does not exist ({what})"))
+            }
             StoreError::Busy(e) => AdminError::Unavailable(e.to_string()),
             other => AdminError::Internal(other.to_string()),
         }

@@ -8,16 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::chrome::{ApiError, ChromeClient};
 use super::pop::DeviceKey;
 use super::profile::{Profile, Rendered};
 use super::wire::Process;
+use crate::clock::Clock;
 use crate::outbox::RetryPolicy;
 use crate::pki::certs;
-use crate::store::{CertProcess, CertState, Hold, SharedStore, StoreError};
+use crate::store::{cert_processes, CertProcess, CertState, Hold, SharedStore, StoreError};
 
 /// Timings and limits.
 #[derive(Debug, Clone)]
@@ -48,6 +47,7 @@ pub enum Step {
 /// Drives certificate-provisioning processes.
 pub struct Adapter {
     store: SharedStore,
+    clock: Clock,
     chrome: ChromeClient,
     instance_id: String,
     worker_id: String,
@@ -79,6 +79,7 @@ impl Adapter {
     ) -> Self {
         Self {
             store,
+            clock: Clock::system(),
             chrome,
             instance_id,
             worker_id,
@@ -88,13 +89,24 @@ impl Adapter {
         }
     }
 
+    /// The same adapter deciding deadlines and retry times by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Takes up one due process and drives it as far as it can go now.
     pub async fn run_once(&self) -> Result<Step, StoreError> {
-        let Some(mut process) = self
-            .store
-            .claim_cert_process(&self.worker_id, self.timing.lease)
-            .await?
-        else {
+        let mut tx = self.store.begin().await?;
+        let claimed = cert_processes::claim(
+            &mut tx,
+            &self.worker_id,
+            self.timing.lease,
+            self.clock.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        let Some(mut process) = claimed else {
             return Ok(Step::Idle);
         };
         loop {
@@ -102,17 +114,12 @@ impl Adapter {
             let hold = match next {
                 Next::Continue => Hold::Keep(self.timing.lease),
                 Next::Wait(delay) => {
-                    process.next_attempt_at = Utc::now()
-                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    process.next_attempt_at = self.clock.after(delay);
                     Hold::Release
                 }
                 Next::Stop => Hold::Release,
             };
-            if !self
-                .store
-                .save_cert_process(&process, &self.worker_id, hold)
-                .await?
-            {
+            if !cert_processes::save(&mut self.store.db(), &process, &self.worker_id, hold).await? {
                 tracing::warn!(process = %process.name, "lease lost; another worker has the process");
                 return Ok(Step::LostLease(process.name));
             }
@@ -296,7 +303,7 @@ impl Adapter {
         };
         // Recorded before the call: from here on a restart looks at Google before asking again.
         p.sign_data = Some(data);
-        p.sign_requested_at = Some(Utc::now());
+        p.sign_requested_at = Some(self.clock.now());
         Self::move_to(p, CertState::Signing)
     }
 
@@ -331,7 +338,7 @@ impl Adapter {
 
     async fn await_signature(&self, p: &mut CertProcess) -> Next {
         let started = p.sign_requested_at.unwrap_or(p.created_at);
-        let elapsed = (Utc::now() - started).to_std().unwrap_or_default();
+        let elapsed = (self.clock.now() - started).to_std().unwrap_or_default();
         if elapsed > self.timing.sign_deadline {
             return Self::fail(
                 p,

@@ -36,6 +36,16 @@ pub struct Parts {
     pub intake: Option<Intake>,
 }
 
+impl Parts {
+    /// The same parts reading time from `clock` (tests step it instead of sleeping).
+    pub fn with_clock(self, clock: crate::clock::Clock) -> Self {
+        Self {
+            adapter: self.adapter.with_clock(clock.clone()),
+            intake: self.intake.map(|intake| intake.with_clock(clock)),
+        }
+    }
+}
+
 /// This host's name, the default `callerInstanceId`.
 fn host_name() -> String {
     std::env::var("HOSTNAME")

@@ -10,10 +10,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::auth::{authorise, TokenSource};
+use super::auth::{authorise, AuthError, TokenSource};
 use super::config::PUBSUB_SCOPE;
 use super::wire::{ProcessCreated, PubsubMessage, PullResponse, ReceivedMessage};
-use crate::store::{SharedStore, StoreError};
+use crate::clock::Clock;
+use crate::store::{cert_processes, SharedStore, Store, StoreError};
+
+/// Why a Pub/Sub call or the intake's bookkeeping failed (all retried on the next round).
+#[derive(Debug, thiserror::Error)]
+pub enum PubSubError {
+    /// No token for the call.
+    #[error("Pub/Sub credentials: {0}")]
+    Auth(#[from] AuthError),
+    /// The call did not complete.
+    #[error("Pub/Sub {verb}: {source}")]
+    Http {
+        /// pull, acknowledge or modifyAckDeadline.
+        verb: String,
+        /// The HTTP client's error (without the URL).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Pub/Sub answered with an error status.
+    #[error("Pub/Sub {verb} answered {status}")]
+    Status {
+        /// The call.
+        verb: String,
+        /// Its answer.
+        status: reqwest::StatusCode,
+    },
+    /// The answer is not what the API defines.
+    #[error("Pub/Sub {verb} answer unreadable: {detail}")]
+    Unreadable {
+        /// The call.
+        verb: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A Pub/Sub subscription, over REST.
 #[derive(Clone)]
@@ -57,37 +94,50 @@ impl Subscription {
         })
     }
 
-    async fn post(&self, verb: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+    async fn post(
+        &self,
+        verb: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, PubSubError> {
         let request = self
             .http
             .post(format!("{}v1/{}:{verb}", self.base, self.name))
             .json(&body);
+        let http = |e: reqwest::Error| PubSubError::Http {
+            verb: verb.to_owned(),
+            source: e.without_url(),
+        };
         let response = authorise(request, self.tokens.as_ref(), PUBSUB_SCOPE)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(http)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("Pub/Sub {verb} answered {status}"));
+            return Err(PubSubError::Status {
+                verb: verb.to_owned(),
+                status,
+            });
         }
-        response
-            .json()
-            .await
-            .map_err(|e| format!("Pub/Sub {verb} answer unreadable: {e}"))
+        response.json().await.map_err(|e| PubSubError::Unreadable {
+            verb: verb.to_owned(),
+            detail: e.without_url().to_string(),
+        })
     }
 
     /// Up to `max` messages (possibly none, after the server's bounded wait).
-    pub async fn pull(&self, max: u32) -> Result<Vec<ReceivedMessage>, String> {
+    pub async fn pull(&self, max: u32) -> Result<Vec<ReceivedMessage>, PubSubError> {
         let answer = self.post("pull", json!({ "maxMessages": max })).await?;
         let parsed: PullResponse =
-            serde_json::from_value(answer).map_err(|e| format!("pull answer: {e}"))?;
+            serde_json::from_value(answer).map_err(|e| PubSubError::Unreadable {
+                verb: "pull".into(),
+                detail: e.to_string(),
+            })?;
         Ok(parsed.received_messages)
     }
 
     /// Acknowledges `ack_ids`.
-    pub async fn acknowledge(&self, ack_ids: &[String]) -> Result<(), String> {
+    pub async fn acknowledge(&self, ack_ids: &[String]) -> Result<(), PubSubError> {
         if ack_ids.is_empty() {
             return Ok(());
         }
@@ -101,7 +151,7 @@ impl Subscription {
         &self,
         ack_ids: &[String],
         seconds: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), PubSubError> {
         if ack_ids.is_empty() {
             return Ok(());
         }
@@ -117,7 +167,8 @@ impl Subscription {
 /// Records the process a message names. `Ok(None)`: the message names no process (it can only
 /// be acknowledged); `Ok(Some((name, final)))` otherwise.
 pub async fn record(
-    store: &SharedStore,
+    store: &Store,
+    clock: &Clock,
     message: &PubsubMessage,
 ) -> Result<Option<(String, bool)>, StoreError> {
     let Some(event) = message
@@ -132,15 +183,15 @@ pub async fn record(
         return Ok(None);
     };
     let name = event.name();
-    let stored = store
-        .receive_cert_process(&name, &event.customer_id)
-        .await?;
+    let stored =
+        cert_processes::receive(&mut store.db(), &name, &event.customer_id, clock.now()).await?;
     Ok(Some((name, stored.state.is_final())))
 }
 
 /// Pulls messages and holds them until their processes are finished.
 pub struct Intake {
     store: SharedStore,
+    clock: Clock,
     subscription: Subscription,
     max_messages: u32,
     ack_deadline: u32,
@@ -158,11 +209,18 @@ impl Intake {
     ) -> Self {
         Self {
             store,
+            clock: Clock::system(),
             subscription,
             max_messages,
             ack_deadline,
             held: HashMap::new(),
         }
+    }
+
+    /// The same intake stamping processes with `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Messages held now (for tests and metrics).
@@ -176,12 +234,12 @@ impl Intake {
     }
 
     /// One pull, then the held messages' upkeep. Returns how many messages arrived.
-    pub async fn run_once(&mut self) -> Result<usize, String> {
+    pub async fn run_once(&mut self) -> Result<usize, PubSubError> {
         let messages = self.subscription.pull(self.max_messages).await?;
         let count = messages.len();
         let (mut ack, mut hold) = (Vec::new(), Vec::new());
         for received in messages {
-            match record(&self.store, &received.message).await {
+            match record(&self.store, &self.clock, &received.message).await {
                 Ok(None) | Ok(Some((_, true))) => ack.push(received.ack_id),
                 Ok(Some((name, false))) => {
                     tracing::info!(process = %name, "certificate provisioning process announced");
@@ -205,19 +263,19 @@ impl Intake {
 
     /// Acknowledges messages whose processes are finished; extends the others' deadlines when
     /// due.
-    pub async fn upkeep(&mut self) -> Result<(), String> {
+    pub async fn upkeep(&mut self) -> Result<(), PubSubError> {
         self.upkeep_at(Instant::now()).await
     }
 
     /// [`Self::upkeep`] as if the time were `now` (tests move it forward instead of sleeping).
-    pub async fn upkeep_at(&mut self, now: Instant) -> Result<(), String> {
+    pub async fn upkeep_at(&mut self, now: Instant) -> Result<(), PubSubError> {
         let (mut ack, mut extend) = (Vec::new(), Vec::new());
         for (ack_id, (name, renew)) in &self.held {
-            match self.store.get_cert_process(name).await {
+            match cert_processes::get(&mut self.store.db(), name).await {
                 Ok(Some(p)) if p.state.is_final() => ack.push(ack_id.clone()),
                 Ok(_) if *renew <= now => extend.push(ack_id.clone()),
                 Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
         self.subscription.acknowledge(&ack).await?;

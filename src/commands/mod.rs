@@ -123,7 +123,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let doc_types = load_doc_types(&config)?;
     ensure_keys(&config)?;
     let store = open_store(&config).await?;
-    if let Some(token) = crate::bootstrap::ensure_admin_token(store.as_ref())
+    if let Some(token) = crate::service::tokens::bootstrap(&store)
         .await
         .context("cannot create the bootstrap admin token")?
     {
@@ -173,7 +173,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let stop = stopped();
         background.spawn(async move { sweep.run(interval, stop).await });
     }
-    let wallet = http::wallet::WalletContext::load(&config, &extra_attestation_anchors(&config))?;
+    let wallet = crate::service::WalletContext::load(&config, &extra_attestation_anchors(&config))?;
     if let Some(url) = config.wallet.attestation.status_list_url.clone() {
         let list = wallet.attestation.status_list.clone();
         let every = Duration::from_secs(config.wallet.attestation.status_list_refresh_secs);
@@ -308,6 +308,7 @@ fn challenge_expiry(
 ) -> crate::challenge_expiry::ChallengeExpiry {
     crate::challenge_expiry::ChallengeExpiry::new(
         store,
+        crate::clock::Clock::system(),
         Duration::from_secs(u64::from(config.wallet.challenge_expiry_days) * 86_400),
     )
 }
@@ -342,7 +343,7 @@ pub async fn google_check(config: &Config, args: &GoogleCheckArgs) -> anyhow::Re
 /// `brevet migrate`: apply pending migrations and exit.
 pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let tables = store.table_names().await?;
+    let tables = store::schema::table_names(&mut store.db()).await?;
     tracing::info!(tables = tables.len(), "migrations are up to date");
     Ok(())
 }

@@ -30,12 +30,12 @@ impl CredentialStatus {
 }
 
 impl FromStr for CredentialStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = super::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "active" => Ok(CredentialStatus::Active),
             "revoked" => Ok(CredentialStatus::Revoked),
-            other => Err(format!("unknown credential status {other:?}")),
+            other => Err(super::UnknownName::new("credential status", other)),
         }
     }
 }

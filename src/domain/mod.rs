@@ -7,3 +7,23 @@ pub mod device;
 pub mod mso_validity;
 pub mod proofing;
 pub mod wallet_credential;
+
+/// A stored or presented name that matches none of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownName {
+    /// What was being named, e.g. `credential status`.
+    pub kind: &'static str,
+    /// The name given.
+    pub value: String,
+}
+
+impl UnknownName {
+    /// `value` is no `kind`.
+    pub fn new(kind: &'static str, value: &str) -> Self {
+        Self {
+            kind,
+            value: value.to_owned(),
+        }
+    }
+}

@@ -55,12 +55,12 @@ impl ProofingStatus {
 }
 
 impl FromStr for ProofingStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = super::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown proofing status {s:?}"))
+            .ok_or_else(|| super::UnknownName::new("proofing status", s))
     }
 }
 

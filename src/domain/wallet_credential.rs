@@ -32,6 +32,24 @@ impl CopyStatus {
             CopyStatus::Deleted => "deleted",
         }
     }
+
+    /// Every status.
+    pub const ALL: [CopyStatus; 4] = [
+        CopyStatus::ProvisionPending,
+        CopyStatus::Active,
+        CopyStatus::Revoked,
+        CopyStatus::Deleted,
+    ];
+}
+
+impl std::str::FromStr for CopyStatus {
+    type Err = super::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| super::UnknownName::new("copy status", s))
+    }
 }
 
 /// What is stored about a copy.

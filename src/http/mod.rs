@@ -30,11 +30,13 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{AdminError, ErrorDetail};
 use crate::mdoc::doctype::DocTypes;
 use crate::protocol::wallet::ApiVersion;
-use crate::store::SharedStore;
+use crate::service::{Services, WalletContext};
+use crate::store::{SharedStore, Store};
 use metrics::Metrics;
 
 /// Header that carries the request id, set when the client sent none and echoed on every response.
@@ -43,8 +45,8 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
-    pub store: SharedStore,
+    /// The use cases' dependencies: store, clock, doc types, Wallet keys.
+    pub services: Services,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Wallet API versions accepted in `requestMetadata.version`.
@@ -52,12 +54,6 @@ pub struct AppState {
     /// The issuer id Google assigned (`google.issuer_id`); when set, requests naming another are
     /// refused with `permissionDenied`.
     pub wallet_issuer_id: Option<Arc<str>>,
-    /// The doc types holder data is validated against.
-    pub doc_types: Arc<DocTypes>,
-    /// How long a device registration nonce stays usable.
-    pub nonce_ttl: Duration,
-    /// Keys, attestation policy and settings of the Wallet surface.
-    pub wallet: Arc<wallet::WalletContext>,
     /// Which client certificates may call the Wallet surface.
     pub client_auth: Arc<tls::ClientAuth>,
     /// How Pub/Sub push requests are authenticated; `None` disables the push route.
@@ -77,13 +73,16 @@ impl AppState {
             .collect::<Vec<_>>()
             .into();
         Self {
-            store,
+            services: Services {
+                store,
+                clock: Clock::system(),
+                doc_types: Arc::new(DocTypes::builtin()),
+                wallet: Arc::new(WalletContext::without_keys(config)),
+                nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
+            },
             metrics: Arc::new(Metrics::new()),
             wallet_versions,
             wallet_issuer_id: config.google.issuer_id.as_deref().map(Arc::from),
-            doc_types: Arc::new(DocTypes::builtin()),
-            nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
-            wallet: Arc::new(wallet::WalletContext::without_keys(config)),
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
             development: config.is_development(),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
@@ -98,15 +97,26 @@ impl AppState {
     }
 
     /// The same state with the Wallet surface's keys and policy.
-    pub fn with_wallet(mut self, wallet: wallet::WalletContext) -> Self {
-        self.wallet = Arc::new(wallet);
+    pub fn with_wallet(mut self, wallet: WalletContext) -> Self {
+        self.services.wallet = Arc::new(wallet);
         self
     }
 
     /// The same state validating holder data against `doc_types`.
     pub fn with_doc_types(mut self, doc_types: DocTypes) -> Self {
-        self.doc_types = Arc::new(doc_types);
+        self.services.doc_types = Arc::new(doc_types);
         self
+    }
+
+    /// The same state reading time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.services.clock = clock;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.services.store
     }
 }
 

@@ -54,7 +54,7 @@ impl Status {
         };
         Self {
             status,
-            store: Some(state.store.backend().as_str()),
+            store: Some(state.store().backend().as_str()),
             mode: Some(mode),
             warnings,
         }
@@ -80,8 +80,8 @@ async fn get_healthz() -> Json<Status> {
     responses((status = 200, body = Status), (status = 503, description = "The store does not answer", body = Status))
 )]
 async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
-    let store = Some(state.store.backend().as_str());
-    let failure = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+    let store = Some(state.store().backend().as_str());
+    let failure = match tokio::time::timeout(READY_TIMEOUT, state.store().ping()).await {
         Ok(Ok(())) => return (StatusCode::OK, Json(Status::readiness("ready", &state))),
         Ok(Err(error)) => error.to_string(),
         Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
@@ -101,12 +101,12 @@ async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>)
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
 )]
 async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
-    match state.store.count_outbox_by_state().await {
+    match crate::store::outbox::count_by_state(&mut state.store().db()).await {
         Ok(counts) => state.metrics.set_outbox_counts(&counts),
         // Scrapes still answer when the store is down; the gauges keep their last values.
         Err(error) => tracing::warn!(%error, "cannot read outbox counts for metrics"),
     }
-    match state.store.count_cert_processes_by_state().await {
+    match crate::store::cert_processes::count_by_state(&mut state.store().db()).await {
         Ok(counts) => state.metrics.set_cert_process_counts(&counts),
         Err(error) => tracing::warn!(%error, "cannot read certificate process counts for metrics"),
     }

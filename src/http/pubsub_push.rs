@@ -44,9 +44,14 @@ async fn push_message(
     if let Err(refused) = auth.check(query.token.as_deref(), bearer).await {
         tracing::warn!(reason = %refused, "Pub/Sub push refused");
         return Err(AdminError::Forbidden(
-            "the push request is not authenticated",
+            "the push request is not authenticated".into(),
         ));
     }
-    record(&state.store, &envelope.message).await?;
+    record(
+        &state.services.store,
+        &state.services.clock,
+        &envelope.message,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

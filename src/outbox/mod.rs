@@ -7,14 +7,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use rand::Rng;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::google::{Notifier, NotifyError};
-use crate::store::{
-    OutboxJob, SharedStore, StoreError, NOTIFY_CREDENTIAL_STATUS, NOTIFY_PROOFING_STATUS,
-};
+use crate::service::outbox as jobs;
+use crate::store::{Job, OutboxJob, SharedStore, StoreError};
 
 /// When to try again.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +64,7 @@ pub enum Step {
 /// Delivers outbox jobs.
 pub struct Dispatcher {
     store: SharedStore,
+    clock: Clock,
     notifier: Arc<dyn Notifier>,
     worker_id: String,
     lease: Duration,
@@ -82,6 +82,7 @@ impl Dispatcher {
     ) -> Self {
         Self {
             store,
+            clock: Clock::system(),
             notifier,
             worker_id,
             lease,
@@ -89,36 +90,37 @@ impl Dispatcher {
         }
     }
 
+    /// The same dispatcher deciding due times and backoff by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     async fn perform(&self, job: &OutboxJob) -> Result<(), NotifyError> {
-        let field = |name: &str| {
-            job.payload
-                .get(name)
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| NotifyError::Permanent(format!("payload lacks {name}")))
-        };
-        match job.kind.as_str() {
-            NOTIFY_CREDENTIAL_STATUS => {
+        let readable = Job::read(&job.kind, &job.payload);
+        match readable.map_err(|e| NotifyError::Permanent(e.to_string()))? {
+            Job::CredentialStatus {
+                device_reference_id,
+                credential_id,
+            } => {
                 self.notifier
-                    .notify_credential_status(field("deviceReferenceId")?, field("credentialId")?)
+                    .notify_credential_status(&device_reference_id, &credential_id)
                     .await
             }
-            NOTIFY_PROOFING_STATUS => {
+            Job::ProofingStatus {
+                device_reference_id,
+                proofing_id,
+            } => {
                 self.notifier
-                    .notify_proofing_status(field("deviceReferenceId")?, field("proofingId")?)
+                    .notify_proofing_status(&device_reference_id, &proofing_id)
                     .await
             }
-            other => Err(NotifyError::Permanent(format!(
-                "unknown job kind {other:?}"
-            ))),
         }
     }
 
     /// Claims and performs at most one due job.
     pub async fn run_once(&self) -> Result<Step, StoreError> {
-        let Some(job) = self
-            .store
-            .claim_outbox_job(&self.worker_id, self.lease)
-            .await?
+        let Some(job) = jobs::claim(&self.store, &self.clock, &self.worker_id, self.lease).await?
         else {
             return Ok(Step::Idle);
         };
@@ -126,7 +128,7 @@ impl Dispatcher {
         let outcome = self.perform(&job).await;
         let (held, step) = match outcome {
             Ok(()) => (
-                self.store.complete_outbox_job(id, &self.worker_id).await?,
+                jobs::complete(&self.store, id, &self.worker_id).await?,
                 Step::Delivered(id),
             ),
             Err(error) => {
@@ -134,9 +136,7 @@ impl Dispatcher {
                     NotifyError::Transient(_)
                         if (job.attempts as u32) < self.policy.max_attempts =>
                     {
-                        chrono::Duration::from_std(self.policy.delay(job.attempts as u32))
-                            .ok()
-                            .map(|d| Utc::now() + d)
+                        Some(self.clock.after(self.policy.delay(job.attempts as u32)))
                     }
                     _ => None,
                 };
@@ -155,9 +155,7 @@ impl Dispatcher {
                     }
                 }
                 (
-                    self.store
-                        .fail_outbox_job(id, &self.worker_id, &message, retry_at)
-                        .await?,
+                    jobs::fail(&self.store, id, &self.worker_id, &message, retry_at).await?,
                     step,
                 )
             }

@@ -140,7 +140,7 @@ fn parse_application_id(der: &[u8]) -> Result<Vec<String>, ASN1Error> {
 
 impl KeyDescription {
     /// Reads the record from the extension's DER value.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+    pub fn from_der(der: &[u8]) -> Result<Self, MalformedRecord> {
         yasna::parse_der(der, |r| {
             r.read_sequence(|seq| {
                 let attestation_version = seq.next().read_i64()?;
@@ -160,9 +160,14 @@ impl KeyDescription {
                 })
             })
         })
-        .map_err(|e| format!("malformed key attestation record: {e}"))
+        .map_err(MalformedRecord)
     }
 }
+
+/// A KeyDescription that is not DER of the ASN.1 Android defines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed key attestation record: {0}")]
+pub struct MalformedRecord(yasna::ASN1Error);
 
 /// What registerDevice requires of an attestation ([I] where the spec leaves it open: every
 /// setting is in `wallet.attestation`, see docs/wallet-api.md).
@@ -196,7 +201,7 @@ impl AttestationProbe for Probe {
     fn attest_key(&self, cert: &Certificate) -> Option<Result<(), String>> {
         let record = raw_extension_value(cert, KEY_ATTESTATION_OID)?;
         Some(match KeyDescription::from_der(record) {
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
             // As Google's verifier: exactly one hardware-enforced purpose, ATTEST_KEY.
             Ok(record) => match record.hardware_enforced.purposes.as_deref() {
                 Some([ids::PURPOSE_ATTEST_KEY]) => Ok(()),
@@ -244,7 +249,7 @@ pub fn verify(
     let leaf = &chain[0];
     let record = raw_extension_value(leaf, KEY_ATTESTATION_OID)
         .ok_or_else(|| fail("the leaf certificate has no key attestation extension"))?;
-    let record = KeyDescription::from_der(record).map_err(AttestationError)?;
+    let record = KeyDescription::from_der(record).map_err(|e| AttestationError(e.to_string()))?;
     if !challenges.contains(&record.attestation_challenge) {
         return Err(fail(
             "the attestation challenge is not the registration nonce",

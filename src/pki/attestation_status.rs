@@ -11,6 +11,31 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Why the status list could not be loaded (the previous list, if any, stays in force).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusListError {
+    /// The list could not be fetched.
+    #[error("cannot fetch {url}: {source}")]
+    Fetch {
+        /// Where from.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status.
+    #[error("{url} answered {status}")]
+    Refused {
+        /// Where from.
+        url: String,
+        /// Its answer.
+        status: reqwest::StatusCode,
+    },
+    /// The document is not a status list.
+    #[error("not an attestation status list: {0}")]
+    Unreadable(#[source] serde_json::Error),
+}
+
 /// Google's published list.
 pub const GOOGLE_STATUS_URL: &str = "https://android.googleapis.com/attestation/status";
 
@@ -60,9 +85,9 @@ impl StatusList {
     }
 
     /// Replaces the list with the entries of `json`; returns how many are listed.
-    pub fn load(&self, json: &[u8]) -> Result<usize, String> {
-        let document: Document = serde_json::from_slice(json)
-            .map_err(|e| format!("not an attestation status list: {e}"))?;
+    pub fn load(&self, json: &[u8]) -> Result<usize, StatusListError> {
+        let document: Document =
+            serde_json::from_slice(json).map_err(StatusListError::Unreadable)?;
         let listed: HashSet<String> = document
             .entries
             .into_iter()
@@ -75,19 +100,23 @@ impl StatusList {
     }
 
     /// Fetches `url` and loads it.
-    pub async fn refresh(&self, http: &reqwest::Client, url: &str) -> Result<usize, String> {
-        let response = http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| format!("cannot fetch {url}: {}", e.without_url()))?;
+    pub async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+    ) -> Result<usize, StatusListError> {
+        let fetch = |e: reqwest::Error| StatusListError::Fetch {
+            url: url.to_owned(),
+            source: e.without_url(),
+        };
+        let response = http.get(url).send().await.map_err(fetch)?;
         if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
+            return Err(StatusListError::Refused {
+                url: url.to_owned(),
+                status: response.status(),
+            });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("cannot read {url}: {e}"))?;
+        let body = response.bytes().await.map_err(fetch)?;
         self.load(&body)
     }
 
@@ -129,7 +158,7 @@ mod tests {
             "a":                {"status": "SUSPENDED"},
             "c35747a084470c3135aeefe2b8d40cd6": {"status": "OK"}
         }}"#;
-        assert_eq!(list.load(json), Ok(2));
+        assert_eq!(list.load(json).unwrap(), 2);
         assert!(list.is_listed("2C8CDDDFD5E03BFC"));
         assert!(
             list.is_listed("000A"),
@@ -166,9 +195,14 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let list = StatusList::default();
         let http = reqwest::Client::new();
-        assert_eq!(list.refresh(&http, &url).await, Ok(1));
+        assert_eq!(list.refresh(&http, &url).await.unwrap(), 1);
         healthy.store(false, std::sync::atomic::Ordering::SeqCst);
-        assert!(list.refresh(&http, &url).await.unwrap_err().contains("503"));
+        assert!(list
+            .refresh(&http, &url)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("503"));
         assert!(list.is_listed("00FF"));
     }
 }

@@ -5,4 +5,5 @@
 //! server merely by sharing its code (docs/wallet-api.md, "Device-side encodings").
 
 pub mod android;
+pub mod ids;
 pub mod wallet;

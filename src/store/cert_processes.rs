@@ -1,13 +1,14 @@
 //! What the store keeps of Chrome certificate-provisioning processes. The row is both the
 //! process's durable state (so a restarted worker resumes from the last recorded step) and its
-//! lease (so replicas never drive one process at once).
+//! lease (so replicas never drive one process at once), timed by the database's clock like outbox
+//! leases; when a process is due again is the application's clock's to say.
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::sql::{query, Exec, Row};
 use super::StoreError;
 
 /// Where a process stands, from this adapter's point of view.
@@ -123,47 +124,6 @@ pub enum Hold {
     Release,
 }
 
-/// Storage of certificate-provisioning processes.
-#[async_trait]
-pub trait CertProcessStore: Send + Sync {
-    /// Records a process named in a Pub/Sub message if it is new; returns the stored row either
-    /// way (a duplicate delivery finds the existing one).
-    async fn receive_cert_process(
-        &self,
-        name: &str,
-        customer_id: &str,
-    ) -> Result<CertProcess, StoreError>;
-
-    /// Takes the lease of one due, unfinished process nobody holds.
-    async fn claim_cert_process(
-        &self,
-        worker: &str,
-        lease: Duration,
-    ) -> Result<Option<CertProcess>, StoreError>;
-
-    /// Writes `process`'s mutable fields if `worker` still holds its lease; returns whether it did
-    /// (false: the lease expired and another worker may have it).
-    async fn save_cert_process(
-        &self,
-        process: &CertProcess,
-        worker: &str,
-        hold: Hold,
-    ) -> Result<bool, StoreError>;
-
-    /// One process by name.
-    async fn get_cert_process(&self, name: &str) -> Result<Option<CertProcess>, StoreError>;
-
-    /// How many processes are in each state (for metrics).
-    async fn count_cert_processes_by_state(&self) -> Result<Vec<(String, i64)>, StoreError>;
-
-    /// The newest processes first, optionally only those in `state`.
-    async fn list_cert_processes(
-        &self,
-        state: Option<CertState>,
-        limit: u32,
-    ) -> Result<Vec<CertProcess>, StoreError>;
-}
-
 /// The states, in the order metrics list them.
 pub const STATES: [CertState; 9] = [
     CertState::Received,
@@ -178,4 +138,156 @@ pub const STATES: [CertState; 9] = [
 ];
 
 /// The columns every query reads, in [`CertProcess`] order.
-pub(super) const COLUMNS: &str = "cert_process_id, name, customer_id, state, attempts, next_attempt_at, process, sign_data, sign_requested_at, operation_name, signature, certificate_pem, certificate_serial, failure_message, last_error, created_at, updated_at";
+const COLUMNS: &str = "cert_process_id, name, customer_id, state, attempts, next_attempt_at, process, sign_data, sign_requested_at, operation_name, signature, certificate_pem, certificate_serial, failure_message, last_error, created_at, updated_at";
+
+fn read(r: &Row) -> Result<CertProcess, StoreError> {
+    Ok(CertProcess {
+        cert_process_id: r.uuid("cert_process_id")?,
+        name: r.text("name")?,
+        customer_id: r.text("customer_id")?,
+        state: CertState::parse(&r.text("state")?)?,
+        attempts: r.int32("attempts")?,
+        next_attempt_at: r.time("next_attempt_at")?,
+        process: r.opt_json("process")?,
+        sign_data: r.opt_bytes("sign_data")?,
+        sign_requested_at: r.opt_time("sign_requested_at")?,
+        operation_name: r.opt_text("operation_name")?,
+        signature: r.opt_bytes("signature")?,
+        certificate_pem: r.opt_text("certificate_pem")?,
+        certificate_serial: r.opt_text("certificate_serial")?,
+        failure_message: r.opt_text("failure_message")?,
+        last_error: r.opt_text("last_error")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+/// Records a process named in a Pub/Sub message if it is new, due at `now`; returns the stored
+/// row either way (a duplicate delivery finds the existing one).
+pub async fn receive(
+    ex: &mut impl Exec,
+    name: &str,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> Result<CertProcess, StoreError> {
+    ex.execute(
+        query(
+            "insert into cert_processes (cert_process_id, name, customer_id, state, next_attempt_at)
+             values ($1, $2, $3, 'received', $4) on conflict (name) do nothing",
+        )
+        .bind(Uuid::now_v7())
+        .bind(name)
+        .bind(customer_id)
+        .bind(now),
+    )
+    .await?;
+    get(ex, name)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("cert process {name} vanished")))
+}
+
+/// Takes the lease of one due, unfinished process nobody holds (run it in a transaction).
+pub async fn claim(
+    tx: &mut impl Exec,
+    worker: &str,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Option<CertProcess>, StoreError> {
+    let row = tx
+        .fetch_optional(
+            query(format!(
+                "update cert_processes set lease_owner = $1, lease_expires_at = %now+$2%, updated_at = %now%
+                 where cert_process_id = (
+                     select cert_process_id from cert_processes
+                     where state not in ('done', 'failed', 'skipped') and next_attempt_at <= $3
+                       and (lease_expires_at is null or lease_expires_at < %now%)
+                     order by next_attempt_at, cert_process_id
+                     limit 1%for_update%%skip_locked%)
+                 returning {COLUMNS}"
+            ))
+            .bind(worker)
+            .bind(lease)
+            .bind(now),
+        )
+        .await?;
+    row.as_ref().map(read).transpose()
+}
+
+/// Writes `process`'s mutable fields if `worker` still holds its lease; returns whether it did
+/// (false: the lease expired and another worker may have it).
+pub async fn save(
+    ex: &mut impl Exec,
+    p: &CertProcess,
+    worker: &str,
+    hold: Hold,
+) -> Result<bool, StoreError> {
+    let (owner, lease) = match hold {
+        Hold::Keep(lease) => (Some(worker), Some(lease)),
+        Hold::Release => (None, None),
+    };
+    let saved = ex
+        .execute(
+            query(
+                "update cert_processes set state = $3, next_attempt_at = $4, process = $5, sign_data = $6,
+                     sign_requested_at = $7, operation_name = $8, signature = $9, certificate_pem = $10,
+                     certificate_serial = $11, failure_message = $12, last_error = $13, attempts = $16,
+                     lease_owner = $14, lease_expires_at = %now+$15%, updated_at = %now%
+                 where cert_process_id = $1 and lease_owner = $2 and lease_expires_at > %now%",
+            )
+            .bind(p.cert_process_id)
+            .bind(worker)
+            .bind(p.state.as_str())
+            .bind(p.next_attempt_at)
+            .bind(p.process.as_ref())
+            .bind(p.sign_data.as_deref())
+            .bind(p.sign_requested_at)
+            .bind(p.operation_name.as_deref())
+            .bind(p.signature.as_deref())
+            .bind(p.certificate_pem.as_deref())
+            .bind(p.certificate_serial.as_deref())
+            .bind(p.failure_message.as_deref())
+            .bind(p.last_error.as_deref())
+            .bind(owner)
+            .bind(lease)
+            .bind(p.attempts),
+        )
+        .await?;
+    Ok(saved == 1)
+}
+
+/// One process by name.
+pub async fn get(ex: &mut impl Exec, name: &str) -> Result<Option<CertProcess>, StoreError> {
+    let row = ex
+        .fetch_optional(
+            query(format!(
+                "select {COLUMNS} from cert_processes where name = $1"
+            ))
+            .bind(name),
+        )
+        .await?;
+    row.as_ref().map(read).transpose()
+}
+
+/// How many processes are in each state (for metrics).
+pub async fn count_by_state(ex: &mut impl Exec) -> Result<Vec<(String, i64)>, StoreError> {
+    super::count_by_state(ex, "cert_processes").await
+}
+
+/// The newest processes first, optionally only those in `state`.
+pub async fn list(
+    ex: &mut impl Exec,
+    state: Option<CertState>,
+    limit: u32,
+) -> Result<Vec<CertProcess>, StoreError> {
+    let rows = ex
+        .fetch_all(
+            query(format!(
+                "select {COLUMNS} from cert_processes where ($1 is null or state = $1)
+                 order by cert_process_id desc limit $2"
+            ))
+            .bind(state.map(CertState::as_str))
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    rows.iter().map(read).collect()
+}

@@ -14,10 +14,11 @@ use brevet::sim::chrome::{
     service_account_key, Behaviour, ChromeSim, KeyType, NewProcess, Route, Verdict, SUBSCRIPTION,
 };
 use brevet::sim::stepca::{self, FakeStepCa};
-use brevet::store::{CertState, Hold, SharedStore};
+use brevet::store::{cert_processes, CertState, Hold, SharedStore};
 use serde_json::json;
 use x509_cert::der::Encode;
 
+use crate::support::inspect::Inspect;
 use crate::support::process::{brevet, Server};
 use crate::support::TestDb;
 
@@ -275,12 +276,24 @@ both_stores! {
     async fn a_device_that_never_signs_fails_at_the_deadline(db: TestDb) {
         let mut rig = rig(&db).await;
         rig.config.sign_deadline_secs = 1;
+        // Polls wait by the worker's clock too: without a wait, a clock that never moves would
+        // have the worker poll forever.
+        rig.config.sign_poll_initial_ms = 500;
         let asleep = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
-        let mut worker = rig.worker("adapter-a");
+        let clock = brevet::clock::Clock::manual(chrono::Utc::now());
+        let mut worker = rig.worker("adapter-a").with_clock(clock.clone());
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        while worker.adapter.run_once().await.unwrap() != Step::Idle {}
+        assert_eq!(rig.sim.calls(Route::Operation, &asleep), 0, "the first look is half a second away");
+        clock.advance(std::time::Duration::from_millis(600));
+        while worker.adapter.run_once().await.unwrap() != Step::Idle {}
+        assert_eq!(rig.state(&asleep).await, CertState::Signing, "polled, no signature yet, not late");
+        assert_eq!(rig.sim.calls(Route::Operation, &asleep), 1, "the operation was polled");
+        // Past the deadline by the worker's clock.
+        clock.advance(std::time::Duration::from_secs(1));
         rig.drive(&mut worker).await;
         assert_eq!(rig.sim.verdict(&asleep), failed("The device did not answer the proof-of-possession request within 1 second"));
         assert_eq!(rig.sim.sign_requests(&asleep), 1);
-        assert!(rig.sim.calls(Route::Operation, &asleep) >= 1, "the operation was polled");
     }
 
     async fn messages_are_held_until_their_process_ends(db: TestDb) {
@@ -351,9 +364,11 @@ both_stores! {
         drop(first);
         rig.sim.expire_ack_deadlines();
         // and as if it died after signData reached Google but before the operation was recorded
-        let mut row = rig.store.claim_cert_process("test", std::time::Duration::from_secs(5)).await.unwrap().unwrap();
+        let mut tx = rig.store.begin().await.unwrap();
+        let mut row = cert_processes::claim(&mut tx, "test", std::time::Duration::from_secs(5), chrono::Utc::now()).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
         row.operation_name = None;
-        assert!(rig.store.save_cert_process(&row, "test", Hold::Release).await.unwrap());
+        assert!(cert_processes::save(&mut rig.store.db(), &row, "test", Hold::Release).await.unwrap());
 
         let mut second = rig.worker("adapter-a");
         rig.drive(&mut second).await;
@@ -422,6 +437,7 @@ both_stores! {
         let event = brevet::certprov::wire::ProcessCreated { process_id: "p1".into(), customer_id: "C01".into() };
         let wrong = app.post("/certprov/v1/pubsub/push?token=nope", &envelope(&event.to_protobuf()), None).await;
         assert_eq!(wrong.status.as_u16(), 403);
+        assert_eq!(wrong.json()["error"]["message"], "the push request is not authenticated");
         assert!(app.store.list_cert_processes(None, 10).await.unwrap().is_empty());
         let ok = app.post("/certprov/v1/pubsub/push?token=push-secret", &envelope(&event.to_protobuf()), None).await;
         assert_eq!(ok.status.as_u16(), 204);

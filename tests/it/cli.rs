@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::inspect::Inspect;
 use crate::support::process::{brevet, Server};
 use crate::support::TestDb;
 

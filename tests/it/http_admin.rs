@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::inspect::Inspect;
 use crate::support::TestDb;
 
 fn error_of(body: &Value) -> (&str, &str) {

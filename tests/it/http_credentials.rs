@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::mdoc::sample_mdl;
 use crate::support::http::{TestApp, TestResponse};
+use crate::support::inspect::{bind_copy, Inspect};
 use crate::support::TestDb;
 
 async fn patch(
@@ -54,7 +55,7 @@ both_stores! {
 
         let path = format!("/admin/v1/credentials/{id}");
         let record_id = uuid::Uuid::parse_str(&id).unwrap();
-        app.store.bind_wallet_credential("wallet-copy-1", record_id, "device-ref-1").await.unwrap();
+        bind_copy(&app.store, "wallet-copy-1", record_id, "device-ref-1").await;
         let read = app.get(&path, Some(&auditor)).await;
         assert_eq!(read.status, StatusCode::OK);
         assert_eq!(read.headers["etag"], "\"1\"");
@@ -208,7 +209,7 @@ both_stores! {
         let created = app.post("/admin/v1/credentials", &json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": sample_mdl() }), Some(&admin)).await.json();
         let id = uuid::Uuid::parse_str(created["credentialId"].as_str().unwrap()).unwrap();
         let version = uuid::Uuid::parse_str(created["currentVersionId"].as_str().unwrap()).unwrap();
-        app.store.bind_wallet_credential("copy-a", id, "device-a").await.unwrap();
+        bind_copy(&app.store, "copy-a", id, "device-a").await;
         let now = chrono::Utc::now();
         for key in [[1u8; 32], [2u8; 32]] {
             let mso = brevet::store::NewMsoIssuance {
@@ -219,7 +220,7 @@ both_stores! {
                 valid_from: now,
                 valid_until: now + chrono::Duration::days(30),
             };
-            app.store.record_mso_issuances(std::slice::from_ref(&mso)).await.unwrap();
+            brevet::store::copies::insert_msos(&mut app.store.db(), std::slice::from_ref(&mso)).await.unwrap();
         }
         let devices = app.get(&format!("/admin/v1/credentials/{id}/devices"), Some(&admin)).await.json();
         assert_eq!(devices["devices"].as_array().unwrap().len(), 1);

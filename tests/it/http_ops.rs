@@ -23,18 +23,8 @@ both_stores! {
 
     async fn readyz_is_503_when_the_store_is_gone(db: TestDb) {
         let config = db.config();
-        let store: brevet::store::SharedStore = match db.backend {
-            brevet::config::Backend::Sqlite => {
-                let s = brevet::store::SqliteStore::connect(&db.url, 2).await.unwrap();
-                s.pool().close().await;
-                std::sync::Arc::new(s)
-            }
-            brevet::config::Backend::Postgres => {
-                let s = brevet::store::PgStore::connect(&db.url, 2).await.unwrap();
-                s.pool().close().await;
-                std::sync::Arc::new(s)
-            }
-        };
+        let store = brevet::store::connect(&db.url, 2).await.unwrap();
+        store.close().await;
         let router = brevet::http::build_app(
             brevet::http::AppState::new(store.clone(), &config),
             brevet::http::Limits::from_config(&config),

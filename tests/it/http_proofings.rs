@@ -1,22 +1,39 @@
 //! Proofing review through the admin API, on both stores, and its notification reaching Google.
 
 use axum::http::StatusCode;
-use brevet::store::ProofingInsert;
+use brevet::protocol::ids::{DeviceReferenceId, ProofingId};
+use brevet::store::{proofings, JobKind, ProofingInsert, Store};
 use serde_json::json;
 
 use crate::mdoc::sample_mdl;
+use crate::support::inspect::{insert_proofing, Inspect};
 use crate::support::TestDb;
+
+async fn record(
+    store: &Store,
+    id: &str,
+    device: &str,
+    evidence: &serde_json::Value,
+) -> ProofingInsert {
+    let (id, device) = (
+        ProofingId::parse(id).unwrap(),
+        DeviceReferenceId::parse(device).unwrap(),
+    );
+    proofings::insert(&mut store.db(), &id, &device, evidence)
+        .await
+        .unwrap()
+}
 
 both_stores! {
     async fn proofings_are_recorded_once_per_id(db: TestDb) {
         let store = db.store().await;
         let evidence = json!([{ "preAuthorizedCode": "ABC-123" }]);
-        assert!(matches!(store.record_proofing("p-1", "dev-1", &evidence).await.unwrap(), ProofingInsert::Created(_)));
-        match store.record_proofing("p-1", "dev-1", &json!([])).await.unwrap() {
+        assert!(matches!(record(&store, "p-1", "dev-1", &evidence).await, ProofingInsert::Created(_)));
+        match record(&store, "p-1", "dev-1", &json!([])).await {
             ProofingInsert::Existing(record) => assert_eq!(record.evidence, evidence, "a retry changes nothing"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(store.record_proofing("p-1", "dev-2", &evidence).await.unwrap(), ProofingInsert::OtherDevice);
+        assert_eq!(record(&store, "p-1", "dev-2", &evidence).await, ProofingInsert::OtherDevice);
         assert_eq!(store.list_proofings(None, 10).await.unwrap().len(), 1);
     }
 
@@ -25,7 +42,7 @@ both_stores! {
         let admin = app.admin_token().await;
         let viewer = app.post("/admin/v1/tokens", &json!({ "name": "v", "role": "viewer" }), Some(&admin)).await.json()["token"].as_str().unwrap().to_owned();
         for (id, device) in [("p-1", "dev-1"), ("p-2", "dev-2")] {
-            app.store.record_proofing(id, device, &json!([{ "preAuthorizedCode": "secret-code" }])).await.unwrap();
+            insert_proofing(&app.store, id, device, &json!([{ "preAuthorizedCode": "secret-code" }])).await;
         }
         let queue = app.get("/admin/v1/proofings?status=pending", Some(&viewer)).await;
         assert_eq!(queue.status, StatusCode::OK);
@@ -97,19 +114,21 @@ both_stores! {
         let app = db.app().await;
         let admin = app.admin_token().await;
         for id in ["old", "fresh", "waiting"] {
-            app.store.record_proofing(id, &format!("dev-{id}"), &json!([])).await.unwrap();
+            insert_proofing(&app.store, id, &format!("dev-{id}"), &json!([])).await;
         }
         for id in ["old", "fresh"] {
             let challenged = app.post(&format!("/admin/v1/proofings/{id}/review"), &json!({ "decision": "challenge", "challenge": { "kind": "additionalTimeRequired" } }), Some(&admin)).await;
             assert_eq!(challenged.status, StatusCode::OK, "{}", challenged.text());
         }
-        let sweep = |after: std::time::Duration| brevet::challenge_expiry::ChallengeExpiry::new(app.store.clone(), after);
+        let clock = brevet::clock::Clock::manual(chrono::Utc::now());
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        let sweep = brevet::challenge_expiry::ChallengeExpiry::new(app.store.clone(), clock.clone(), month);
         // nothing is 30 days old yet
-        assert!(sweep(std::time::Duration::from_secs(30 * 86_400)).run_once().await.unwrap().is_empty());
+        assert!(sweep.run_once().await.unwrap().is_empty());
         let jobs_before = app.store.list_outbox(None, 100).await.unwrap().len();
-        // with a zero wait, both challenges are overdue; the pending proofing is not touched
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let mut expired = sweep(std::time::Duration::ZERO).run_once().await.unwrap();
+        // a month and a minute later both challenges are overdue; the pending proofing is not touched
+        clock.advance(month + std::time::Duration::from_secs(60));
+        let mut expired = sweep.run_once().await.unwrap();
         expired.sort();
         assert_eq!(expired, ["fresh", "old"]);
         let old = app.get("/admin/v1/proofings/old", Some(&admin)).await.json();
@@ -118,11 +137,11 @@ both_stores! {
         assert_eq!(app.get("/admin/v1/proofings/waiting", Some(&admin)).await.json()["status"], "pending");
         let jobs = app.store.list_outbox(None, 100).await.unwrap();
         assert_eq!(jobs.len(), jobs_before + 2, "one notifyProofingStatusUpdateAvailable each");
-        assert!(jobs.iter().any(|j| j.kind == brevet::store::NOTIFY_PROOFING_STATUS && j.payload["proofingId"] == "old" && j.payload["deviceReferenceId"] == "dev-old"));
+        assert!(jobs.iter().any(|j| j.kind == JobKind::NotifyProofingStatus && j.payload["proofingId"] == "old" && j.payload["deviceReferenceId"] == "dev-old"));
         let audit = app.store.list_audit(10).await.unwrap();
         assert_eq!(audit.iter().filter(|e| e.action == "proofing.expired" && e.actor == "system").count(), 2);
         // expired is final: a second sweep finds nothing, and staff cannot challenge it again
-        assert!(sweep(std::time::Duration::ZERO).run_once().await.unwrap().is_empty());
+        assert!(sweep.run_once().await.unwrap().is_empty());
         let again = app.post("/admin/v1/proofings/old/review", &json!({ "decision": "challenge", "challenge": { "kind": "additionalTimeRequired" } }), Some(&admin)).await;
         assert_eq!(again.status, StatusCode::CONFLICT);
     }

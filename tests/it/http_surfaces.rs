@@ -51,18 +51,8 @@ both_stores! {
         let mut config = db.config();
         config.http.request_timeout_secs = 1;
         // A pool of one connection, held by the test: every request waits for it.
-        let (store, _held): (brevet::store::SharedStore, Box<dyn std::any::Any>) = match db.backend {
-            brevet::config::Backend::Sqlite => {
-                let s = brevet::store::SqliteStore::connect(&db.url, 1).await.unwrap();
-                let held = s.pool().acquire().await.unwrap();
-                (std::sync::Arc::new(s), Box::new(held))
-            }
-            brevet::config::Backend::Postgres => {
-                let s = brevet::store::PgStore::connect(&db.url, 1).await.unwrap();
-                let held = s.pool().acquire().await.unwrap();
-                (std::sync::Arc::new(s), Box::new(held))
-            }
-        };
+        let store = brevet::store::connect(&db.url, 1).await.unwrap();
+        let _held = store.hold_connection().await.unwrap();
         let app = TestApp {
             router: build_surfaces(AppState::new(store.clone(), &config), Limits::from_config(&config), &Surface::ALL),
             store,

@@ -30,4 +30,5 @@ mod schemathesis;
 mod sim_wallet;
 mod store;
 mod store_credentials;
+mod store_upgrade;
 mod wallet_api;

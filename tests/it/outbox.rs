@@ -5,14 +5,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use brevet::clock::Clock;
 use brevet::config::GoogleConfig;
 use brevet::google::GoogleClient;
+use brevet::mdoc::doctype::DocTypes;
 use brevet::outbox::{Dispatcher, RetryPolicy, Step};
+use brevet::service::credentials::{self as records, NewHolderData};
+use brevet::service::outbox as jobs;
 use brevet::sim::google::{Behaviour, FakeGoogle};
 use brevet::store::{Actor, Provenance, SharedStore};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::support::inspect::{bind_copy, Inspect};
 use crate::support::TestDb;
 
 const ISSUER: &str = "Utopia_US_MDL";
@@ -54,20 +59,20 @@ fn dispatcher(
 
 /// A record with one device copy per name in `copies`, then `edits` updates to it.
 async fn record_with_copies(store: &SharedStore, copies: &[&str], edits: i32) -> Uuid {
-    let id = store
-        .create_credential("t", &json!({ "v": 0 }), BY)
+    let id = records::create(store, "t", &json!({ "v": 0 }), BY)
         .await
         .unwrap()
         .credential_id;
     for copy in copies {
-        store
-            .bind_wallet_credential(copy, id, &format!("device-{copy}"))
-            .await
-            .unwrap();
+        bind_copy(store, copy, id, &format!("device-{copy}")).await;
     }
     for v in 1..=edits {
-        store
-            .update_holder_data(id, v, &json!({ "v": v }), BY)
+        let new = NewHolderData {
+            credential_id: id,
+            expected_version: v,
+            holder_data: &json!({ "v": v }),
+        };
+        records::update(store, &Clock::system(), &DocTypes::builtin(), new, BY)
             .await
             .unwrap();
     }
@@ -127,8 +132,8 @@ both_stores! {
         assert!(dead[0].last_error.as_deref().unwrap().contains("HTTP 500"), "{:?}", dead[0].last_error);
 
         google.behave(&[], Behaviour::Accept);
-        assert!(store.retry_dead_job(dead[0].outbox_id, BY).await.unwrap());
-        assert!(!store.retry_dead_job(dead[0].outbox_id, BY).await.unwrap(), "only dead jobs come back");
+        assert!(jobs::retry_dead(&store, &Clock::system(), dead[0].outbox_id, BY).await.unwrap());
+        assert!(!jobs::retry_dead(&store, &Clock::system(), dead[0].outbox_id, BY).await.unwrap(), "only dead jobs come back");
         dispatcher(&store, &google, "d1", 3).drain().await.unwrap();
         assert_eq!(delivered(&google).len(), 1);
         assert_eq!(store.list_audit(10).await.unwrap()[0].action, "outbox.retry");
@@ -194,14 +199,16 @@ both_stores! {
     async fn an_expired_lease_hands_the_job_to_another_worker(db: TestDb) {
         let store = db.store().await;
         record_with_copies(&store, &["w1"], 1).await;
-        let first = store.claim_outbox_job("slow", Duration::from_secs(2)).await.unwrap().unwrap();
-        assert!(store.claim_outbox_job("other", Duration::from_secs(30)).await.unwrap().is_none(), "leased jobs are not shared");
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let second = store.claim_outbox_job("fast", Duration::from_secs(30)).await.unwrap().expect("lease expired");
+        let clock = Clock::system();
+        let first = jobs::claim(&store, &clock, "slow", Duration::from_secs(1)).await.unwrap().unwrap();
+        assert!(jobs::claim(&store, &clock, "other", Duration::from_secs(30)).await.unwrap().is_none(), "leased jobs are not shared");
+        // Leases run on the database's clock, which no test can step.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let second = jobs::claim(&store, &clock, "fast", Duration::from_secs(30)).await.unwrap().expect("lease expired");
         assert_eq!(second.outbox_id, first.outbox_id);
         assert_eq!(second.attempts, 2);
-        assert!(!store.complete_outbox_job(first.outbox_id, "slow").await.unwrap(), "the slow worker lost the job");
-        assert!(store.complete_outbox_job(second.outbox_id, "fast").await.unwrap());
+        assert!(!jobs::complete(&store, first.outbox_id, "slow").await.unwrap(), "the slow worker lost the job");
+        assert!(jobs::complete(&store, second.outbox_id, "fast").await.unwrap());
     }
 }
 

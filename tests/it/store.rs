@@ -1,8 +1,10 @@
 //! The store contract, run against both stores.
 
 use brevet::domain::admin_token::{Role, TokenHash, TokenSecret};
+use brevet::service::tokens;
 use brevet::store::{Actor, NewAdminToken, Provenance, StoreError};
 
+use crate::support::inspect::Inspect;
 use crate::support::TestDb;
 
 fn new_token(name: &str, role: Role) -> (TokenSecret, NewAdminToken) {
@@ -33,7 +35,7 @@ both_stores! {
     async fn migrations_are_idempotent_across_restarts(db: TestDb) {
         let first = db.store().await;
         let (_, token) = new_token("keep-me", Role::Viewer);
-        assert!(first.create_bootstrap_token(&token).await.unwrap());
+        tokens::create(&first, &token, Provenance::SYSTEM).await.unwrap();
         drop(first);
         // Connecting again re-runs the migrator: nothing to apply, nothing lost.
         let second = db.store().await;
@@ -44,13 +46,13 @@ both_stores! {
 
     async fn bootstrap_token_is_created_once_and_audited(db: TestDb) {
         let store = db.store().await;
-        let first = brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().expect("first start creates a token");
-        assert!(brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().is_none(), "second start must not");
+        let first = tokens::bootstrap(&store).await.unwrap().expect("first start creates a token");
+        assert!(tokens::bootstrap(&store).await.unwrap().is_none(), "second start must not");
         let tokens = store.list_admin_tokens().await.unwrap();
         assert_eq!(tokens.len(), 1);
         assert_eq!((tokens[0].name.as_str(), tokens[0].role), ("bootstrap", Role::Admin));
         assert_eq!(tokens[0].revoked_at, None);
-        let found = store.authenticate_admin_token(&first.hash()).await.unwrap().expect("token authenticates");
+        let found = tokens::authenticate(&store, &first.hash()).await.unwrap().expect("token authenticates");
         assert_eq!(found.admin_token_id, tokens[0].admin_token_id);
         let audit = store.list_audit(10).await.unwrap();
         assert_eq!(audit.len(), 1);
@@ -65,7 +67,7 @@ both_stores! {
         // Several processes starting at once on an empty store: exactly one bootstrap token.
         let stores = futures::future::join_all((0..4).map(|_| db.store())).await;
         let results = futures::future::join_all(
-            stores.iter().map(|store| brevet::bootstrap::ensure_admin_token(store.as_ref())),
+            stores.iter().map(|store| tokens::bootstrap(store)),
         )
         .await;
         let created = results.into_iter().map(|r| r.unwrap()).filter(Option::is_some).count();
@@ -76,23 +78,23 @@ both_stores! {
     async fn bootstrap_is_skipped_when_any_token_exists(db: TestDb) {
         let store = db.store().await;
         let (_, token) = new_token("ops", Role::Operator);
-        store.create_admin_token(&token, Provenance { actor: &Actor::System, request_id: None }).await.unwrap();
-        assert!(brevet::bootstrap::ensure_admin_token(store.as_ref()).await.unwrap().is_none());
+        tokens::create(&store, &token, Provenance { actor: &Actor::System, request_id: None }).await.unwrap();
+        assert!(tokens::bootstrap(&store).await.unwrap().is_none());
     }
 
     async fn created_tokens_authenticate_and_names_are_unique(db: TestDb) {
         let store = db.store().await;
         let entry = Provenance { actor: &Actor::System, request_id: Some("req-1") };
         let (secret, token) = new_token("clerk", Role::Operator);
-        let created = store.create_admin_token(&token, entry).await.unwrap();
+        let created = tokens::create(&store, &token, entry).await.unwrap();
         assert_eq!((created.name.as_str(), created.role), ("clerk", Role::Operator));
 
-        let found = store.authenticate_admin_token(&secret.hash()).await.unwrap().unwrap();
+        let found = tokens::authenticate(&store, &secret.hash()).await.unwrap().unwrap();
         assert_eq!(found, created);
-        assert!(store.authenticate_admin_token(&TokenHash::of("brv_wrong")).await.unwrap().is_none());
+        assert!(tokens::authenticate(&store, &TokenHash::of("brv_wrong")).await.unwrap().is_none());
 
         let (_, same_name) = new_token("clerk", Role::Viewer);
-        match store.create_admin_token(&same_name, entry).await {
+        match tokens::create(&store, &same_name, entry).await {
             Err(StoreError::Conflict(_)) => {}
             other => panic!("expected a conflict, got {other:?}"),
         }

@@ -1,11 +1,35 @@
 //! Credential records, versions, optimistic concurrency and the outbox rows changes enqueue, on
 //! both stores.
 
-use brevet::domain::credential::CredentialStatus;
-use brevet::store::{Actor, ChangeError, CredentialFilter, Provenance, NOTIFY_CREDENTIAL_STATUS};
+use brevet::clock::Clock;
+use brevet::domain::credential::{CredentialRecord, CredentialStatus};
+use brevet::mdoc::doctype::DocTypes;
+use brevet::service::credentials::{self as records, ChangeError, NewHolderData};
+use brevet::store::{Actor, CredentialFilter, JobKind, JobState, Provenance, Store};
 use serde_json::json;
+use uuid::Uuid;
 
+use crate::support::inspect::{bind_copy, Inspect};
 use crate::support::TestDb;
+
+async fn update(
+    store: &Store,
+    id: Uuid,
+    expected: i32,
+    holder_data: &serde_json::Value,
+) -> Result<CredentialRecord, ChangeError> {
+    let new = NewHolderData {
+        credential_id: id,
+        expected_version: expected,
+        holder_data,
+    };
+    let updated = records::update(store, &Clock::system(), &DocTypes::builtin(), new, BY).await?;
+    Ok(updated.into_record())
+}
+
+async fn revoke(store: &Store, id: Uuid, reason: &str) -> Result<CredentialRecord, ChangeError> {
+    records::revoke(store, &Clock::system(), id, reason, BY).await
+}
 
 const BY: Provenance<'static> = Provenance {
     actor: &Actor::System,
@@ -15,16 +39,15 @@ const BY: Provenance<'static> = Provenance {
 both_stores! {
     async fn versions_are_immutable_and_each_change_enqueues_a_notification(db: TestDb) {
         let store = db.store().await;
-        let created = store.create_credential("org.iso.18013.5.1.mDL", &json!({ "n": { "family_name": "Doe" } }), BY).await.unwrap();
+        let created = records::create(&store, "org.iso.18013.5.1.mDL", &json!({ "n": { "family_name": "Doe" } }), BY).await.unwrap();
         assert_eq!((created.status, created.current_version_number), (CredentialStatus::Active, 1));
         assert!(store.list_outbox(None, 10).await.unwrap().is_empty(), "creation alone notifies nobody");
         // Two device copies, one of them bound twice (a retried provisionCredential).
         for (copy, device) in [("w-1", "dev-a"), ("w-2", "dev-b"), ("w-1", "dev-a")] {
-            store.bind_wallet_credential(copy, created.credential_id, device).await.unwrap();
+            bind_copy(&store, copy, created.credential_id, device).await;
         }
 
-        let updated = store
-            .update_holder_data(created.credential_id, 1, &json!({ "n": { "family_name": "Roe" } }), BY)
+        let updated = update(&store, created.credential_id, 1, &json!({ "n": { "family_name": "Roe" } }))
             .await
             .unwrap();
         assert_eq!(updated.current_version_number, 2);
@@ -41,7 +64,7 @@ both_stores! {
         let mut jobs = store.list_outbox(Some("pending"), 10).await.unwrap();
         jobs.sort_by(|a, b| a.coalesce_key.cmp(&b.coalesce_key));
         assert_eq!(jobs.len(), 2, "one notification per device copy");
-        assert!(jobs.iter().all(|j| j.kind == NOTIFY_CREDENTIAL_STATUS && j.state == "pending" && j.attempts == 0));
+        assert!(jobs.iter().all(|j| j.kind == JobKind::NotifyCredentialStatus && j.state == JobState::Pending && j.attempts == 0));
         assert_eq!(jobs[0].payload, json!({ "deviceReferenceId": "dev-a", "credentialId": "w-1" }));
         assert_eq!(jobs[1].payload, json!({ "deviceReferenceId": "dev-b", "credentialId": "w-2" }));
         assert_eq!(jobs[0].coalesce_key.as_deref(), Some("wallet_credential:w-1"));
@@ -54,9 +77,9 @@ both_stores! {
 
     async fn stale_versions_and_revoked_records_change_nothing(db: TestDb) {
         let store = db.store().await;
-        let id = store.create_credential("t", &json!({ "v": 1 }), BY).await.unwrap().credential_id;
-        store.bind_wallet_credential("w-1", id, "dev-a").await.unwrap();
-        store.update_holder_data(id, 1, &json!({ "v": 2 }), BY).await.unwrap();
+        let id = records::create(&store, "t", &json!({ "v": 1 }), BY).await.unwrap().credential_id;
+        bind_copy(&store, "w-1", id, "dev-a").await;
+        update(&store, id, 1, &json!({ "v": 2 })).await.unwrap();
         let counts = || async {
             (
                 store.list_versions(id).await.unwrap().len(),
@@ -65,39 +88,39 @@ both_stores! {
             )
         };
         let before = counts().await;
-        match store.update_holder_data(id, 1, &json!({ "v": 3 }), BY).await {
+        match update(&store, id, 1, &json!({ "v": 3 })).await {
             Err(ChangeError::VersionMismatch { current: 2 }) => {}
             other => panic!("expected a version mismatch, got {other:?}"),
         }
         assert_eq!(counts().await, before);
 
-        let revoked = store.revoke_credential(id, "licence withdrawn by court order", BY).await.unwrap();
+        let revoked = revoke(&store, id, "licence withdrawn by court order").await.unwrap();
         assert_eq!(revoked.status, CredentialStatus::Revoked);
         assert_eq!(revoked.status_reason.as_deref(), Some("licence withdrawn by court order"));
         assert_eq!(revoked.current_version_number, 2, "revocation writes no version");
         let after_revoke = counts().await;
         assert_eq!(after_revoke, (before.0, before.1 + 1, before.2 + 1));
 
-        let err = store.update_holder_data(id, 2, &json!({ "v": 3 }), BY).await.unwrap_err();
+        let err = update(&store, id, 2, &json!({ "v": 3 })).await.unwrap_err();
         assert_eq!(err.to_string(), "a revoked credential cannot be updated");
-        let err = store.revoke_credential(id, "again", BY).await.unwrap_err();
+        let err = revoke(&store, id, "again").await.unwrap_err();
         assert_eq!(err.to_string(), "a revoked credential cannot be revoked again");
         assert_eq!(counts().await, after_revoke);
 
         let missing = uuid::Uuid::now_v7();
-        assert!(matches!(store.update_holder_data(missing, 1, &json!({}), BY).await, Err(ChangeError::NotFound)));
-        assert!(matches!(store.revoke_credential(missing, "x", BY).await, Err(ChangeError::NotFound)));
+        assert!(matches!(update(&store, missing, 1, &json!({})).await, Err(ChangeError::NotFound)));
+        assert!(matches!(revoke(&store, missing, "x").await, Err(ChangeError::NotFound)));
         assert!(store.get_credential(missing).await.unwrap().is_none());
         assert!(store.list_versions(missing).await.unwrap().is_empty());
     }
 
     async fn concurrent_edits_of_one_version_let_exactly_one_win(db: TestDb) {
         let store = db.store().await;
-        let id = store.create_credential("t", &json!({ "v": 0 }), BY).await.unwrap().credential_id;
-        store.bind_wallet_credential("w-1", id, "dev-a").await.unwrap();
+        let id = records::create(&store, "t", &json!({ "v": 0 }), BY).await.unwrap().credential_id;
+        bind_copy(&store, "w-1", id, "dev-a").await;
         let attempts = (0..6).map(|i| {
             let store = store.clone();
-            async move { store.update_holder_data(id, 1, &json!({ "v": i }), BY).await }
+            async move { update(&store, id, 1, &json!({ "v": i })).await }
         });
         let results = futures::future::join_all(attempts).await;
         let wins = results.iter().filter(|r| r.is_ok()).count();
@@ -112,9 +135,9 @@ both_stores! {
         let mut ids = Vec::new();
         for i in 0..5 {
             let doc_type = if i % 2 == 0 { "a" } else { "b" };
-            ids.push(store.create_credential(doc_type, &json!({ "i": i }), BY).await.unwrap().credential_id);
+            ids.push(records::create(&store, doc_type, &json!({ "i": i }), BY).await.unwrap().credential_id);
         }
-        store.revoke_credential(ids[4], "test", BY).await.unwrap();
+        revoke(&store, ids[4], "test").await.unwrap();
         let page = |filter: CredentialFilter| {
             let store = store.clone();
             async move { store.list_credentials(&filter).await.unwrap().iter().map(|r| r.credential_id).collect::<Vec<_>>() }

@@ -6,12 +6,12 @@ use std::time::SystemTime;
 
 use axum::http::StatusCode;
 use brevet::config::{Config, Mode};
-use brevet::http::wallet::WalletContext;
 use brevet::http::{build_app, AppState, Limits};
 use brevet::pki::certs;
 use brevet::pki::keystore::{AuthorityFile, KeyStore, Lifetimes};
 use brevet::pki::wallet_keys::WalletKeyKind;
 use brevet::protocol::wallet as wire;
+use brevet::service::WalletContext;
 use brevet::sim::wallet::android::identity_credential as device_ic;
 use brevet::sim::wallet::android::{AttestationClaims, AttestationRoot, Device, EphemeralKey};
 use brevet::sim::wallet::flow::{sample_holder, MDL};
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use x509_cert::Certificate;
 
 use crate::support::http::{TestApp, TestResponse};
+use crate::support::inspect::Inspect;
 use crate::support::TestDb;
 
 struct Harness {
@@ -386,7 +387,7 @@ both_stores! {
         h.refused("registerDevice", json!({ "deviceReferenceId": "dev-1" }), "missingRequiredField", BAD_REQUEST).await;
 
         let stored = h.app.store.get_device("dev-1").await.unwrap().unwrap();
-        assert_eq!(stored.status, "nonceIssued", "no failed attempt registered anything");
+        assert_eq!(stored.status.as_str(), "nonceIssued", "no failed attempt registered anything");
         assert_eq!(stored.registration_nonce.as_deref(), Some(&nonce[..]), "nor used the nonce");
 
         // Google's status list names the chain's intermediate: refused, nothing changes.
@@ -403,7 +404,7 @@ both_stores! {
         h.ok("registerDevice", body(chain.clone())).await;
         h.ok("registerDevice", body(chain.clone())).await;
         let stored = h.app.store.get_device("dev-1").await.unwrap().unwrap();
-        assert_eq!(stored.status, "registered");
+        assert_eq!(stored.status.as_str(), "registered");
         assert_eq!(stored.registration_nonce, None, "the nonce is used up");
 
         // Another key for the same deviceReferenceId, even with a fresh nonce, is refused.
@@ -414,7 +415,8 @@ both_stores! {
 
         // An expired nonce is refused.
         let late = Device::new("dev-2", MDL);
-        h.app.store.issue_registration_nonce("dev-2", &[5; 32], chrono::Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
+        let dev2 = brevet::protocol::ids::DeviceReferenceId::parse("dev-2").unwrap();
+        brevet::store::devices::issue_nonce(&mut h.app.store.db(), &dev2, &[5; 32], chrono::Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
         let chain = late.attestation_chain(&[5; 32], &AttestationClaims::default());
         let description = h.refused("registerDevice", json!({ "deviceReferenceId": "dev-2", "deviceIdentityCertificateChain": chain }), "invalidIdentifier", NOT_FOUND).await;
         assert!(description.contains("expired"), "{description}");
@@ -634,7 +636,7 @@ both_stores! {
         assert!(h.status(&p).await["credentialStatus"].get("userActionRequired").is_some(), "still asked while pending");
         let notifications = || async {
             h.app.store.list_outbox(None, 500).await.unwrap().into_iter()
-                .filter(|j| j.kind == brevet::store::NOTIFY_CREDENTIAL_STATUS && j.payload["deviceReferenceId"] == "dev-u")
+                .filter(|j| j.kind == brevet::store::JobKind::NotifyCredentialStatus && j.payload["deviceReferenceId"] == "dev-u")
                 .count()
         };
         let before = notifications().await;
@@ -688,11 +690,9 @@ both_stores! {
         }
         // An expired code neither.
         use sha2::Digest;
-        let actor = brevet::store::Actor::System;
-        h.app.store.create_pre_authorized_code(
-            uuid::Uuid::parse_str(&record).unwrap(), &sha2::Sha256::digest(b"old-code").into(),
-            chrono::Utc::now() - chrono::Duration::seconds(1),
-            brevet::store::Provenance { actor: &actor, request_id: None }).await.unwrap();
+        brevet::store::codes::insert(
+            &mut h.app.store.db(), &sha2::Sha256::digest(b"old-code").into(),
+            uuid::Uuid::parse_str(&record).unwrap(), chrono::Utc::now() - chrono::Duration::seconds(1)).await.unwrap();
         h.ok("proofUser", proof("pc-4", "old-code")).await;
         assert_eq!(h.ok("getProofingStatus", status("pc-4")).await["proofingStatus"], json!({ "pending": {} }));
         // The accepted proofing provisions the credential.
@@ -736,7 +736,7 @@ fn ds_valid_between(
         &key,
     )
     .unwrap();
-    wallet.document_signer = Some(brevet::http::wallet::DocumentSignerKey {
+    wallet.document_signer = Some(brevet::service::wallet::DocumentSignerKey {
         number: 9,
         certificate,
         signer: Box::new(key),
@@ -969,8 +969,8 @@ both_stores! {
             assert!(description.starts_with("device attestation refused: ") && description.ends_with(&format!("(rule: {rule})")), "{name}: {description}");
         }
         let stored = h.app.store.get_device("dev-forged").await.unwrap().unwrap();
-        assert_eq!(stored.status, "nonceIssued", "nothing registered");
+        assert_eq!(stored.status.as_str(), "nonceIssued", "nothing registered");
         h.ok("registerDevice", body("good")).await;
-        assert_eq!(h.app.store.get_device("dev-forged").await.unwrap().unwrap().status, "registered");
+        assert_eq!(h.app.store.get_device("dev-forged").await.unwrap().unwrap().status.as_str(), "registered");
     }
 }

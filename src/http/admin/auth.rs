@@ -31,7 +31,10 @@ impl Principal {
         if self.role.allows(required) {
             Ok(())
         } else {
-            Err(AdminError::Forbidden(required.as_str()))
+            Err(AdminError::Forbidden(format!(
+                "this action needs the {} role",
+                required.as_str()
+            )))
         }
     }
 
@@ -63,9 +66,7 @@ impl FromRequestParts<AppState> for Principal {
             .ok_or(AdminError::Unauthorized(
                 "Authorization header must be `Bearer <admin token>`",
             ))?;
-        let token = state
-            .store
-            .authenticate_admin_token(&TokenHash::of(presented))
+        let token = crate::service::tokens::authenticate(state.store(), &TokenHash::of(presented))
             .await?
             .ok_or(AdminError::Unauthorized("unknown or revoked admin token"))?;
         tracing::debug!(admin.token = %token.name, "admin request authenticated");

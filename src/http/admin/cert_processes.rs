@@ -91,7 +91,8 @@ pub async fn list_cert_processes(
             })
         })
         .transpose()?;
-    let processes = state.store.list_cert_processes(wanted, limit).await?;
+    let processes =
+        crate::store::cert_processes::list(&mut state.store().db(), wanted, limit).await?;
     Ok(AdminJson(CertProcessList {
         processes: processes.into_iter().map(CertProcessView::from).collect(),
     }))

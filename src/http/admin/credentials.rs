@@ -19,8 +19,8 @@ use crate::domain::wallet_credential as lifecycle;
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
-use crate::mdoc::doctype::ElementValues;
-use crate::store::{ChangeError, CredentialFilter};
+use crate::service::credentials::{self as records, ChangeError, NewHolderData, Update};
+use crate::store::{copies, credentials, CredentialFilter};
 
 /// A credential record as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,22 +89,6 @@ fn change_error(error: ChangeError) -> AdminError {
     }
 }
 
-/// Holder data validated for `doc_type`, including that the credential it makes fits in the
-/// Wallet API; every problem is reported, each naming its element.
-fn checked_holder_data(
-    state: &AppState,
-    doc_type: &str,
-    holder_data: &serde_json::Value,
-) -> Result<ElementValues, AdminError> {
-    let values = state
-        .doc_types
-        .validate(doc_type, holder_data)
-        .map_err(AdminError::invalid_holder_data)?;
-    crate::mdoc::android::check_payload_size(&values)
-        .map_err(|e| AdminError::invalid_holder_data(e.into()))?;
-    Ok(values)
-}
-
 /// Body of `POST /admin/v1/credentials`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -133,16 +117,16 @@ pub async fn create_credential(
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<CreateCredential>,
 ) -> Result<Response, AdminError> {
-    checked_holder_data(&state, &body.doc_type, &body.holder_data)?;
+    records::check_holder_data(&state.services.doc_types, &body.doc_type, &body.holder_data)
+        .map_err(AdminError::invalid_holder_data)?;
     let actor = principal.actor();
-    let record = state
-        .store
-        .create_credential(
-            &body.doc_type,
-            &body.holder_data,
-            provenance(&actor, &request_id),
-        )
-        .await?;
+    let record = records::create(
+        state.store(),
+        &body.doc_type,
+        &body.holder_data,
+        provenance(&actor, &request_id),
+    )
+    .await?;
     tracing::info!(credential_id = %record.credential_id, doc_type = %record.doc_type, "credential created");
     let location =
         HeaderValue::from_str(&format!("/admin/v1/credentials/{}", record.credential_id))
@@ -163,9 +147,7 @@ pub async fn get_credential(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let record = state
-        .store
-        .get_credential(parse_id(&id)?)
+    let record = credentials::get(&mut state.store().db(), parse_id(&id)?)
         .await?
         .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
     Ok(with_etag(StatusCode::OK, record))
@@ -220,7 +202,7 @@ pub async fn list_credentials(
         after: query.cursor,
         limit: limit + 1,
     };
-    let mut records = state.store.list_credentials(&filter).await?;
+    let mut records = credentials::list(&mut state.store().db(), &filter).await?;
     let next_cursor = if records.len() > limit as usize {
         records.truncate(limit as usize);
         records.last().map(|r| r.credential_id)
@@ -293,39 +275,41 @@ pub async fn update_credential(
 ) -> Result<Response, AdminError> {
     let id = parse_id(&id)?;
     let expected = expected_version(&headers)?;
-    let current = state
-        .store
-        .get_credential(id)
+    let current = credentials::get(&mut state.store().db(), id)
         .await?
         .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
-    let new_values = checked_holder_data(&state, &current.doc_type, &body.holder_data)?;
-    if expected != current.current_version_number {
-        return Err(change_error(ChangeError::VersionMismatch {
-            current: current.current_version_number,
-        }));
-    }
-    // The same data (in whatever JSON spelling) is no change: no version, no notification.
-    let unchanged = state
-        .doc_types
-        .validate(&current.doc_type, &current.holder_data)
-        .is_ok_and(|old| old == new_values);
-    if unchanged && current.status != CredentialStatus::Revoked {
-        tracing::info!(credential_id = %id, "credential update carried the current data; nothing changed");
-        return Ok(with_etag(StatusCode::OK, current));
-    }
+    records::check_holder_data(
+        &state.services.doc_types,
+        &current.doc_type,
+        &body.holder_data,
+    )
+    .map_err(AdminError::invalid_holder_data)?;
     let actor = principal.actor();
-    let record = state
-        .store
-        .update_holder_data(
-            id,
-            expected,
-            &body.holder_data,
-            provenance(&actor, &request_id),
-        )
-        .await
-        .map_err(change_error)?;
-    tracing::info!(credential_id = %id, version = record.current_version_number, "credential updated");
-    Ok(with_etag(StatusCode::OK, record))
+    let new = NewHolderData {
+        credential_id: id,
+        expected_version: expected,
+        holder_data: &body.holder_data,
+    };
+    let services = &state.services;
+    match records::update(
+        &services.store,
+        &services.clock,
+        &services.doc_types,
+        new,
+        provenance(&actor, &request_id),
+    )
+    .await
+    .map_err(change_error)?
+    {
+        Update::Changed(record) => {
+            tracing::info!(credential_id = %id, version = record.current_version_number, "credential updated");
+            Ok(with_etag(StatusCode::OK, record))
+        }
+        Update::Unchanged(record) => {
+            tracing::info!(credential_id = %id, "credential update carried the current data; nothing changed");
+            Ok(with_etag(StatusCode::OK, record))
+        }
+    }
 }
 
 /// A version as the admin API shows it.
@@ -358,7 +342,7 @@ pub async fn list_versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<VersionList>, AdminError> {
-    let versions = state.store.list_versions(parse_id(&id)?).await?;
+    let versions = credentials::list_versions(&mut state.store().db(), parse_id(&id)?).await?;
     if versions.is_empty() {
         return Err(AdminError::NotFound("no such credential".into()));
     }
@@ -410,11 +394,16 @@ pub async fn revoke_credential(
         ));
     }
     let actor = principal.actor();
-    let record = state
-        .store
-        .revoke_credential(id, reason, provenance(&actor, &request_id))
-        .await
-        .map_err(change_error)?;
+    let services = &state.services;
+    let record = records::revoke(
+        &services.store,
+        &services.clock,
+        id,
+        reason,
+        provenance(&actor, &request_id),
+    )
+    .await
+    .map_err(change_error)?;
     tracing::info!(credential_id = %id, "credential revoked");
     Ok(with_etag(StatusCode::OK, record))
 }
@@ -449,15 +438,10 @@ pub async fn list_devices(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<DeviceList>, AdminError> {
-    let record = state
-        .store
-        .get_credential(parse_id(&id)?)
+    let record = credentials::get(&mut state.store().db(), parse_id(&id)?)
         .await?
         .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
-    let copies = state
-        .store
-        .list_wallet_credentials(record.credential_id)
-        .await?;
+    let copies = copies::list(&mut state.store().db(), record.credential_id).await?;
     let lifecycle_record = lifecycle::Record {
         revoked: record.status == CredentialStatus::Revoked,
         current: record.current_version_id,
@@ -512,7 +496,7 @@ pub async fn list_msos(
     Path(id): Path<String>,
 ) -> Result<AdminJson<MsoList>, AdminError> {
     let id = existing(&state, &id).await?;
-    let issued = state.store.list_mso_issuances(id, 500).await?;
+    let issued = copies::list_msos(&mut state.store().db(), id, 500).await?;
     let msos = issued
         .into_iter()
         .map(|m| MsoView {
@@ -533,7 +517,7 @@ pub async fn list_msos(
 /// The id of an existing record, or 404.
 async fn existing(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
     let id = parse_id(raw)?;
-    match state.store.get_credential(id).await? {
+    match credentials::get(&mut state.store().db(), id).await? {
         Some(_) => Ok(id),
         None => Err(AdminError::NotFound("no such credential".into())),
     }
@@ -559,11 +543,15 @@ pub async fn request_reverification(
 ) -> Result<Response, AdminError> {
     let id = parse_id(&id)?;
     let actor = principal.actor();
-    let record = state
-        .store
-        .request_reverification(id, provenance(&actor, &request_id))
-        .await
-        .map_err(change_error)?;
+    let services = &state.services;
+    let record = records::request_reverification(
+        &services.store,
+        &services.clock,
+        id,
+        provenance(&actor, &request_id),
+    )
+    .await
+    .map_err(change_error)?;
     tracing::info!(credential_id = %id, "reverification requested");
     Ok(with_etag(StatusCode::OK, record))
 }
@@ -613,40 +601,24 @@ pub async fn create_pre_authorized_code(
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<CreatePreAuthorizedCode>,
 ) -> Result<Response, AdminError> {
-    use base64::Engine;
-    use rand::RngCore;
-    use sha2::Digest;
     let id = parse_id(&id)?;
-    let record = state
-        .store
-        .get_credential(id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
-    if record.status != CredentialStatus::Active {
-        return Err(AdminError::Conflict(
-            "a revoked credential cannot be provisioned".into(),
-        ));
-    }
     let ttl = body.ttl_secs.unwrap_or(CODE_TTL_DEFAULT_SECS);
     if ttl == 0 || ttl > CODE_TTL_MAX_SECS {
         return Err(AdminError::BadRequest(format!(
             "ttlSecs must be 1 to {CODE_TTL_MAX_SECS}"
         )));
     }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let code = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let expires_at = Utc::now() + chrono::Duration::seconds(ttl as i64);
     let actor = principal.actor();
-    state
-        .store
-        .create_pre_authorized_code(
-            id,
-            &sha2::Sha256::digest(code.as_bytes()).into(),
-            expires_at,
-            provenance(&actor, &request_id),
-        )
-        .await?;
+    let services = &state.services;
+    let records::PreAuthorizedCode { code, expires_at } = records::create_pre_authorized_code(
+        &services.store,
+        &services.clock,
+        id,
+        std::time::Duration::from_secs(ttl),
+        provenance(&actor, &request_id),
+    )
+    .await
+    .map_err(change_error)?;
     tracing::info!(credential_id = %id, "pre-authorized code created");
     Ok((
         StatusCode::CREATED,

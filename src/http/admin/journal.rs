@@ -70,10 +70,8 @@ pub async fn list_audit(
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<AuditQuery>,
 ) -> Result<AdminJson<AuditList>, AdminError> {
-    let entries = state
-        .store
-        .list_audit(super::page_limit(query.limit, 100, 500)?)
-        .await?;
+    let limit = super::page_limit(query.limit, 100, 500)?;
+    let entries = crate::store::audit::list(&mut state.store().db(), limit).await?;
     Ok(AdminJson(AuditList {
         entries: entries
             .into_iter()
@@ -122,25 +120,21 @@ pub async fn list_outbox(
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<JournalQuery>,
 ) -> Result<AdminJson<OutboxList>, AdminError> {
-    if let Some(s) = &query.state {
-        if !["pending", "done", "dead"].contains(&s.as_str()) {
-            return Err(AdminError::BadRequest(
-                "state must be pending, done or dead".into(),
-            ));
-        }
-    }
-    let jobs = state
-        .store
-        .list_outbox(query.state.as_deref(), query.limit()?)
-        .await?;
+    let wanted = query
+        .state
+        .as_deref()
+        .map(str::parse::<crate::store::JobState>)
+        .transpose()
+        .map_err(|_| AdminError::BadRequest("state must be pending, done or dead".into()))?;
+    let jobs = crate::store::outbox::list(&mut state.store().db(), wanted, query.limit()?).await?;
     Ok(AdminJson(OutboxList {
         jobs: jobs
             .into_iter()
             .map(|j| OutboxView {
                 outbox_id: j.outbox_id,
-                kind: j.kind,
+                kind: j.kind.to_string(),
                 payload: j.payload,
-                state: j.state,
+                state: j.state.to_string(),
                 attempts: j.attempts,
                 next_attempt_at: j.next_attempt_at,
                 last_error: j.last_error,
@@ -169,7 +163,8 @@ pub async fn retry_outbox_job(
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();
     let by = super::provenance(&actor, &request_id);
-    if state.store.retry_dead_job(id, by).await? {
+    let services = &state.services;
+    if crate::service::outbox::retry_dead(&services.store, &services.clock, id, by).await? {
         tracing::info!(outbox.id = %id, "dead outbox job queued again");
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {

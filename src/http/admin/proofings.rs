@@ -11,14 +11,19 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{Operator, Viewer};
-use crate::domain::credential::CredentialStatus;
 use crate::domain::proofing::{
     wire_status, Challenge, ProofingRecord, ProofingStatus, RejectionReason, Review,
 };
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
-use crate::store::ReviewError;
+use crate::protocol::ids::ProofingId;
+use crate::service::proofings::{self, ReviewError};
+use crate::store::proofings as stored;
+
+fn no_such_proofing() -> AdminError {
+    AdminError::NotFound("no such proofing".into())
+}
 
 /// A proofing as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,7 +90,7 @@ pub async fn list_proofings(
     AdminQuery(query): AdminQuery<ProofingQuery>,
 ) -> Result<AdminJson<ProofingList>, AdminError> {
     let limit = super::page_limit(query.limit, 100, 500)?;
-    let records = state.store.list_proofings(query.status, limit).await?;
+    let records = stored::list(&mut state.store().db(), query.status, limit).await?;
     Ok(AdminJson(ProofingList {
         proofings: records
             .into_iter()
@@ -105,11 +110,10 @@ pub async fn get_proofing(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<AdminJson<ProofingView>, AdminError> {
-    let record = state
-        .store
-        .get_proofing(&id)
+    let id = ProofingId::parse(&id).map_err(|_| no_such_proofing())?;
+    let record = stored::get(&mut state.store().db(), &id)
         .await?
-        .ok_or_else(|| AdminError::NotFound("no such proofing".into()))?;
+        .ok_or_else(no_such_proofing)?;
     Ok(AdminJson(ProofingView::of(record, true)))
 }
 
@@ -162,15 +166,7 @@ pub async fn review_proofing(
     AdminJson(body): AdminJson<ReviewRequest>,
 ) -> Result<AdminJson<ProofingView>, AdminError> {
     let (review, credential_id) = match body {
-        ReviewRequest::Approve { credential_id } => {
-            let record = state.store.get_credential(credential_id).await?;
-            match record {
-                Some(r) if r.status == CredentialStatus::Active => {}
-                Some(_) => return Err(AdminError::Conflict("the credential is not active".into())),
-                None => return Err(AdminError::NotFound("no such credential".into())),
-            }
-            (Review::Approve, Some(credential_id))
-        }
+        ReviewRequest::Approve { credential_id } => (Review::Approve, Some(credential_id)),
         ReviewRequest::Reject { reason } => (Review::Reject(reason), None),
         ReviewRequest::Challenge { challenge } => {
             if let Challenge::IssuerUrlVisit { url } = &challenge {
@@ -186,15 +182,25 @@ pub async fn review_proofing(
     };
     let actor = principal.actor();
     let by = super::provenance(&actor, &request_id);
-    let record = state
-        .store
-        .review_proofing(&id, &review, credential_id, by)
-        .await
-        .map_err(|e| match e {
-            ReviewError::NotFound => AdminError::NotFound("no such proofing".into()),
-            ReviewError::Illegal(illegal) => AdminError::Conflict(illegal.to_string()),
-            ReviewError::Store(store) => store.into(),
-        })?;
+    let id = ProofingId::parse(&id).map_err(|_| no_such_proofing())?;
+    let services = &state.services;
+    let record = proofings::review(
+        &services.store,
+        &services.clock,
+        &id,
+        &review,
+        credential_id,
+        by,
+    )
+    .await
+    .map_err(|e| match e {
+        ReviewError::NotFound => no_such_proofing(),
+        ReviewError::NoSuchCredential => AdminError::NotFound(e.to_string()),
+        ReviewError::CredentialNotActive | ReviewError::Illegal(_) => {
+            AdminError::Conflict(e.to_string())
+        }
+        ReviewError::Store(store) => store.into(),
+    })?;
     tracing::info!(proofing.status = %record.status, "proofing reviewed");
     Ok(AdminJson(ProofingView::of(record, false)))
 }

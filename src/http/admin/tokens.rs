@@ -13,6 +13,7 @@ use crate::domain::admin_token::{Role, TokenSecret};
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::AdminJson;
 use crate::http::AppState;
+use crate::service::tokens::{self, TokenRevocation};
 use crate::store::{AdminToken, NewAdminToken};
 
 /// A token as the API shows it (never its value or hash).
@@ -60,7 +61,7 @@ pub async fn list_tokens(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<AdminJson<TokenList>, AdminError> {
-    let tokens = state.store.list_admin_tokens().await?;
+    let tokens = crate::store::tokens::list(&mut state.store().db()).await?;
     Ok(AdminJson(TokenList {
         tokens: tokens.into_iter().map(TokenView::from).collect(),
     }))
@@ -130,16 +131,18 @@ pub async fn create_token(
         token_hash: secret.hash(),
     };
     let actor = principal.actor();
-    let created = state
-        .store
-        .create_admin_token(&new_token, super::provenance(&actor, &request_id))
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(_) => {
-                AdminError::Conflict(format!("a token named {name:?} already exists"))
-            }
-            other => other.into(),
-        })?;
+    let created = tokens::create(
+        state.store(),
+        &new_token,
+        super::provenance(&actor, &request_id),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::store::StoreError::Conflict(_) => {
+            AdminError::Conflict(format!("a token named {name:?} already exists"))
+        }
+        other => other.into(),
+    })?;
     tracing::info!(admin.token = %created.name, admin.role = %created.role, "admin token created");
     let view = TokenView::from(created);
     Ok((
@@ -176,13 +179,13 @@ pub async fn revoke_token(
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();
     let by = super::provenance(&actor, &request_id);
-    match state.store.revoke_admin_token(id, by).await? {
-        crate::store::TokenRevocation::Revoked => {
+    match tokens::revoke(state.store(), id, by).await? {
+        TokenRevocation::Revoked => {
             tracing::info!(admin.token_id = %id, "admin token revoked");
             Ok(StatusCode::NO_CONTENT)
         }
-        crate::store::TokenRevocation::NotFound => Err(not_found()),
-        crate::store::TokenRevocation::LastAdmin => Err(AdminError::Conflict(
+        TokenRevocation::NotFound => Err(not_found()),
+        TokenRevocation::LastAdmin => Err(AdminError::Conflict(
             "this is the last admin token; create another admin token before revoking it".into(),
         )),
     }

@@ -7,11 +7,11 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::crypto::{internal, refuse, unavailable};
 use crate::error::{ErrorResponse, WalletError, WalletErrorKind};
 use crate::http::AppState;
 use crate::pki::certs;
 use crate::protocol::wallet as wire;
+use crate::service::wallet::{internal, refuse, unavailable};
 
 /// Response of `getIdentityKey`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +72,7 @@ pub async fn get_identity_key(
     _body: EmptyBody,
 ) -> Result<Json<GetIdentityKeyResponse>, WalletError> {
     let keys = state
+        .services
         .wallet
         .keys
         .as_ref()
@@ -101,6 +102,7 @@ pub async fn get_hybrid_encryption_key(
     _body: EmptyBody,
 ) -> Result<Json<GetHybridEncryptionKeyResponse>, WalletError> {
     let key = state
+        .services
         .wallet
         .keys
         .as_ref()

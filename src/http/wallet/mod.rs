@@ -2,9 +2,7 @@
 //! these methods, each `POST /v1/vdc/<method>` with a JSON body. Errors answer with the spec's
 //! `ErrorResponse` ([`crate::error::WalletError`]).
 
-mod context;
 mod credential;
-pub mod crypto;
 mod device;
 mod health;
 mod keys;
@@ -15,7 +13,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-pub use context::{hpke_context, DocumentSignerKey, WalletContext, WalletSettings};
 pub use request::{ApiVersion, RequestMetadata, ResponseMetadata, WalletRequest};
 
 /// Routes of the Wallet surface (nested under `/v1/vdc`), with their OpenAPI descriptions.

@@ -30,9 +30,28 @@ impl<T: HasMetadata> WalletRequest<T> {
         &self.body.metadata().request_id
     }
 
+    /// An identifier of the request, checked (`invalidFieldValue` when it is not one).
+    pub fn id<I>(
+        &self,
+        parsed: Result<I, crate::protocol::ids::InvalidId>,
+    ) -> Result<I, WalletError> {
+        parsed.map_err(|e| self.error(WalletErrorKind::InvalidFieldValue, e.to_string()))
+    }
+
     /// An error answering this request.
     pub fn error(&self, kind: WalletErrorKind, description: impl Into<String>) -> WalletError {
         WalletError::new(kind, description).for_request(Some(self.request_id().to_owned()))
+    }
+
+    /// `result` with this request's id on its error.
+    pub fn answer<R>(&self, result: Result<R, WalletError>) -> Result<R, WalletError> {
+        result.map_err(|e| {
+            if e.request_id.is_none() {
+                e.for_request(Some(self.request_id().to_owned()))
+            } else {
+                e
+            }
+        })
     }
 }
 

@@ -124,26 +124,19 @@ impl TestApp {
     /// Creates the bootstrap admin token and returns its value; on a store that has one already,
     /// a further admin token.
     pub async fn admin_token(&self) -> String {
-        if let Some(token) = brevet::bootstrap::ensure_admin_token(self.store.as_ref())
+        if let Some(token) = brevet::service::tokens::bootstrap(&self.store)
             .await
             .expect("bootstrap")
         {
             return token.expose().to_owned();
         }
         let secret = brevet::domain::admin_token::TokenSecret::generate();
-        let actor = brevet::store::Actor::System;
-        self.store
-            .create_admin_token(
-                &brevet::store::NewAdminToken {
-                    name: format!("test-admin-{}", uuid::Uuid::new_v4()),
-                    role: brevet::domain::admin_token::Role::Admin,
-                    token_hash: secret.hash(),
-                },
-                brevet::store::Provenance {
-                    actor: &actor,
-                    request_id: None,
-                },
-            )
+        let token = brevet::store::NewAdminToken {
+            name: format!("test-admin-{}", uuid::Uuid::new_v4()),
+            role: brevet::domain::admin_token::Role::Admin,
+            token_hash: secret.hash(),
+        };
+        brevet::service::tokens::create(&self.store, &token, brevet::store::Provenance::SYSTEM)
             .await
             .expect("a further admin token");
         secret.expose().to_owned()

@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod inspect;
 pub mod postgres;
 pub mod process;
 pub mod python;

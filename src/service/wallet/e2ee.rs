@@ -1,68 +1,19 @@
 //! End-to-end encryption as the Wallet API does it (spec/wallet-api.md §3.3, §3.4, §8.3): check a
 //! device's ephemeral key against its identity key, encrypt to it and sign with Brevet's identity
 //! key; open what a device encrypted to Brevet's hybrid key and check the device's signature.
+//! Everything here is CPU work: callers run it through `service::cpu`.
 
 use p256::ecdsa::VerifyingKey;
-use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 
 use super::context::WalletContext;
+use super::{decode_field, internal, refuse, unavailable};
 use crate::error::{WalletError, WalletErrorKind as K};
 use crate::mdoc::android::{self, ProofError};
 use crate::pki::hpke;
 use crate::protocol::wallet::{
     self as wire, DeviceEncryptionKey, EncryptedData, MAX_ENCRYPTED_VALUE,
 };
-use crate::store::Device;
-
-/// An error without request id (the handler adds it).
-pub fn refuse(kind: K, description: impl Into<String>) -> WalletError {
-    WalletError::new(kind, description)
-}
-
-/// A fault in Brevet (a bug, a damaged store): logged, answered 500.
-pub fn internal(detail: impl Into<String>) -> WalletError {
-    WalletError::internal(detail)
-}
-
-/// A passing server-side condition (a key not yet available, a signer failing): logged,
-/// answered 503 with `Retry-After`.
-pub fn unavailable(detail: impl Into<String>) -> WalletError {
-    WalletError::unavailable(
-        detail,
-        "the issuer cannot complete this request right now; retry",
-    )
-}
-
-/// Adds the request's id to an error that lacks one.
-pub fn answer<T>(request_id: &str, result: Result<T, WalletError>) -> Result<T, WalletError> {
-    result.map_err(|e| {
-        if e.request_id.is_none() {
-            e.for_request(Some(request_id.to_owned()))
-        } else {
-            e
-        }
-    })
-}
-
-/// Base64 field `name`, decoded.
-pub fn decode_field(name: &str, raw: &str) -> Result<Vec<u8>, WalletError> {
-    wire::decode(raw).ok_or_else(|| refuse(K::InvalidFieldValue, format!("{name} is not base64")))
-}
-
-/// The registered identity key of a device; `invalidIdentifier` when it has none.
-pub fn identity_key(device: Option<&Device>) -> Result<VerifyingKey, WalletError> {
-    let spki = device
-        .and_then(|d| d.identity_public_key.as_deref())
-        .ok_or_else(|| {
-            refuse(
-                K::InvalidIdentifier,
-                "deviceReferenceId is not a registered device",
-            )
-        })?;
-    VerifyingKey::from_public_key_der(spki)
-        .map_err(|e| internal(format!("stored identity key unreadable: {e}")))
-}
 
 fn proof_error(what: &str, error: ProofError) -> WalletError {
     match error {

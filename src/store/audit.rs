@@ -1,0 +1,153 @@
+//! The audit log: who did what to which record. Never holder data.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::sql::{query, Exec, Row};
+use super::StoreError;
+
+/// Who did something, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// Brevet itself (bootstrap, workers).
+    System,
+    /// A holder of an admin token.
+    Token {
+        /// The token's id.
+        admin_token_id: Uuid,
+        /// The token's name at the time.
+        name: String,
+    },
+}
+
+impl Actor {
+    /// The admin token behind the action, when a person acted.
+    pub fn token_id(&self) -> Option<Uuid> {
+        match self {
+            Actor::System => None,
+            Actor::Token { admin_token_id, .. } => Some(*admin_token_id),
+        }
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            Actor::System => "system",
+            Actor::Token { name, .. } => name,
+        }
+    }
+}
+
+/// Who asked for a change, for its audit entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Provenance<'a> {
+    /// Who.
+    pub actor: &'a Actor,
+    /// The request, when there was one.
+    pub request_id: Option<&'a str>,
+}
+
+impl Provenance<'static> {
+    /// Brevet itself, outside any request.
+    pub const SYSTEM: Provenance<'static> = Provenance {
+        actor: &Actor::System,
+        request_id: None,
+    };
+}
+
+impl<'a> Provenance<'a> {
+    /// The audit entry of `action` on the record `target_kind`/`target_id`.
+    pub fn entry(
+        self,
+        action: &'a str,
+        target_kind: &'a str,
+        target_id: impl ToString,
+    ) -> NewAuditEntry<'a> {
+        NewAuditEntry {
+            actor: self.actor,
+            action,
+            target_kind,
+            target_id: target_id.to_string(),
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// An audit record: who did what to which record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Token of the actor, when a person acted.
+    pub admin_token_id: Option<Uuid>,
+    /// "system" or the token's name.
+    pub actor: String,
+    /// What was done, e.g. `admin_token.create`.
+    pub action: String,
+    /// Kind of record acted on, e.g. `admin_token`.
+    pub target_kind: String,
+    /// Id of the record acted on.
+    pub target_id: String,
+    /// The request that did it, when there was one.
+    pub request_id: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What to write to the audit log (the database stamps the time).
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry<'a> {
+    /// Who.
+    pub actor: &'a Actor,
+    /// What, e.g. `admin_token.create`.
+    pub action: &'a str,
+    /// Kind of record.
+    pub target_kind: &'a str,
+    /// Id of the record.
+    pub target_id: String,
+    /// The request that did it.
+    pub request_id: Option<&'a str>,
+}
+
+/// Appends an entry. Ids are UUIDv7, so that ordering by id is ordering by time, even within
+/// one millisecond.
+pub async fn insert(ex: &mut impl Exec, entry: &NewAuditEntry<'_>) -> Result<(), StoreError> {
+    ex.execute(
+        query(
+            "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(entry.actor.token_id())
+        .bind(entry.actor.label())
+        .bind(entry.action)
+        .bind(entry.target_kind)
+        .bind(&entry.target_id)
+        .bind(entry.request_id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The newest entries, newest first.
+pub async fn list(ex: &mut impl Exec, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = ex
+        .fetch_all(
+            query(
+                "select admin_token_id, actor, action, target_kind, target_id, request_id, created_at
+                 from audit_log order by audit_id desc limit $1",
+            )
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    rows.iter().map(read).collect()
+}
+
+fn read(row: &Row) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        admin_token_id: row.opt_uuid("admin_token_id")?,
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        target_kind: row.text("target_kind")?,
+        target_id: row.text("target_id")?,
+        request_id: row.opt_text("request_id")?,
+        created_at: row.time("created_at")?,
+    })
+}

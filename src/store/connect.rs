@@ -1,0 +1,80 @@
+//! Opening a store: the one place where the two databases need different code, since their
+//! connection options and migration sets differ.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use super::sql::Pool;
+use super::StoreError;
+use crate::config::{Backend, DatabaseUrl};
+
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connects and applies pending migrations.
+pub async fn open(url: &DatabaseUrl, max_connections: u32) -> Result<Pool, StoreError> {
+    match url.backend() {
+        Backend::Postgres => {
+            let options = PgConnectOptions::from_str(url.expose())?.application_name("brevet");
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            POSTGRES.run(&pool).await?;
+            Ok(Pool::Pg(pool))
+        }
+        Backend::Sqlite => {
+            let options = SqliteConnectOptions::from_str(url.expose())?
+                // WAL lets readers run beside the single writer. FULL syncs the WAL at every
+                // commit, so a committed change (and its outbox row) survives a power loss.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options.clone())
+                .await?;
+            migrate_sqlite(&options, &pool).await?;
+            Ok(Pool::Sqlite(pool))
+        }
+    }
+}
+
+/// Applies pending migrations while holding an exclusive lock on `<database>.migrate.lock`.
+/// sqlx's SQLite migrator takes no lock of its own, so two processes starting together on a new
+/// file (`serve` and `worker`, say) would both try to create the tables.
+async fn migrate_sqlite(
+    options: &SqliteConnectOptions,
+    pool: &SqlitePool,
+) -> Result<(), StoreError> {
+    let database = options.get_filename();
+    if database.as_os_str().is_empty() || database.to_string_lossy().starts_with(':') {
+        // An in-memory database belongs to this process alone.
+        SQLITE.run(pool).await?;
+        return Ok(());
+    }
+    let mut lock_path = database.as_os_str().to_owned();
+    lock_path.push(".migrate.lock");
+    let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("migration lock task failed: {e}")))?
+    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    let result = SQLITE.run(pool).await;
+    drop(lock);
+    Ok(result?)
+}
