@@ -25,3 +25,20 @@ pub fn init(config: &Config) {
             .init(),
     }
 }
+
+/// `error` and every error beneath it, "outer: inner: innermost", for a log line that says
+/// why (an HTTP client's "error sending request" alone does not).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        // Some errors repeat their source in their own message.
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}

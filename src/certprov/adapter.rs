@@ -2,26 +2,39 @@
 //! not ours → claim → signData (once) → poll → verify the proof of possession → CA → upload, or
 //! setFailure with a reason the user can read. Each step is recorded in the store before the
 //! next call, so a restarted worker resumes where the last one stopped: signData is never sent
-//! twice and an issued certificate is uploaded rather than issued again.
+//! twice and an issued certificate is uploaded rather than issued again. Every call with an
+//! effect outside is made under a confirmed lease (`lease.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::chrome::{ApiError, ChromeClient};
-use super::pop::DeviceKey;
+use super::lease::Lease;
+use super::pop::{self, DeviceKey};
 use super::profile::{Profile, Rendered};
 use super::wire::Process;
 use crate::clock::Clock;
 use crate::outbox::RetryPolicy;
 use crate::pki::certs;
-use crate::store::{cert_processes, CertProcess, CertState, Hold, SharedStore, StoreError};
+use crate::store::{
+    cert_processes, settings, CertProcess, CertState, Hold, SharedStore, StoreError,
+};
+
+/// The deployment setting that holds the shared `callerInstanceId`.
+pub const INSTANCE_ID_SETTING: &str = "certprov.instance_id";
+
+/// The marker of a process Google has already failed itself (spec §4.1), in the message of a
+/// signData operation's error.
+const FAILED_BY_GOOGLE: &str = "CERTIFICATE_PROVISIONING_RESULT_ERROR_";
 
 /// Timings and limits.
 #[derive(Debug, Clone)]
 pub struct Timing {
-    /// Lease held between two recorded steps.
+    /// Lease on a process, renewed while a step runs.
     pub lease: Duration,
     /// First wait before polling for the signature.
     pub sign_poll_initial: Duration,
@@ -29,8 +42,15 @@ pub struct Timing {
     pub sign_poll_max: Duration,
     /// The device's time to sign.
     pub sign_deadline: Duration,
-    /// Transient failures of one step before giving up, and the delays between them.
+    /// Delays between retries of a failing call; `max_attempts` is the fewest tries before
+    /// giving up.
     pub retry: RetryPolicy,
+    /// How long a run of failures may last before the step gives up (any success resets it).
+    pub retry_budget: Duration,
+    /// Processes driven at once by one worker.
+    pub concurrency: usize,
+    /// How long finished processes are kept (`None`: for ever).
+    pub retention: Option<Duration>,
 }
 
 /// What one call of [`Adapter::run_once`] did.
@@ -49,7 +69,9 @@ pub struct Adapter {
     store: SharedStore,
     clock: Clock,
     chrome: ChromeClient,
-    instance_id: String,
+    /// `callerInstanceId` from the configuration; `None`: the deployment's, from the store.
+    configured_instance: Option<String>,
+    instance: tokio::sync::OnceCell<String>,
     worker_id: String,
     profiles: BTreeMap<String, Profile>,
     cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
@@ -64,14 +86,27 @@ enum Next {
     Wait(Duration),
     /// Nothing more to do.
     Stop,
+    /// The lease could not be confirmed before a side effect: drop the process untouched.
+    Lost,
+}
+
+/// What a look at the signing operation or the process found.
+enum Seen {
+    /// The device's signature.
+    Signed(Vec<u8>),
+    /// Not yet.
+    Pending,
+    /// Decided without a signature.
+    Decided(Next),
 }
 
 impl Adapter {
-    /// An adapter that claims as `instance_id` and leases as `worker_id`.
+    /// An adapter that claims as `instance_id` (`None`: the deployment's shared id, made once and
+    /// kept in the store) and leases as `worker_id`.
     pub fn new(
         store: SharedStore,
         chrome: ChromeClient,
-        instance_id: String,
+        instance_id: Option<String>,
         worker_id: String,
         profiles: BTreeMap<String, Profile>,
         cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
@@ -81,7 +116,8 @@ impl Adapter {
             store,
             clock: Clock::system(),
             chrome,
-            instance_id,
+            configured_instance: instance_id,
+            instance: tokio::sync::OnceCell::new(),
             worker_id,
             profiles,
             cas,
@@ -93,6 +129,27 @@ impl Adapter {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The `callerInstanceId` this adapter claims with: the configured one, else the one its
+    /// deployment stored first, shared by every replica whatever its host name.
+    pub async fn instance_id(&self) -> Result<&str, StoreError> {
+        let id = self
+            .instance
+            .get_or_try_init(|| async {
+                let id = match &self.configured_instance {
+                    Some(id) => id.clone(),
+                    None => {
+                        let fresh = format!("brevet-{}", uuid::Uuid::new_v4().simple());
+                        settings::get_or_init(&mut self.store.db(), INSTANCE_ID_SETTING, &fresh)
+                            .await?
+                    }
+                };
+                tracing::info!(instance_id = %id, worker = %self.worker_id, "certificate provisioning claims as this instance");
+                Ok::<_, StoreError>(id)
+            })
+            .await?;
+        Ok(id)
     }
 
     /// Takes up one due process and drives it as far as it can go now.
@@ -109,8 +166,14 @@ impl Adapter {
         let Some(mut process) = claimed else {
             return Ok(Step::Idle);
         };
+        let lease = Lease::hold(
+            self.store.clone(),
+            process.cert_process_id,
+            self.worker_id.clone(),
+            self.timing.lease,
+        );
         loop {
-            let next = self.advance(&mut process).await?;
+            let next = self.advance(&mut process, &lease).await;
             let hold = match next {
                 Next::Continue => Hold::Keep(self.timing.lease),
                 Next::Wait(delay) => {
@@ -118,6 +181,10 @@ impl Adapter {
                     Hold::Release
                 }
                 Next::Stop => Hold::Release,
+                Next::Lost => {
+                    tracing::warn!(process = %process.name, "lease lost before a call; left to the worker that holds it");
+                    return Ok(Step::LostLease(process.name));
+                }
             };
             if !cert_processes::save(&mut self.store.db(), &process, &self.worker_id, hold).await? {
                 tracing::warn!(process = %process.name, "lease lost; another worker has the process");
@@ -129,8 +196,51 @@ impl Adapter {
         }
     }
 
-    /// Runs until `stop`, looking for due processes every `poll` when idle.
+    /// Runs until `stop` with `concurrency` processes in flight at most, each lane looking for
+    /// a due process every `poll` when idle; purges finished processes hourly.
     pub async fn run(&self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
+        let stop = Box::pin(stop).shared();
+        let lanes = (0..self.timing.concurrency.max(1)).map(|_| self.lane(poll, stop.clone()));
+        tokio::join!(
+            futures::future::join_all(lanes),
+            self.purge_hourly(stop.clone())
+        );
+    }
+
+    /// Deletes finished processes older than the retention, a batch at a time; returns how many.
+    pub async fn purge_once(&self) -> Result<u64, StoreError> {
+        let Some(retention) = self.timing.retention else {
+            return Ok(0);
+        };
+        let before = self.clock.before(retention);
+        let mut purged = 0;
+        loop {
+            let batch = cert_processes::purge_finished(&mut self.store.db(), before, 500).await?;
+            purged += batch;
+            if batch < 500 {
+                break;
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, "finished certificate provisioning processes purged");
+        }
+        Ok(purged)
+    }
+
+    async fn purge_hourly(&self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(error) = self.purge_once().await {
+                tracing::warn!(error = %error, "cannot purge finished certificate provisioning processes");
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        }
+    }
+
+    async fn lane(&self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
             // A step in flight is finished before stopping: its effects are recorded.
@@ -156,28 +266,34 @@ impl Adapter {
         }
     }
 
-    async fn advance(&self, p: &mut CertProcess) -> Result<Next, StoreError> {
-        Ok(match p.state {
-            CertState::Received => self.read_and_claim(p).await,
-            CertState::Claimed => self.request_signature(p).await,
-            CertState::Signing => self.await_signature(p).await,
-            CertState::Issuing => self.issue(p).await,
-            CertState::Uploading => self.upload(p).await,
-            CertState::Failing => self.report_failure(p).await,
+    async fn advance(&self, p: &mut CertProcess, lease: &Lease) -> Next {
+        match p.state {
+            CertState::Received => self.read_and_claim(p, lease).await,
+            CertState::Claimed => self.request_signature(p),
+            CertState::Signing => self.await_signature(p, lease).await,
+            CertState::Issuing => self.issue(p, lease).await,
+            CertState::Uploading => self.upload(p, lease).await,
+            CertState::Failing => self.report_failure(p, lease).await,
             CertState::Done | CertState::Failed | CertState::Skipped => Next::Stop,
-        })
+        }
     }
 
     fn move_to(p: &mut CertProcess, state: CertState) -> Next {
         tracing::info!(process = %p.name, from = p.state.as_str(), to = state.as_str(), "certificate provisioning step");
         p.state = state;
-        p.attempts = 0;
+        Self::progressed(p);
         p.last_error = None;
         if state.is_final() {
             Next::Stop
         } else {
             Next::Continue
         }
+    }
+
+    /// A call succeeded: the run of failures (and its retry budget) starts over.
+    fn progressed(p: &mut CertProcess) {
+        p.attempts = 0;
+        p.failing_since = None;
     }
 
     fn skip(p: &mut CertProcess, why: &str) -> Next {
@@ -193,43 +309,48 @@ impl Adapter {
         Self::move_to(p, CertState::Failing)
     }
 
-    /// A transient failure: retry later with exponential backoff and jitter, or give up after
-    /// `max_attempts` by `give_up`.
-    fn retry(
-        &self,
-        p: &mut CertProcess,
-        error: String,
-        give_up: impl FnOnce(&mut CertProcess) -> Next,
-    ) -> Next {
+    /// Google failed the process itself: record why; there is nothing to report back.
+    fn failed_by_google(p: &mut CertProcess, reason: String) -> Next {
+        tracing::warn!(process = %p.name, reason = %reason, "certificate provisioning process failed by Google");
+        p.failure_message = Some(reason);
+        Self::move_to(p, CertState::Failed)
+    }
+
+    /// A transient failure: the wait before the next try (exponential, with jitter), or `None`
+    /// when the run of failures has lasted the retry budget and at least `max_attempts` tries.
+    fn retry(&self, p: &mut CertProcess, error: String) -> Option<Next> {
+        let now = self.clock.now();
         p.attempts += 1;
-        tracing::warn!(process = %p.name, step = p.state.as_str(), attempt = p.attempts, error = %error, "certificate provisioning step failed; will retry");
+        let since = *p.failing_since.get_or_insert(now);
+        tracing::warn!(process = %p.name, step = p.state.as_str(), attempt = p.attempts, error = %error, "certificate provisioning call failed; will retry");
         p.last_error = Some(error);
         let attempt = u32::try_from(p.attempts).unwrap_or(u32::MAX);
-        if attempt >= self.timing.retry.max_attempts {
-            return give_up(p);
+        let failing_for = (now - since).to_std().unwrap_or_default();
+        if attempt >= self.timing.retry.max_attempts && failing_for >= self.timing.retry_budget {
+            return None;
         }
-        Next::Wait(self.timing.retry.delay(attempt))
+        Some(Next::Wait(self.timing.retry.delay(attempt)))
     }
 
     fn process_of(p: &CertProcess) -> Option<Process> {
         serde_json::from_value(p.process.clone()?).ok()
     }
 
-    async fn read_and_claim(&self, p: &mut CertProcess) -> Next {
+    async fn read_and_claim(&self, p: &mut CertProcess, lease: &Lease) -> Next {
         let process = match self.chrome.get(&p.name).await {
             Ok(process) => process,
             Err(ApiError::NotFound(_)) => return Self::skip(p, "Google does not know the process"),
-            Err(ApiError::Transient(e)) => {
-                return self.retry(p, e, |p| Self::skip(p, "Google kept failing; gave up"))
-            }
             Err(e) => {
-                return self.retry(p, e.to_string(), |p| {
-                    Self::skip(p, "Google refused to show the process; gave up")
-                })
+                let message = match &e {
+                    ApiError::Transient(_) => "Google kept failing; gave up",
+                    _ => "Google refused to show the process; gave up",
+                };
+                return self
+                    .retry(p, e.to_string())
+                    .unwrap_or_else(|| Self::skip(p, message));
             }
         };
-        // The read succeeded: the claim gets its own retries.
-        p.attempts = 0;
+        Self::progressed(p);
         if process.failure_message.is_some() || process.issued_certificate.is_some() {
             return Self::skip(p, "the process is already finished");
         }
@@ -246,40 +367,67 @@ impl Adapter {
                 &format!("CA connection {ca:?} or profile {profile:?} is not configured here"),
             );
         }
+        // Nothing of ours was sent yet (that is recorded before sending): someone else drives it.
+        if process.sign_data.is_some() {
+            return Self::skip(
+                p,
+                "another adapter already asked the device to sign; the process is not ours to drive",
+            );
+        }
         p.process = serde_json::to_value(&process).ok();
-        match self.chrome.claim(&p.name, &self.instance_id).await {
-            Ok(()) => Self::move_to(p, CertState::Claimed),
-            Err(ApiError::Transient(e)) => {
-                self.retry(p, e, |p| Self::skip(p, "claim kept failing; gave up"))
+        let instance = match self.instance_id().await {
+            Ok(id) => id,
+            Err(e) => {
+                return self
+                    .retry(p, format!("cannot read the instance id: {e}"))
+                    .unwrap_or_else(|| Self::skip(p, "the store kept failing; gave up"))
             }
+        };
+        if !lease.confirm().await {
+            return Next::Lost;
+        }
+        match self.chrome.claim(&p.name, instance).await {
+            Ok(()) => Self::move_to(p, CertState::Claimed),
+            Err(ApiError::Transient(e)) => self
+                .retry(p, e)
+                .unwrap_or_else(|| Self::skip(p, "claim kept failing; gave up")),
             Err(ApiError::Refused {
                 http: 401 | 403,
                 message,
                 ..
-            }) => self.retry(p, format!("claim not authorised: {message}"), |p| {
-                Self::skip(p, "claim not authorised; gave up")
-            }),
+            }) => self
+                .retry(p, format!("claim not authorised: {message}"))
+                .unwrap_or_else(|| Self::skip(p, "claim not authorised; gave up")),
             Err(ApiError::NotFound(_)) => Self::skip(p, "the process vanished before the claim"),
             Err(ApiError::Refused {
                 status, message, ..
-            }) => Self::skip(
-                p,
-                &format!("another adapter holds the claim ({status}: {message})"),
-            ),
+            }) => {
+                // Replicas of this deployment share one id, so this is another deployment.
+                tracing::warn!(process = %p.name, instance_id = instance, google = %message, "process claimed by another deployment (another callerInstanceId); two adapters serve the same CA connection?");
+                Self::skip(
+                    p,
+                    &format!("claimed by another deployment ({status}: {message})"),
+                )
+            }
         }
     }
 
-    /// The device key, profile and CA of a claimed process, or the reason they are unusable.
-    fn parts(
-        &self,
-        p: &CertProcess,
-    ) -> Result<(DeviceKey, Rendered, Arc<dyn CertificateAuthority>), String> {
+    /// The device key of a claimed process.
+    fn device_key(p: &CertProcess) -> Result<DeviceKey, String> {
         let process = Self::process_of(p).ok_or("the stored process cannot be read")?;
         let spki = process
             .subject_public_key_info
             .as_ref()
             .ok_or("the process carries no device key")?;
-        let key = DeviceKey::parse(&spki.0)?;
+        DeviceKey::parse(&spki.0)
+    }
+
+    /// The profile and CA connection the process names, if still configured.
+    fn profile_and_ca(
+        &self,
+        p: &CertProcess,
+    ) -> Result<(Process, &Profile, Arc<dyn CertificateAuthority>), String> {
+        let process = Self::process_of(p).ok_or("the stored process cannot be read")?;
         let profile = process
             .profile_reference()
             .and_then(|r| self.profiles.get(r))
@@ -287,17 +435,17 @@ impl Adapter {
         let ca = process
             .ca_reference()
             .and_then(|r| self.cas.get(r))
-            .ok_or("the CA connection is no longer configured")?;
-        let rendered = profile.render(&process)?;
-        Ok((key, rendered, ca.clone()))
+            .ok_or("the CA connection is no longer configured")?
+            .clone();
+        Ok((process, profile, ca))
     }
 
-    async fn request_signature(&self, p: &mut CertProcess) -> Next {
-        let (key, rendered, _) = match self.parts(p) {
-            Ok(parts) => parts,
-            Err(reason) => return Self::fail(p, reason),
-        };
-        let data = match key.request_info(&rendered) {
+    fn request_signature(&self, p: &mut CertProcess) -> Next {
+        let data = Self::device_key(p).and_then(|key| {
+            let (process, profile, _) = self.profile_and_ca(p)?;
+            key.request_info(&profile.render(&process)?)
+        });
+        let data = match data {
             Ok(data) => data,
             Err(reason) => return Self::fail(p, reason),
         };
@@ -308,10 +456,13 @@ impl Adapter {
     }
 
     /// Sends signData for a process in Signing whose request did not reach Google.
-    async fn send_sign_data(&self, p: &mut CertProcess) -> Next {
-        let (Some(data), Ok((key, _, _))) = (p.sign_data.clone(), self.parts(p)) else {
+    async fn send_sign_data(&self, p: &mut CertProcess, lease: &Lease) -> Next {
+        let (Some(data), Ok(key)) = (p.sign_data.clone(), Self::device_key(p)) else {
             return Self::fail(p, "the proof-of-possession request was lost".into());
         };
+        if !lease.confirm().await {
+            return Next::Lost;
+        }
         match self
             .chrome
             .sign_data(&p.name, &data, key.kind.signature_algorithm())
@@ -319,11 +470,12 @@ impl Adapter {
         {
             Ok(operation) => {
                 tracing::info!(process = %p.name, "proof of possession requested from the device");
+                Self::progressed(p);
                 p.operation_name = Some(operation.name);
                 Next::Wait(self.timing.sign_poll_initial)
             }
             // Whether it arrived is unknown; the next look at the process tells.
-            Err(ApiError::Transient(e)) => self.retry(p, e, |p| {
+            Err(ApiError::Transient(e)) => self.retry(p, e).unwrap_or_else(|| {
                 Self::fail(
                     p,
                     "Google did not accept the proof-of-possession request".into(),
@@ -336,59 +488,68 @@ impl Adapter {
         }
     }
 
-    async fn await_signature(&self, p: &mut CertProcess) -> Next {
+    async fn await_signature(&self, p: &mut CertProcess, lease: &Lease) -> Next {
         let started = p.sign_requested_at.unwrap_or(p.created_at);
-        let elapsed = (self.clock.now() - started).to_std().unwrap_or_default();
-        if elapsed > self.timing.sign_deadline {
-            return Self::fail(
-                p,
-                format!(
-                    "The device did not answer the proof-of-possession request within {}",
-                    human(self.timing.sign_deadline)
-                ),
-            );
-        }
-        let signature = match &p.operation_name {
-            Some(operation) => match self.chrome.get_operation(&p.name, operation).await {
-                Ok(op) if op.done => match (op.signature(), op.error) {
-                    (Some(signature), _) => signature,
-                    (None, Some(status)) => {
-                        return Self::fail(
+        // Looked at before the deadline is judged: a worker that was down longer than the
+        // deadline still finds a signature that arrived meanwhile.
+        let seen = match p.operation_name.clone() {
+            Some(operation) => match self.chrome.get_operation(&p.name, &operation).await {
+                Ok(op) if op.done => {
+                    Self::progressed(p);
+                    match (op.signature(), op.error) {
+                        (Some(signature), _) => Seen::Signed(signature),
+                        (None, Some(status)) if status.message.contains(FAILED_BY_GOOGLE) => {
+                            Seen::Decided(Self::failed_by_google(p, status.message))
+                        }
+                        (None, Some(status)) => Seen::Decided(Self::fail(
                             p,
                             format!(
                                 "The device could not sign the proof-of-possession request: {}",
                                 status.message
                             ),
-                        )
-                    }
-                    (None, None) => {
-                        return Self::fail(
+                        )),
+                        (None, None) => Seen::Decided(Self::fail(
                             p,
                             "The signing operation finished without a signature".into(),
-                        )
+                        )),
                     }
-                },
-                Ok(_) => return self.poll_later(elapsed),
-                Err(e) => return self.polling_failed(p, e),
+                }
+                Ok(_) => {
+                    Self::progressed(p);
+                    Seen::Pending
+                }
+                // The operation is gone; the process itself still tells where signing stands.
+                Err(ApiError::NotFound(_)) => {
+                    tracing::info!(process = %p.name, "signing operation not found; looking at the process");
+                    p.operation_name = None;
+                    self.look_at_process(p, lease).await
+                }
+                Err(e) => Seen::Decided(self.polling_failed(p, e)),
             },
-            None => match self.chrome.get(&p.name).await {
-                // signData may have reached Google before a crash or a lost answer.
-                Ok(process) => match (process.sign_data, process.signature) {
-                    (None, _) => return self.send_sign_data(p).await,
-                    (Some(sent), _) if Some(&sent.0) != p.sign_data.as_ref() => {
-                        return Self::fail(p, "The process was asked to sign other data".into())
-                    }
-                    (Some(_), Some(signature)) => signature.0,
-                    (Some(_), None) => return self.poll_later(elapsed),
-                },
-                Err(e) => return self.polling_failed(p, e),
-            },
+            None => self.look_at_process(p, lease).await,
+        };
+        let signature = match seen {
+            Seen::Signed(signature) => signature,
+            Seen::Decided(next) => return next,
+            Seen::Pending => {
+                let elapsed = (self.clock.now() - started).to_std().unwrap_or_default();
+                if elapsed > self.timing.sign_deadline {
+                    return Self::fail(
+                        p,
+                        format!(
+                            "The device did not answer the proof-of-possession request within {}",
+                            human(self.timing.sign_deadline)
+                        ),
+                    );
+                }
+                return self.poll_later(elapsed);
+            }
         };
         let Some(data) = p.sign_data.clone() else {
             return Self::fail(p, "the proof-of-possession request was lost".into());
         };
-        let key = match self.parts(p) {
-            Ok((key, _, _)) => key,
+        let key = match Self::device_key(p) {
+            Ok(key) => key,
             Err(reason) => return Self::fail(p, reason),
         };
         match key.verify(&data, &signature) {
@@ -400,6 +561,29 @@ impl Adapter {
         }
     }
 
+    /// Where signing stands by the process resource (no operation to poll, or it vanished):
+    /// sends signData if it never arrived.
+    async fn look_at_process(&self, p: &mut CertProcess, lease: &Lease) -> Seen {
+        let process = match self.chrome.get(&p.name).await {
+            Ok(process) => process,
+            Err(e) => return Seen::Decided(self.polling_failed(p, e)),
+        };
+        Self::progressed(p);
+        if let Some(reason) = process.failure_message {
+            return Seen::Decided(Self::failed_by_google(p, reason));
+        }
+        match (process.sign_data, process.signature) {
+            // signData may have reached Google before a crash or a lost answer; if not, send it.
+            (None, _) => Seen::Decided(self.send_sign_data(p, lease).await),
+            (Some(sent), _) if Some(&sent.0) != p.sign_data.as_ref() => Seen::Decided(Self::skip(
+                p,
+                "the device was asked to sign data this adapter did not record; the process is not ours to drive",
+            )),
+            (Some(_), Some(signature)) => Seen::Signed(signature.0),
+            (Some(_), None) => Seen::Pending,
+        }
+    }
+
     /// The next poll: the wait grows with the time already spent (×1.5 per poll in effect),
     /// between the initial and the longest interval.
     fn poll_later(&self, elapsed: Duration) -> Next {
@@ -408,10 +592,10 @@ impl Adapter {
 
     fn polling_failed(&self, p: &mut CertProcess, error: ApiError) -> Next {
         match error {
-            ApiError::Transient(e) => self.retry(p, e, |p| {
+            ApiError::Transient(e) => self.retry(p, e).unwrap_or_else(|| {
                 Self::fail(p, "Google kept failing while the device was signing".into())
             }),
-            ApiError::NotFound(_) => Self::fail(p, "The signing operation disappeared".into()),
+            ApiError::NotFound(_) => Self::skip(p, "Google no longer knows the process"),
             e => Self::fail(
                 p,
                 format!("Google refused to report the signing operation: {e}"),
@@ -419,26 +603,39 @@ impl Adapter {
         }
     }
 
-    async fn issue(&self, p: &mut CertProcess) -> Next {
-        let (key, rendered, ca) = match self.parts(p) {
+    async fn issue(&self, p: &mut CertProcess, lease: &Lease) -> Next {
+        let (Some(data), Some(signature)) = (p.sign_data.clone(), p.signature.clone()) else {
+            return Self::fail(p, "the device's signature was lost".into());
+        };
+        // The certificate says what the device signed, whatever the profile says now.
+        let parts = pop::signed_request(&data, &signature).and_then(|signed| {
+            let key = Self::device_key(p)?;
+            if signed.key.der != key.der {
+                return Err("the recorded request is for another key".to_owned());
+            }
+            let (_, profile, ca) = self.profile_and_ca(p)?;
+            Ok((signed, profile.lifetime(), ca))
+        });
+        let (signed, lifetime, ca) = match parts {
             Ok(parts) => parts,
             Err(reason) => return Self::fail(p, reason),
         };
-        let Some(signature) = p.signature.clone() else {
-            return Self::fail(p, "the device's signature was lost".into());
-        };
-        let csr_pem = match key.csr_pem(&rendered, &signature) {
-            Ok(csr) => csr,
-            Err(reason) => return Self::fail(p, reason),
+        let rendered = Rendered {
+            subject: signed.subject.clone(),
+            extensions: signed.extensions.clone(),
+            lifetime,
         };
         let request = IssueRequest {
-            key: &key,
+            key: &signed.key,
             rendered: &rendered,
-            csr_pem: &csr_pem,
+            csr_pem: &signed.csr_pem,
         };
+        if !lease.confirm().await {
+            return Next::Lost;
+        }
         match ca.issue(&request).await {
             Ok(issued) => {
-                if let Err(reason) = check_issued(&issued.pem, &key) {
+                if let Err(reason) = check_issued(&issued.pem, &signed.key) {
                     return Self::fail(p, reason);
                 }
                 tracing::info!(process = %p.name, serial = %issued.serial, "certificate issued");
@@ -447,7 +644,7 @@ impl Adapter {
                 Self::move_to(p, CertState::Uploading)
             }
             Err(CaError::Refused(reason)) => Self::fail(p, reason),
-            Err(CaError::Unavailable(e)) => self.retry(p, e, |p| {
+            Err(CaError::Unavailable(e)) => self.retry(p, e).unwrap_or_else(|| {
                 Self::fail(
                     p,
                     "The certificate authority is unavailable; try again later".into(),
@@ -456,35 +653,42 @@ impl Adapter {
         }
     }
 
-    async fn upload(&self, p: &mut CertProcess) -> Next {
+    async fn upload(&self, p: &mut CertProcess, lease: &Lease) -> Next {
         let Some(pem) = p.certificate_pem.clone() else {
             return Self::fail(p, "the issued certificate was lost".into());
         };
-        match self.chrome.upload_certificate(&p.name, &pem).await {
-            Ok(()) => Self::move_to(p, CertState::Done),
-            Err(ApiError::Transient(e)) => self.retry(p, e, |p| {
-                Self::fail(p, "Google kept failing to take the certificate".into())
-            }),
-            Err(e) => {
-                // An earlier upload may have landed before its answer was lost.
-                if let Ok(process) = self.chrome.get(&p.name).await {
-                    if process.issued_certificate.as_deref() == Some(pem.as_str()) {
-                        return Self::move_to(p, CertState::Done);
-                    }
-                }
-                Self::fail(p, format!("Google refused the certificate: {e}"))
+        if !lease.confirm().await {
+            return Next::Lost;
+        }
+        let reason = match self.chrome.upload_certificate(&p.name, &pem).await {
+            Ok(()) => return Self::move_to(p, CertState::Done),
+            Err(ApiError::Transient(e)) => match self.retry(p, e) {
+                Some(wait) => return wait,
+                None => "Google kept failing to take the certificate".to_owned(),
+            },
+            Err(e) => format!("Google refused the certificate: {e}"),
+        };
+        // An earlier upload may have landed before its answer was lost.
+        match self.chrome.get(&p.name).await {
+            Ok(process) if same_certificate(process.issued_certificate.as_deref(), &pem) => {
+                tracing::info!(process = %p.name, "an earlier upload had landed");
+                Self::move_to(p, CertState::Done)
             }
+            _ => Self::fail(p, reason),
         }
     }
 
-    async fn report_failure(&self, p: &mut CertProcess) -> Next {
+    async fn report_failure(&self, p: &mut CertProcess, lease: &Lease) -> Next {
         let message = p
             .failure_message
             .clone()
             .unwrap_or_else(|| "Certificate provisioning failed".into());
+        if !lease.confirm().await {
+            return Next::Lost;
+        }
         match self.chrome.set_failure(&p.name, &message).await {
             Ok(()) => Self::move_to(p, CertState::Failed),
-            Err(ApiError::Transient(e)) => self.retry(p, e, |p| {
+            Err(ApiError::Transient(e)) => self.retry(p, e).unwrap_or_else(|| {
                 let next = Self::move_to(p, CertState::Failed);
                 p.last_error = Some("setFailure could not be delivered".into());
                 next
@@ -495,6 +699,20 @@ impl Adapter {
                 next
             }
         }
+    }
+}
+
+/// Whether Google holds `ours` as the process's certificate (compared as DER: Google may
+/// re-encode the PEM).
+fn same_certificate(held: Option<&str>, ours: &str) -> bool {
+    let der = |pem: &str| {
+        certs::from_pem(pem)
+            .ok()
+            .and_then(|c| x509_cert::der::Encode::to_der(&c).ok())
+    };
+    match (held.and_then(der), der(ours)) {
+        (Some(held), Some(ours)) => held == ours,
+        _ => false,
     }
 }
 

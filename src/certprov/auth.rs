@@ -29,18 +29,10 @@ pub enum AuthError {
 pub trait TokenSource: Send + Sync {
     /// A token for `scope`, or `None` when requests go unauthenticated (an emulator).
     async fn token(&self, scope: &str) -> Result<Option<SecretString>, AuthError>;
-}
 
-/// `request` with a bearer token for `scope` from `tokens` (unchanged when they give none).
-pub async fn authorise(
-    request: reqwest::RequestBuilder,
-    tokens: &dyn TokenSource,
-    scope: &str,
-) -> Result<reqwest::RequestBuilder, AuthError> {
-    Ok(match tokens.token(scope).await? {
-        Some(token) => request.bearer_auth(token.expose_secret()),
-        None => request,
-    })
+    /// Google answered 401 to `token`: forget it, so that the next [`Self::token`] for `scope`
+    /// fetches a new one instead of using a revoked token until it would have expired.
+    async fn refused(&self, _scope: &str, _token: &SecretString) {}
 }
 
 /// No credentials (the Pub/Sub emulator).
@@ -192,5 +184,20 @@ impl TokenSource for ServiceAccount {
         let until = Instant::now() + lifetime.saturating_sub(Duration::from_secs(60));
         cache.insert(scope.to_owned(), (body.access_token.clone(), until));
         Ok(Some(body.access_token))
+    }
+
+    async fn refused(&self, scope: &str, token: &SecretString) {
+        let mut cache = self.cache.lock().await;
+        // Only the refused token: a caller that already fetched its successor keeps that one.
+        if cache
+            .get(scope)
+            .is_some_and(|(cached, _)| cached.expose_secret() == token.expose_secret())
+        {
+            cache.remove(scope);
+            tracing::info!(
+                scope,
+                "Google refused the cached access token; fetching a new one"
+            );
+        }
     }
 }

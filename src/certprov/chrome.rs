@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::auth::{authorise, AuthError, TokenSource};
+use secrecy::ExposeSecret;
+
+use super::auth::{AuthError, TokenSource};
 use super::config::CHROME_SCOPE;
 use super::wire::{
     Bytes, ClaimRequest, ErrorBody, Operation, Process, SetFailureRequest, SignDataRequest,
@@ -153,25 +155,39 @@ impl ChromeClient {
             .base
             .join(&format!("v1/{path}"))
             .map_err(|e| ApiError::Transient(format!("bad URL for {path}: {e}")))?;
-        let request = self.http.request(method, url);
-        let mut request = match authorise(request, self.tokens.as_ref(), CHROME_SCOPE).await {
-            Ok(request) => request,
-            Err(AuthError::Unavailable(e)) => return Err(ApiError::Transient(e)),
-            Err(AuthError::Refused(e)) => {
-                return Err(ApiError::Refused {
-                    http: 401,
-                    status: "UNAUTHENTICATED".into(),
-                    message: e,
-                })
+        // A 401 means the cached token was revoked or expired early: one more try with a new one.
+        let mut retried = false;
+        let response = loop {
+            let token = match self.tokens.token(CHROME_SCOPE).await {
+                Ok(token) => token,
+                Err(AuthError::Unavailable(e)) => return Err(ApiError::Transient(e)),
+                Err(AuthError::Refused(e)) => {
+                    return Err(ApiError::Refused {
+                        http: 401,
+                        status: "UNAUTHENTICATED".into(),
+                        message: e,
+                    })
+                }
+            };
+            let mut request = self.http.request(method.clone(), url.clone());
+            if let Some(token) = &token {
+                request = request.bearer_auth(token.expose_secret());
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
+            match token {
+                Some(token) if response.status() == 401 && !retried => {
+                    self.tokens.refused(CHROME_SCOPE, &token).await;
+                    retried = true;
+                }
+                _ => break response,
             }
         };
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_success() {
             return response

@@ -20,8 +20,10 @@ pub const PUBSUB_SCOPE: &str = "https://www.googleapis.com/auth/pubsub";
 pub struct CertProvConfig {
     /// Whether `brevet worker` runs the adapter.
     pub enabled: bool,
-    /// `callerInstanceId` sent to claim; `None` means the host name. Stable across restarts, so a
-    /// restarted worker re-claims its own processes idempotently.
+    /// `callerInstanceId` sent to claim; `None` (the default) means the deployment's own id,
+    /// made by the first replica and kept in the store, so every replica and every replacement
+    /// pod claims as one instance and re-claims its processes idempotently. Set it only to share
+    /// an id across databases; never give two deployments the same id.
     pub instance_id: Option<String>,
     /// Base URL of the Chrome Management API.
     pub chrome_base_url: String,
@@ -37,8 +39,17 @@ pub struct CertProvConfig {
     pub sign_poll_max_secs: u64,
     /// The device has this long to sign before the process fails, seconds ([infer] 15 min).
     pub sign_deadline_secs: u64,
-    /// Transient failures (5xx, 429, network) of one step before the process fails.
+    /// Fewest tries of a failing call (5xx, 429, network) before the step gives up; it gives
+    /// up only once `retry_budget_secs` have passed as well.
     pub max_attempts: u32,
+    /// How long a run of failures of one call may last before the step gives up, seconds
+    /// ([infer] 10 minutes). Any successful call starts the run over.
+    pub retry_budget_secs: u64,
+    /// Processes one worker drives at once.
+    pub concurrency: usize,
+    /// Finished processes (done, failed, skipped) are deleted this many days after their last
+    /// change ([infer] 30): their rows hold device serials and user e-mails. 0 keeps them.
+    pub retention_days: u32,
     /// First retry delay after a transient failure, milliseconds (doubles, with jitter).
     pub backoff_base_ms: u64,
     /// How the worker authenticates to Google.
@@ -64,6 +75,9 @@ impl Default for CertProvConfig {
             sign_poll_max_secs: 30,
             sign_deadline_secs: 15 * 60,
             max_attempts: 8,
+            retry_budget_secs: 600,
+            concurrency: 8,
+            retention_days: 30,
             backoff_base_ms: 1000,
             auth: AuthConfig::default(),
             pubsub: PubSubConfig::default(),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod ca;
 pub mod chrome;
 pub mod config;
+pub mod lease;
 pub mod pop;
 pub mod profile;
 pub mod pubsub;
@@ -46,7 +47,7 @@ impl Parts {
     }
 }
 
-/// This host's name, the default `callerInstanceId`.
+/// This host's name, in worker ids (lease owners) so that operators can tell replicas apart.
 fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -139,9 +140,9 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
             "certprov has no profiles or no CA connections: every process will be skipped"
         );
     }
-    let instance_id = config.instance_id.clone().unwrap_or_else(host_name);
     let worker_id = format!(
-        "{instance_id}-{}",
+        "{}-{}",
+        host_name(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     let timing = Timing {
@@ -154,11 +155,15 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
             base: Duration::from_millis(config.backoff_base_ms),
             max: Duration::from_secs(600),
         },
+        retry_budget: Duration::from_secs(config.retry_budget_secs),
+        concurrency: config.concurrency.max(1),
+        retention: (config.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(config.retention_days) * 86_400)),
     };
     let adapter = Adapter::new(
         store.clone(),
         chrome,
-        instance_id,
+        config.instance_id.clone(),
         worker_id,
         profiles,
         cas,

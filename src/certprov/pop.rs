@@ -10,7 +10,7 @@ use x509_cert::der::asn1::{BitString, SetOfVec};
 use x509_cert::der::oid::db::rfc5912::{
     ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SHA_256_WITH_RSA_ENCRYPTION,
 };
-use x509_cert::der::oid::ObjectIdentifier;
+use x509_cert::der::oid::{AssociatedOid, ObjectIdentifier};
 use x509_cert::der::{Decode, Encode, EncodePem};
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -154,25 +154,67 @@ impl DeviceKey {
         }
     }
 
-    /// The complete PKCS#10 request (PEM) from the signed info and the verified signature.
-    pub fn csr_pem(&self, rendered: &Rendered, signature: &[u8]) -> Result<String, String> {
-        let request = CertReq {
-            info: self.info(rendered)?,
-            algorithm: AlgorithmIdentifierOwned {
-                oid: self.kind.csr_algorithm(),
-                parameters: match self.kind {
-                    // sha256WithRSAEncryption carries an explicit NULL (RFC 4055)
-                    KeyKind::Rsa => Some(x509_cert::der::asn1::Null.into()),
-                    KeyKind::P256 => None,
-                },
+    fn csr_signature_algorithm(&self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid: self.kind.csr_algorithm(),
+            parameters: match self.kind {
+                // sha256WithRSAEncryption carries an explicit NULL (RFC 4055)
+                KeyKind::Rsa => Some(x509_cert::der::asn1::Null.into()),
+                KeyKind::P256 => None,
             },
-            signature: BitString::from_bytes(signature)
-                .map_err(|e| format!("cannot encode the signature: {e}"))?,
-        };
-        request
-            .to_pem(x509_cert::der::pem::LineEnding::LF)
-            .map_err(|e| format!("cannot encode the certificate request: {e}"))
+        }
     }
+}
+
+/// The request the device signed, read back from the recorded signData bytes: what the
+/// certificate must say, whatever the profile says now.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    /// The key it certifies.
+    pub key: DeviceKey,
+    /// Its subject.
+    pub subject: x509_cert::name::Name,
+    /// Its requested extensions (SAN, KeyUsage, ExtendedKeyUsage).
+    pub extensions: Vec<x509_cert::ext::Extension>,
+    /// The complete PKCS#10 request, PEM.
+    pub csr_pem: String,
+}
+
+/// Reads the recorded `info` (DER CertificationRequestInfo) and completes it with the device's
+/// verified `signature`.
+pub fn signed_request(info: &[u8], signature: &[u8]) -> Result<SignedRequest, String> {
+    let unreadable = |e: x509_cert::der::Error| format!("the recorded request cannot be read: {e}");
+    let parsed = CertReqInfo::from_der(info).map_err(unreadable)?;
+    // Re-encoding must give the signed bytes back, or the CSR would carry another request.
+    if parsed.to_der().map_err(unreadable)? != info {
+        return Err("the recorded request is not in canonical DER".into());
+    }
+    let key = DeviceKey::parse(&parsed.public_key.to_der().map_err(unreadable)?)?;
+    let mut extensions = Vec::new();
+    for attribute in parsed.attributes.iter() {
+        if attribute.oid != ExtensionReq::OID {
+            continue;
+        }
+        for value in attribute.values.iter() {
+            let request: ExtensionReq = value.decode_as().map_err(unreadable)?;
+            extensions.extend(request.0);
+        }
+    }
+    let request = CertReq {
+        info: parsed.clone(),
+        algorithm: key.csr_signature_algorithm(),
+        signature: BitString::from_bytes(signature)
+            .map_err(|e| format!("cannot encode the signature: {e}"))?,
+    };
+    let csr_pem = request
+        .to_pem(x509_cert::der::pem::LineEnding::LF)
+        .map_err(|e| format!("cannot encode the certificate request: {e}"))?;
+    Ok(SignedRequest {
+        key,
+        subject: parsed.subject,
+        extensions,
+        csr_pem,
+    })
 }
 
 /// Why a proof of possession failed.

@@ -112,8 +112,13 @@ impl Profile {
         Ok(Rendered {
             subject,
             extensions,
-            lifetime: Duration::from_secs(u64::from(self.config.validity_days) * 86_400),
+            lifetime: self.lifetime(),
         })
+    }
+
+    /// How long its certificates live.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.validity_days) * 86_400)
     }
 }
 

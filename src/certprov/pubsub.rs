@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::auth::{authorise, AuthError, TokenSource};
+use secrecy::ExposeSecret;
+
+use super::auth::{AuthError, TokenSource};
 use super::config::PUBSUB_SCOPE;
 use super::wire::{ProcessCreated, PubsubMessage, PullResponse, ReceivedMessage};
 use crate::clock::Clock;
@@ -99,19 +101,30 @@ impl Subscription {
         verb: &str,
         body: serde_json::Value,
     ) -> Result<serde_json::Value, PubSubError> {
-        let request = self
-            .http
-            .post(format!("{}v1/{}:{verb}", self.base, self.name))
-            .json(&body);
         let http = |e: reqwest::Error| PubSubError::Http {
             verb: verb.to_owned(),
             source: e.without_url(),
         };
-        let response = authorise(request, self.tokens.as_ref(), PUBSUB_SCOPE)
-            .await?
-            .send()
-            .await
-            .map_err(http)?;
+        // A 401 means the cached token was revoked or expired early: one more try with a new one.
+        let mut retried = false;
+        let response = loop {
+            let mut request = self
+                .http
+                .post(format!("{}v1/{}:{verb}", self.base, self.name))
+                .json(&body);
+            let token = self.tokens.token(PUBSUB_SCOPE).await?;
+            if let Some(token) = &token {
+                request = request.bearer_auth(token.expose_secret());
+            }
+            let response = request.send().await.map_err(http)?;
+            match token {
+                Some(token) if response.status() == 401 && !retried => {
+                    self.tokens.refused(PUBSUB_SCOPE, &token).await;
+                    retried = true;
+                }
+                _ => break response,
+            }
+        };
         let status = response.status();
         if !status.is_success() {
             return Err(PubSubError::Status {
@@ -294,16 +307,34 @@ impl Intake {
         Ok(())
     }
 
-    /// Pulls until `stop`; on failures waits `pause` before the next pull.
+    /// Pulls until `stop`, `pause` apart when nothing came; after failures the wait doubles
+    /// from `pause` up to a minute, and the log says why each time.
     pub async fn run(mut self, pause: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let backoff = crate::outbox::RetryPolicy {
+            max_attempts: u32::MAX,
+            base: pause,
+            max: Duration::from_secs(60),
+        };
+        let mut failures = 0u32;
         loop {
             let wait = match self.run_once().await {
-                Ok(0) => pause,
-                Ok(_) => Duration::ZERO,
+                Ok(count) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "Pub/Sub intake recovered");
+                        failures = 0;
+                    }
+                    if count == 0 {
+                        pause
+                    } else {
+                        Duration::ZERO
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "Pub/Sub intake failed; retrying");
-                    pause
+                    failures = failures.saturating_add(1);
+                    let wait = backoff.ceiling(failures);
+                    tracing::warn!(error = %crate::telemetry::error_chain(&e), failures, retry_in_ms = wait.as_millis() as u64, "Pub/Sub intake failed");
+                    wait
                 }
             };
             tokio::select! {

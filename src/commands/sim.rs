@@ -213,7 +213,7 @@ pub async fn chrome(args: ChromeArgs) -> anyhow::Result<()> {
         r#"# Written by `brevet sim chrome`: a worker pointed at the simulator.
 [certprov]
 enabled = true
-instance_id = "sim-worker"
+# no instance_id: every worker on one database claims as that deployment's stored id
 chrome_base_url = "{base}"
 sign_poll_initial_ms = 200
 # short leases so that a worker stopped mid-flow is replaced quickly in demos and tests

@@ -30,19 +30,23 @@ impl RetryPolicy {
     /// Delay after failed attempt number `attempt` (1-based): uniformly random in
     /// [0, min(max, base·2^(attempt-1))], so that workers retrying together spread out.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(
-                1u32.checked_shl(attempt.saturating_sub(1))
-                    .unwrap_or(u32::MAX),
-            )
-            .min(self.max);
+        let ceiling = self.ceiling(attempt);
         if ceiling.is_zero() {
             return ceiling;
         }
         Duration::from_nanos(
             rand::thread_rng().gen_range(0..=ceiling.as_nanos().min(u64::MAX as u128) as u64),
         )
+    }
+
+    /// The longest delay after failed attempt number `attempt`: min(max, base·2^(attempt-1)).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        self.base
+            .saturating_mul(
+                1u32.checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
+            .min(self.max)
     }
 }
 

@@ -87,8 +87,10 @@ pub struct CertProcess {
     pub customer_id: String,
     /// Where it stands.
     pub state: CertState,
-    /// Failed tries of the current step (reset when a step succeeds).
+    /// Failed calls in the current run of failures (reset by any progress).
     pub attempts: i32,
+    /// When the current run of failures began (`None`: the last call succeeded).
+    pub failing_since: Option<DateTime<Utc>>,
     /// Not to be taken up before.
     pub next_attempt_at: DateTime<Utc>,
     /// The process resource as read when it was claimed.
@@ -138,7 +140,7 @@ pub const STATES: [CertState; 9] = [
 ];
 
 /// The columns every query reads, in [`CertProcess`] order.
-const COLUMNS: &str = "cert_process_id, name, customer_id, state, attempts, next_attempt_at, process, sign_data, sign_requested_at, operation_name, signature, certificate_pem, certificate_serial, failure_message, last_error, created_at, updated_at";
+const COLUMNS: &str = "cert_process_id, name, customer_id, state, attempts, failing_since, next_attempt_at, process, sign_data, sign_requested_at, operation_name, signature, certificate_pem, certificate_serial, failure_message, last_error, created_at, updated_at";
 
 fn read(r: &Row) -> Result<CertProcess, StoreError> {
     Ok(CertProcess {
@@ -147,6 +149,7 @@ fn read(r: &Row) -> Result<CertProcess, StoreError> {
         customer_id: r.text("customer_id")?,
         state: CertState::parse(&r.text("state")?)?,
         attempts: r.int32("attempts")?,
+        failing_since: r.opt_time("failing_since")?,
         next_attempt_at: r.time("next_attempt_at")?,
         process: r.opt_json("process")?,
         sign_data: r.opt_bytes("sign_data")?,
@@ -231,6 +234,7 @@ pub async fn save(
                 "update cert_processes set state = $3, next_attempt_at = $4, process = $5, sign_data = $6,
                      sign_requested_at = $7, operation_name = $8, signature = $9, certificate_pem = $10,
                      certificate_serial = $11, failure_message = $12, last_error = $13, attempts = $16,
+                     failing_since = $17,
                      lease_owner = $14, lease_expires_at = %now+$15%, updated_at = %now%
                  where cert_process_id = $1 and lease_owner = $2 and lease_expires_at > %now%",
             )
@@ -249,10 +253,53 @@ pub async fn save(
             .bind(p.last_error.as_deref())
             .bind(owner)
             .bind(lease)
-            .bind(p.attempts),
+            .bind(p.attempts)
+            .bind(p.failing_since),
         )
         .await?;
     Ok(saved == 1)
+}
+
+/// Extends `worker`'s lease on a process to `lease` from now; returns whether `worker` still held
+/// it (false: it expired or another worker took it, and `worker` must not act on the process).
+pub async fn renew(
+    ex: &mut impl Exec,
+    cert_process_id: Uuid,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, StoreError> {
+    let renewed = ex
+        .execute(
+            query(
+                "update cert_processes set lease_expires_at = %now+$3%
+                 where cert_process_id = $1 and lease_owner = $2 and lease_expires_at > %now%",
+            )
+            .bind(cert_process_id)
+            .bind(worker)
+            .bind(lease),
+        )
+        .await?;
+    Ok(renewed == 1)
+}
+
+/// Deletes finished processes (done, failed, skipped) last changed before `before`, at most
+/// `limit` of them; returns how many went. Their rows hold device serials and user e-mails.
+pub async fn purge_finished(
+    ex: &mut impl Exec,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    ex.execute(
+        query(
+            "delete from cert_processes where cert_process_id in (
+                 select cert_process_id from cert_processes
+                 where state in ('done', 'failed', 'skipped') and updated_at < $1
+                 order by updated_at limit $2)",
+        )
+        .bind(before)
+        .bind(i64::from(limit)),
+    )
+    .await
 }
 
 /// One process by name.

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod outbox;
 pub mod proofings;
 pub mod schema;
+pub mod settings;
 pub mod sql;
 pub mod tokens;
 

@@ -66,6 +66,7 @@ async fn rig(db: &TestDb) -> Rig {
         sign_poll_initial_ms: 0,
         backoff_base_ms: 0,
         max_attempts: 3,
+        retry_budget_secs: 0,
         timeout_secs: 5,
         ..CertProvConfig::default()
     };
@@ -117,6 +118,22 @@ impl Rig {
         let mut config = self.config.clone();
         config.instance_id = Some(instance.into());
         certprov::build(&config, self.store.clone()).unwrap()
+    }
+
+    /// A replica of the deployment: no configured instance id, so the one kept in the store.
+    fn replica(&self) -> Parts {
+        let mut config = self.config.clone();
+        config.instance_id = None;
+        certprov::build(&config, self.store.clone()).unwrap()
+    }
+
+    /// Runs the adapter until nothing is due (no intake).
+    async fn settle(&self, worker: &Parts) {
+        while worker.adapter.run_once().await.unwrap() != Step::Idle {}
+    }
+
+    async fn stored(&self, name: &str) -> brevet::store::CertProcess {
+        self.store.get_cert_process(name).await.unwrap().unwrap()
     }
 
     /// Pulls and drives until every message is acknowledged and nothing is due (bounded).
@@ -230,9 +247,15 @@ both_stores! {
         let no_email = rig.sim.create_process(&NewProcess { profile_reference: "user_profile".into(), ..NewProcess::default() });
         let mut worker = rig.worker("adapter-a");
         rig.drive(&mut worker).await;
-        let pop = "Signature verification failed: the device's signature does not match its key";
-        assert_eq!(rig.sim.verdict(&bad), failed(pop));
-        assert_eq!(rig.sim.verdict(&other), failed(pop));
+        // Google checks the proof of possession itself and fails the process (spec §4.1): the
+        // adapter records Google's reason and sends no setFailure of its own.
+        for name in [&bad, &other] {
+            assert_eq!(rig.sim.verdict(name), failed(brevet::sim::chrome::INVALID_SIGNATURE));
+            assert_eq!(rig.sim.calls(Route::SetFailure, name), 0, "{name}");
+            let reason = rig.stored(name).await.failure_message.unwrap();
+            assert!(reason.starts_with("The requested SignData LRO failed because the corresponding certificate provisioning process is in failure state CERTIFICATE_PROVISIONING_RESULT_ERROR_INVALID_SIGNATURE with the following error message: The proof of possession signature is invalid. [operationId="), "{reason}");
+        }
+        assert_eq!(rig.sim.calls(Route::SetFailure, &error), 1);
         assert_eq!(rig.sim.verdict(&error), failed("The device could not sign the proof-of-possession request: The client failed to sign the data."));
         assert_eq!(rig.sim.verdict(&no_email), failed("the process has no user.email, which the profile needs"));
         assert_eq!(rig.sim.sign_requests(&no_email), 0, "no signData for a process we cannot certify");
@@ -331,6 +354,11 @@ both_stores! {
         assert_eq!(rig.sim.calls(Route::SetFailure, &taken), 0);
         assert_eq!(rig.sim.verdict(&taken), Verdict::Pending);
         assert_eq!(rig.state(&taken).await, CertState::Skipped);
+        assert_eq!(
+            rig.stored(&taken).await.last_error.as_deref(),
+            Some("claimed by another deployment (FAILED_PRECONDITION: The process was claimed by another instance.)"),
+            "operators see why"
+        );
         // unknown CA connection: never claimed
         assert_eq!(rig.sim.calls(Route::Claim, &foreign), 0);
         assert_eq!(rig.sim.claimed_by(&foreign), None);
@@ -543,6 +571,333 @@ both_stores! {
         let stored = store.list_cert_processes(None, 10).await.unwrap();
         assert_eq!(stored.len(), 4);
         assert!(stored.iter().all(|p| p.state == CertState::Done));
+    }
+}
+
+/// Moves a process's lease to another owner for an hour, as if another replica had taken it.
+async fn steal_lease(store: &SharedStore, name: &str) {
+    use brevet::store::sql::query;
+    use brevet::store::Exec;
+    let until = chrono::Utc::now() + chrono::Duration::hours(1);
+    let moved = store
+        .db()
+        .execute(
+            query("update cert_processes set lease_owner = 'intruder', lease_expires_at = $2 where name = $1")
+                .bind(name)
+                .bind(until),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+}
+
+both_stores! {
+    async fn a_step_longer_than_its_lease_keeps_it_and_signs_once(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.lease_secs = 3;
+        rig.config.timeout_secs = 2;
+        let name = rig.sim.create_process(&NewProcess::default());
+        let mut a = rig.replica();
+        let b = rig.replica();
+        a.intake.as_mut().unwrap().run_once().await.unwrap();
+        // signData fails once: the process waits in Signing with nothing sent
+        rig.sim.fail_next(Route::SignData, 503, 1);
+        assert_eq!(a.adapter.run_once().await.unwrap(), Step::Worked(name.clone(), CertState::Signing));
+        assert_eq!(rig.sim.sign_requests(&name), 0);
+        // the next step looks at the process and sends signData, each call 1.8 s in the network:
+        // longer together than the 3 s lease
+        rig.sim.delay_next(Route::Get, std::time::Duration::from_millis(1800), 1);
+        rig.sim.delay_next(Route::SignData, std::time::Duration::from_millis(1800), 1);
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let (first, others) = tokio::join!(
+            async {
+                let step = a.adapter.run_once().await.unwrap();
+                finished.store(true, std::sync::atomic::Ordering::SeqCst);
+                step
+            },
+            async {
+                let mut taken = Vec::new();
+                while !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                    let step = b.adapter.run_once().await.unwrap();
+                    if step != Step::Idle {
+                        taken.push(step);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                taken
+            }
+        );
+        assert_eq!(first, Step::Worked(name.clone(), CertState::Signing));
+        assert_eq!(others, vec![], "the other replica never got the process while a call was in flight");
+        assert_eq!(rig.sim.sign_requests(&name), 1);
+        rig.drive(&mut a).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.sign_requests(&name), 1);
+    }
+
+    async fn a_worker_that_lost_its_lease_makes_no_call(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.lease_secs = 3;
+        rig.config.timeout_secs = 2;
+        let name = rig.sim.create_process(&NewProcess::default());
+        let mut a = rig.replica();
+        a.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.sim.fail_next(Route::SignData, 503, 1);
+        assert_eq!(a.adapter.run_once().await.unwrap(), Step::Worked(name.clone(), CertState::Signing));
+        // while the worker's look at the process is in flight, someone else takes the row
+        rig.sim.delay_next(Route::Get, std::time::Duration::from_millis(1500), 1);
+        let (step, ()) = tokio::join!(a.adapter.run_once(), async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            steal_lease(&rig.store, &name).await;
+        });
+        assert_eq!(step.unwrap(), Step::LostLease(name.clone()));
+        assert_eq!(rig.sim.sign_requests(&name), 0, "no signData without a confirmed lease");
+        assert_eq!(rig.sim.calls(Route::SetFailure, &name), 0);
+        assert_eq!(rig.state(&name).await, CertState::Signing, "left as the new owner finds it");
+    }
+
+    async fn a_signature_that_arrived_during_an_outage_is_taken(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.sign_deadline_secs = 60;
+        rig.config.sign_poll_initial_ms = 1000;
+        let name = rig.sim.create_process(&NewProcess::default());
+        let clock = brevet::clock::Clock::manual(chrono::Utc::now());
+        let mut worker = rig.worker("adapter-a").with_clock(clock.clone());
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.settle(&worker).await;
+        assert_eq!(rig.state(&name).await, CertState::Signing);
+        assert_eq!(rig.sim.calls(Route::Operation, &name), 0);
+        // the worker was down for ten minutes, far past the deadline; the device signed meanwhile
+        clock.advance(std::time::Duration::from_secs(600));
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.calls(Route::Operation, &name), 1, "one look, which found the signature");
+    }
+
+    async fn a_vanished_operation_is_looked_up_on_the_process(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess::default());
+        rig.sim.fail_next(Route::Operation, 404, 1);
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.sign_requests(&name), 1);
+        assert_eq!(rig.sim.calls(Route::Operation, &name), 1);
+    }
+
+    async fn retries_are_budgeted_in_time_and_start_over_on_progress(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.retry_budget_secs = 100;
+        rig.config.backoff_base_ms = 1000;
+        rig.config.sign_poll_initial_ms = 1000;
+        let clock = brevet::clock::Clock::manual(chrono::Utc::now());
+        let mut worker = rig.worker("adapter-a").with_clock(clock.clone());
+        let minute = std::time::Duration::from_secs(60);
+        let asleep = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.settle(&worker).await;
+        // five failed polls, each followed by a good one: more failures than max_attempts (3),
+        // but never a run of them
+        for round in 0..5 {
+            rig.sim.fail_next(Route::Operation, 503, 1);
+            clock.advance(minute);
+            rig.settle(&worker).await;
+            assert_eq!(rig.stored(&asleep).await.attempts, 1, "round {round}: failed once");
+            clock.advance(minute);
+            rig.settle(&worker).await;
+            let stored = rig.stored(&asleep).await;
+            assert_eq!((stored.state, stored.attempts, stored.failing_since), (CertState::Signing, 0, None), "round {round}: progress");
+        }
+        rig.sim.set_behaviour(&asleep, Behaviour::Honest);
+        clock.advance(minute);
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&asleep), Verdict::Imported);
+
+        // an unbroken run of failures gives up once it has lasted the budget, not at 3 tries
+        let late = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.settle(&worker).await;
+        rig.sim.fail_next(Route::Operation, 503, 1000);
+        let mut rounds = 0;
+        while rig.state(&late).await == CertState::Signing && rounds < 20 {
+            clock.advance(std::time::Duration::from_secs(30));
+            rig.settle(&worker).await;
+            rounds += 1;
+        }
+        assert_eq!(rig.sim.verdict(&late), failed("Google kept failing while the device was signing"));
+        // failures at 30, 60, 90, 120 and 150 s: the fifth is the first 100 s after the first
+        assert_eq!(rig.sim.calls(Route::Operation, &late), 5);
+    }
+
+    async fn a_replacement_replica_claims_as_the_same_deployment(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess::default());
+        let mut first = rig.replica();
+        first.intake.as_mut().unwrap().run_once().await.unwrap();
+        // the claim lands at Google, but the pod dies before it hears so
+        rig.sim.lose_answers(Route::Claim, 1);
+        assert_eq!(first.adapter.run_once().await.unwrap(), Step::Worked(name.clone(), CertState::Received));
+        let claimed = rig.sim.claimed_by(&name).unwrap();
+        drop(first);
+        rig.sim.expire_ack_deadlines();
+        let mut second = rig.replica();
+        rig.drive(&mut second).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.sim.calls(Route::Claim, &name), 2, "claimed again, idempotently");
+        assert_eq!(rig.sim.claimed_by(&name), Some(claimed.clone()));
+        assert_eq!(rig.sim.calls(Route::SetFailure, &name), 0);
+        // the id is the deployment's, kept in the store, not a host name
+        let stored = brevet::store::settings::get_or_init(&mut rig.store.db(), certprov::adapter::INSTANCE_ID_SETTING, "unused").await.unwrap();
+        assert_eq!(claimed, stored);
+        assert!(claimed.starts_with("brevet-") && claimed.len() == 39, "{claimed}");
+    }
+
+    async fn the_certificate_says_what_the_device_signed(db: TestDb) {
+        let mut rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        let mut first = rig.worker("adapter-a");
+        first.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.settle(&first).await;
+        assert_eq!(rig.state(&name).await, CertState::Signing);
+        // staff edit the profile while the device is asleep; a new worker starts with it
+        rig.config.profiles.insert("device_profile".into(), profile("CN=Edited,O=Elsewhere", &["x@example.com"]));
+        drop(first);
+        rig.sim.expire_ack_deadlines();
+        let mut second = rig.worker("adapter-a");
+        rig.sim.set_behaviour(&name, Behaviour::Honest);
+        rig.drive(&mut second).await;
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        let certificate = rig.issued(&name);
+        assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=SN000001,O=Brevet Test");
+        let signed: x509_cert::request::CertReqInfo = x509_cert::der::Decode::from_der(&rig.sim.resource(&name).unwrap().sign_data.unwrap().0).unwrap();
+        assert_eq!(signed.subject, certificate.tbs_certificate.subject);
+        assert!(certs::raw_extension_value(&certificate, x509_cert::der::oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME).is_none(), "no SAN the device did not sign");
+    }
+
+    async fn an_upload_whose_answers_were_lost_is_found_done(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess::default());
+        // the first upload lands; it and every retry answer 503
+        rig.sim.lose_answers(Route::Upload, 3);
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.calls(Route::Upload, &name), 3);
+        assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
+        assert_eq!(rig.state(&name).await, CertState::Done);
+        assert_eq!(rig.sim.calls(Route::SetFailure, &name), 0);
+    }
+
+    async fn a_process_someone_else_drives_is_left_alone(db: TestDb) {
+        let rig = rig(&db).await;
+        // claimed under our own instance id, and signData sent with bytes we never recorded
+        let name = rig.sim.create_process(&NewProcess { driven_by: Some("adapter-a".into()), ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.state(&name).await, CertState::Skipped);
+        assert_eq!(
+            rig.stored(&name).await.last_error.as_deref(),
+            Some("another adapter already asked the device to sign; the process is not ours to drive")
+        );
+        assert_eq!(rig.sim.calls(Route::Claim, &name), 0);
+        assert_eq!(rig.sim.calls(Route::SetFailure, &name), 0);
+        assert_eq!(rig.sim.sign_requests(&name), 1, "only the other adapter's");
+        assert_eq!(rig.sim.verdict(&name), Verdict::Pending);
+    }
+
+    async fn a_revoked_token_is_replaced_once(db: TestDb) {
+        let rig = rig(&db).await;
+        let first = rig.sim.create_process(&NewProcess::default());
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&first), Verdict::Imported);
+        assert_eq!(rig.sim.tokens_granted(), 2);
+        rig.sim.revoke_tokens();
+        let second = rig.sim.create_process(&NewProcess::default());
+        rig.drive(&mut worker).await;
+        assert_eq!(rig.sim.verdict(&second), Verdict::Imported);
+        assert_eq!(rig.sim.tokens_granted(), 4, "one new token per scope, fetched once");
+        assert_eq!(rig.stored(&second).await.last_error, None);
+    }
+
+    async fn the_signing_operation_starts_with_signdata(db: TestDb) {
+        let rig = rig(&db).await;
+        let name = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.settle(&worker).await;
+        let operation = rig.stored(&name).await.operation_name.unwrap();
+        let tokens = brevet::certprov::auth::ServiceAccount::load(&db.dir.join("certprov/sa.json"), Some(&rig.sim.token_url()), None, reqwest::Client::new()).unwrap();
+        let chrome = brevet::certprov::chrome::ChromeClient::new(&rig.sim.base_url(), std::sync::Arc::new(tokens), std::time::Duration::from_secs(5)).unwrap();
+        let answer = chrome.get_operation(&name, &operation).await.unwrap();
+        assert!(!answer.done);
+        let started = answer.metadata.unwrap()["startTime"].as_str().unwrap().to_owned();
+        let created = rig.sim.resource(&name).unwrap().start_time.unwrap();
+        assert!(started > created, "the operation started at signData ({started}), after the process ({created})");
+    }
+
+    async fn finished_processes_are_purged_after_the_retention(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.retention_days = 30;
+        // polls wait by the manual clock, which moves only when told
+        rig.config.sign_poll_initial_ms = 1000;
+        let clock = brevet::clock::Clock::manual(chrono::Utc::now());
+        let done = rig.sim.create_process(&NewProcess::default());
+        let asleep = rig.sim.create_process(&NewProcess { behaviour: Behaviour::NeverSigns, ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a").with_clock(clock.clone());
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        rig.settle(&worker).await;
+        clock.advance(std::time::Duration::from_secs(2));
+        rig.settle(&worker).await;
+        assert_eq!((rig.state(&done).await, rig.state(&asleep).await), (CertState::Done, CertState::Signing));
+        assert_eq!(worker.adapter.purge_once().await.unwrap(), 0, "nothing is 30 days old yet");
+        clock.advance(std::time::Duration::from_secs(31 * 86_400));
+        assert_eq!(worker.adapter.purge_once().await.unwrap(), 1);
+        assert!(rig.store.get_cert_process(&done).await.unwrap().is_none(), "the device serial is gone");
+        assert!(rig.store.get_cert_process(&asleep).await.unwrap().is_some(), "unfinished processes stay");
+        // retention 0 keeps everything
+        rig.config.retention_days = 0;
+        let keeper = rig.worker("adapter-a").with_clock(clock.clone());
+        clock.advance(std::time::Duration::from_secs(3650 * 86_400));
+        assert_eq!(keeper.adapter.purge_once().await.unwrap(), 0);
+    }
+
+    async fn one_worker_drives_several_processes_at_once(db: TestDb) {
+        let mut rig = rig(&db).await;
+        rig.config.concurrency = 4;
+        rig.config.poll_interval_ms = 50;
+        let names: Vec<String> = (0..8).map(|_| rig.sim.create_process(&NewProcess::default())).collect();
+        let mut worker = rig.worker("adapter-a");
+        worker.intake.as_mut().unwrap().run_once().await.unwrap();
+        // every first look at a process spends half a second in the network
+        rig.sim.delay_next(Route::Get, std::time::Duration::from_millis(500), 8);
+        let all_imported = async {
+            while names.iter().any(|n| rig.sim.verdict(n) != Verdict::Imported) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), worker.adapter.run(std::time::Duration::from_millis(50), all_imported))
+            .await
+            .expect("the worker finished");
+        assert_eq!(rig.sim.peak_in_network(), 4, "four processes in flight, never more");
+        for name in &names {
+            assert_eq!(rig.sim.sign_requests(name), 1);
+        }
+    }
+
+    async fn pubsub_outages_back_off_and_say_why(db: TestDb) {
+        let config = db.dir.join("intake.toml");
+        std::fs::write(&config, "[certprov]\nenabled = true\npoll_interval_ms = 100\n[certprov.pubsub]\nsubscription = \"projects/p/subscriptions/s\"\nendpoint = \"http://127.0.0.1:9/\"\n").unwrap();
+        let mut command = brevet(&db.dir);
+        command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose()).env_remove("PUBSUB_EMULATOR_HOST");
+        let mut worker = Server::spawn(command, "worker");
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let line = worker.wait_for_log(|line| line["message"] == "Pub/Sub intake failed");
+            let error = line["error"].as_str().unwrap().to_owned();
+            assert!(error.starts_with("Pub/Sub pull: error sending request") && error.contains("Connection refused"), "{error}");
+            waits.push(line["retry_in_ms"].as_u64().unwrap());
+        }
+        assert_eq!(waits, vec![100, 200, 400], "the wait doubles");
     }
 }
 

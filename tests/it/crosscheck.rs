@@ -243,7 +243,9 @@ fn pyca_cryptography_accepts_the_chrome_csr() {
         let key = DeviceKey::parse(&spki).unwrap();
         let info = key.request_info(&rendered).unwrap();
         let signature = key.verify(&info, &sign(&info)).unwrap();
-        let pem = key.csr_pem(&rendered, &signature).unwrap();
+        let pem = brevet::certprov::pop::signed_request(&info, &signature)
+            .unwrap()
+            .csr_pem;
         let seen: serde_json::Value = serde_json::from_slice(&python("csr.py", &[], &pem)).unwrap();
         assert_eq!(
             seen,
@@ -258,7 +260,9 @@ fn pyca_cryptography_accepts_the_chrome_csr() {
         let mut forged = signature.clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        let pem = key.csr_pem(&rendered, &forged).unwrap();
+        let pem = brevet::certprov::pop::signed_request(&info, &forged)
+            .unwrap()
+            .csr_pem;
         let seen: serde_json::Value = serde_json::from_slice(&python("csr.py", &[], &pem)).unwrap();
         assert_eq!(
             seen["valid"], false,

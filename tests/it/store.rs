@@ -26,7 +26,7 @@ both_stores! {
             store.table_names().await.unwrap(),
             [
                 "admin_tokens", "audit_log", "cert_processes", "credential_versions", "credentials",
-                "devices", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
+                "deployment_settings", "devices", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
                 "wallet_credentials",
             ]
         );
@@ -105,5 +105,34 @@ both_stores! {
         assert_eq!(audit[0].target_id, created.admin_token_id.to_string());
         assert_eq!(audit[0].request_id.as_deref(), Some("req-1"));
         assert_eq!((audit[0].action.as_str(), audit[0].target_kind.as_str()), ("admin_token.create", "admin_token"));
+    }
+}
+
+both_stores! {
+    async fn schema_refusals_are_told_apart_from_conflicts(db: TestDb) {
+        use brevet::store::credentials::{self, NewVersion};
+        use brevet::store::sql::query;
+        use brevet::store::Exec;
+        let store = db.store().await;
+        // A version of a record that does not exist: a foreign-key violation.
+        let orphan = NewVersion {
+            credential_version_id: uuid::Uuid::now_v7(),
+            credential_id: uuid::Uuid::now_v7(),
+            version_number: 1,
+            holder_data: &serde_json::json!({}),
+            created_by: None,
+        };
+        match credentials::insert_version(&mut store.db(), &orphan).await {
+            Err(StoreError::Missing(_)) => {}
+            other => panic!("expected a missing reference, got {other:?}"),
+        }
+        // A role the schema's check refuses (the typed API cannot even say it).
+        let bad_role = query("insert into admin_tokens (admin_token_id, name, role, token_hash) values ($1, 'x', 'root', 'h')")
+            .bind(uuid::Uuid::new_v4());
+        match store.db().execute(bad_role).await {
+            Err(e @ StoreError::Invalid(_)) => assert!(!e.is_transient()),
+            other => panic!("expected a check violation, got {other:?}"),
+        }
+        assert!(store.list_admin_tokens().await.unwrap().is_empty(), "nothing was written");
     }
 }

@@ -27,6 +27,8 @@ pub const TOPIC: &str = "projects/brevet-sim/topics/cert-provisioning";
 pub const SUBSCRIPTION: &str = "projects/brevet-sim/subscriptions/brevet-worker";
 /// The customer whose processes the simulator makes.
 pub const CUSTOMER: &str = "C0sim01";
+/// What Google records as the failure when the device's signature does not verify (spec §4.1).
+pub const INVALID_SIGNATURE: &str = "The proof of possession signature is invalid.";
 
 /// The device's key type (spec §7 `key_algorithm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,9 @@ pub struct NewProcess {
     pub copies: usize,
     /// How long the device takes to sign after signData (0: by the first look).
     pub sign_delay: std::time::Duration,
+    /// Already claimed by this `callerInstanceId`, which has also asked the device to sign
+    /// (bytes of its own): a process someone else is driving.
+    pub driven_by: Option<String>,
 }
 
 impl Default for NewProcess {
@@ -89,6 +94,7 @@ impl Default for NewProcess {
             binary: false,
             copies: 1,
             sign_delay: std::time::Duration::ZERO,
+            driven_by: None,
         }
     }
 }
@@ -122,6 +128,27 @@ impl DeviceKey {
         match self {
             Self::Rsa(_) => SignatureAlgorithm::RsaPkcs1V15Sha256,
             Self::Ec(_) => SignatureAlgorithm::EcdsaSha256,
+        }
+    }
+
+    /// Google's check of the device's proof of possession, done by the simulator with its own
+    /// code (never the adapter's): RSASSA-PKCS1-v1_5/SHA-256, or ECDSA P-256/SHA-256 as DER or
+    /// raw r‖s.
+    fn verifies(&self, data: &[u8], signature: &[u8]) -> bool {
+        use rsa::signature::Verifier;
+        match self {
+            Self::Rsa(key) => {
+                let verifier =
+                    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key.to_public_key());
+                rsa::pkcs1v15::Signature::try_from(signature)
+                    .is_ok_and(|s| verifier.verify(data, &s).is_ok())
+            }
+            Self::Ec(key) => {
+                let verifier = key.verifying_key();
+                p256::ecdsa::Signature::from_der(signature)
+                    .or_else(|_| p256::ecdsa::Signature::from_slice(signature))
+                    .is_ok_and(|s| verifier.verify(data, &s).is_ok())
+            }
         }
     }
 
@@ -164,6 +191,8 @@ struct SimProcess {
     claimed_by: Option<String>,
     sign_requests: u32,
     operation: Option<String>,
+    /// When signData was accepted (the operation's `startTime`).
+    sign_started: Option<String>,
     /// When the device may answer signData.
     signs_at: Option<std::time::Instant>,
     sign_delay: std::time::Duration,
@@ -195,7 +224,15 @@ struct State {
     pubsub: PubSub,
     /// route → (HTTP status, how many more times)
     faults: HashMap<Route, (u16, u32)>,
+    /// route → (how long requests wait in the network before they arrive, how many more)
+    delays: HashMap<Route, (std::time::Duration, u32)>,
+    /// route → how many more requests take effect but lose their answer (the caller sees 503)
+    lost_answers: HashMap<Route, u32>,
+    /// Delayed requests in the network now, and the most there ever were at once.
+    in_network: (usize, usize),
     tokens: Vec<String>,
+    /// Tokens granted in all (revoked ones included).
+    granted: usize,
     /// (route, process) of every Chrome call that reached the fake.
     calls: Vec<(Route, String)>,
     next: u64,
@@ -353,8 +390,15 @@ impl ChromeSim {
         } else {
             resource.chrome_os_device = Some(device);
         }
-        let claimed_by =
+        let mut claimed_by =
             (new.behaviour == Behaviour::ClaimTaken).then(|| "another-adapter".to_owned());
+        let mut sign_requests = 0;
+        if let Some(other) = &new.driven_by {
+            claimed_by = Some(other.clone());
+            sign_requests = 1;
+            resource.sign_data = Some(Bytes(b"what another adapter asked for".to_vec()));
+            resource.signature_algorithm = Some(key.algorithm());
+        }
         state.processes.insert(
             name.clone(),
             SimProcess {
@@ -362,7 +406,8 @@ impl ChromeSim {
                 key,
                 behaviour: new.behaviour,
                 claimed_by,
-                sign_requests: 0,
+                sign_requests,
+                sign_started: None,
                 signs_at: None,
                 sign_delay: new.sign_delay,
                 operation: None,
@@ -428,14 +473,43 @@ impl ChromeSim {
             .count()
     }
 
-    /// The next `count` calls of `route` answer `status` (429, 500, 503, …).
+    /// The next `count` calls of `route` answer `status` (404, 429, 500, 503, …).
     pub fn fail_next(&self, route: Route, status: u16, count: u32) {
         lock(&self.state).faults.insert(route, (status, count));
     }
 
+    /// The next `count` calls of `route` spend `delay` in the network before they arrive.
+    pub fn delay_next(&self, route: Route, delay: std::time::Duration, count: u32) {
+        lock(&self.state).delays.insert(route, (delay, count));
+    }
+
+    /// The next `count` calls of `route` take effect, but their answers are lost on the way back
+    /// (the caller sees 503).
+    pub fn lose_answers(&self, route: Route, count: u32) {
+        lock(&self.state).lost_answers.insert(route, count);
+    }
+
+    /// The most delayed requests that were in the network at once (how many calls a worker
+    /// had in flight together).
+    pub fn peak_in_network(&self) -> usize {
+        lock(&self.state).in_network.1
+    }
+
+    /// Revokes every access token granted so far (the next call with one answers 401).
+    pub fn revoke_tokens(&self) {
+        lock(&self.state).tokens.clear();
+    }
+
+    /// Changes how the device of `name` behaves from now on.
+    pub fn set_behaviour(&self, name: &str, behaviour: Behaviour) {
+        if let Some(p) = lock(&self.state).processes.get_mut(name) {
+            p.behaviour = behaviour;
+        }
+    }
+
     /// Access tokens the token endpoint granted.
     pub fn tokens_granted(&self) -> usize {
-        lock(&self.state).tokens.len()
+        lock(&self.state).granted
     }
 
     /// Ack-deadline extensions (modifyAckDeadline, per ack id) received.

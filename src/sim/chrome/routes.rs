@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{lock, now, Behaviour, Route, SimProcess, State, Verdict, CUSTOMER};
+use super::{lock, now, Behaviour, Route, SimProcess, State, Verdict, CUSTOMER, INVALID_SIGNATURE};
 use crate::certprov::config::{CHROME_SCOPE, PUBSUB_SCOPE};
 use crate::certprov::wire::{
     Bytes, ClaimRequest, SetFailureRequest, SignDataRequest, SignatureAlgorithm,
@@ -68,11 +68,45 @@ fn fault(state: &mut State, route: Route) -> Option<Response> {
     }
     *left -= 1;
     let name = match *status {
+        404 => "NOT_FOUND",
         429 => "RESOURCE_EXHAUSTED",
         503 => "UNAVAILABLE",
         _ => "INTERNAL",
     };
     Some(error(*status, name, "injected fault"))
+}
+
+/// Time in the network before a request arrives, when one was asked for `route`.
+async fn arrive(shared: &Shared, route: Route) {
+    let delay = {
+        let mut state = lock(&shared.state);
+        match state.delays.get_mut(&route) {
+            Some((delay, left)) if *left > 0 => {
+                *left -= 1;
+                let delay = *delay;
+                let (now, peak) = &mut state.in_network;
+                *now += 1;
+                *peak = (*peak).max(*now);
+                Some(delay)
+            }
+            _ => None,
+        }
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+        lock(&shared.state).in_network.0 -= 1;
+    }
+}
+
+/// The answer, or a 503 in its place when `route`'s answers are being lost (the effect stays).
+fn deliver(state: &mut State, route: Route, answer: Response) -> Response {
+    match state.lost_answers.get_mut(&route) {
+        Some(left) if *left > 0 => {
+            *left -= 1;
+            error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        }
+        _ => answer,
+    }
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
@@ -158,7 +192,10 @@ async fn grant_token(
         return refuse("Invalid scope");
     }
     let token = format!("ya29.sim-{}", uuid::Uuid::new_v4().simple());
-    lock(&shared.state).tokens.push(token.clone());
+    let mut state = lock(&shared.state);
+    state.tokens.push(token.clone());
+    state.granted += 1;
+    drop(state);
     Json(json!({ "access_token": token, "expires_in": 3600, "token_type": "Bearer" }))
         .into_response()
 }
@@ -186,9 +223,13 @@ fn process_name(customer: &str, id: &str) -> String {
     format!("customers/{customer}/certificateProvisioningProcesses/{id}")
 }
 
-/// The device notices a signData request the first time anyone looks, and answers it.
+/// The device notices a signData request the first time anyone looks, and answers it; Google
+/// checks the signature and fails the process itself when it is invalid.
 fn observe(p: &mut SimProcess) {
-    if p.resource.signature.is_some() || p.operation.is_none() {
+    if p.resource.signature.is_some()
+        || p.operation.is_none()
+        || p.resource.failure_message.is_some()
+    {
         return;
     }
     if p.signs_at.is_some_and(|at| std::time::Instant::now() < at) {
@@ -209,6 +250,11 @@ fn observe(p: &mut SimProcess) {
             signature
         }
     };
+    if !p.key.verifies(&asked.0, &signature) {
+        p.resource.failure_message = Some(INVALID_SIGNATURE.to_owned());
+        p.verdict = Verdict::Failed(INVALID_SIGNATURE.to_owned());
+        return;
+    }
     p.resource.signature = Some(Bytes(signature));
 }
 
@@ -217,6 +263,7 @@ async fn get_process(
     Path((customer, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    arrive(&shared, Route::Get).await;
     let mut state = lock(&shared.state);
     if let Err(denied) = authorised(&state, &headers) {
         return denied;
@@ -255,6 +302,7 @@ async fn process_verb(
         "setFailure" => Route::SetFailure,
         _ => return error(404, "NOT_FOUND", format!("no method {verb}")),
     };
+    arrive(&shared, route).await;
     let mut state = lock(&shared.state);
     if let Err(denied) = authorised(&state, &headers) {
         return denied;
@@ -278,7 +326,7 @@ async fn process_verb(
         Route::Upload => upload(p, &body, finished),
         _ => set_failure(p, &body, finished),
     };
-    answer.unwrap_or_else(|refusal| refusal)
+    deliver(&mut state, route, answer.unwrap_or_else(|refusal| refusal))
 }
 
 fn claim(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
@@ -357,6 +405,7 @@ fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response
         ));
     }
     p.resource.sign_data = Some(request.sign_data);
+    p.sign_started = Some(now());
     p.signs_at = Some(std::time::Instant::now() + p.sign_delay);
     p.resource.signature_algorithm = Some(request.signature_algorithm);
     let operation = format!(
@@ -369,7 +418,7 @@ fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response
         "name": operation,
         "metadata": {
             "@type": "type.googleapis.com/google.chrome.management.versions.v1.SignDataMetadata",
-            "startTime": now(),
+            "startTime": p.sign_started,
         },
         "done": false,
     }))
@@ -434,6 +483,7 @@ async fn get_operation(
     Path((customer, id, operation)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    arrive(&shared, Route::Operation).await;
     let mut state = lock(&shared.state);
     if let Err(denied) = authorised(&state, &headers) {
         return denied;
@@ -452,11 +502,22 @@ async fn get_operation(
         return error(404, "NOT_FOUND", format!("Operation not found: {full}"));
     };
     observe(p);
+    // The operation started with signData, not with the process.
     let metadata = json!({
         "@type": "type.googleapis.com/google.chrome.management.versions.v1.SignDataMetadata",
-        "startTime": p.resource.start_time,
+        "startTime": p.sign_started,
     });
-    let body = if p.behaviour == Behaviour::SigningError {
+    let body = if p.resource.failure_message.as_deref() == Some(INVALID_SIGNATURE) {
+        let (customer, process) = (CUSTOMER, id.as_str());
+        let message = format!(
+            "The requested SignData LRO failed because the corresponding certificate provisioning \
+             process is in failure state CERTIFICATE_PROVISIONING_RESULT_ERROR_INVALID_SIGNATURE \
+             with the following error message: {INVALID_SIGNATURE} \
+             [operationId={operation}, cppId={process}, customerId={customer}]"
+        );
+        json!({ "name": full, "metadata": metadata, "done": true,
+                "error": { "code": 3, "message": message } })
+    } else if p.behaviour == Behaviour::SigningError {
         json!({ "name": full, "metadata": metadata, "done": true,
                 "error": { "code": 13, "message": "The client failed to sign the data." } })
     } else if p.resource.signature.is_some() {
