@@ -635,7 +635,7 @@ impl Adapter {
         }
         match ca.issue(&request).await {
             Ok(issued) => {
-                if let Err(reason) = check_issued(&issued.pem, &signed.key) {
+                if let Err(reason) = check_issued(&issued.pem, &signed.key, &rendered) {
                     return Self::fail(p, reason);
                 }
                 tracing::info!(process = %p.name, serial = %issued.serial, "certificate issued");
@@ -727,8 +727,10 @@ fn human(duration: Duration) -> String {
     }
 }
 
-/// What the ChromeOS client will check on import (spec §1): one certificate, for its own key.
-fn check_issued(pem: &str, key: &DeviceKey) -> Result<(), String> {
+/// What the ChromeOS client will check on import (spec §1): one certificate, for its own key;
+/// and what the profile promised: the subject, SANs, KeyUsage and ExtendedKeyUsage the device
+/// signed, nothing more or less (a CA may add identifiers, CRL and AIA pointers).
+fn check_issued(pem: &str, key: &DeviceKey, rendered: &Rendered) -> Result<(), String> {
     if pem.matches("-----BEGIN").count() != 1 {
         return Err("The certificate authority returned more than one certificate".into());
     }
@@ -742,6 +744,32 @@ fn check_issued(pem: &str, key: &DeviceKey) -> Result<(), String> {
         .map_err(|e| format!("The issued certificate's key cannot be read: {e}"))?;
     if spki != key.der {
         return Err("The certificate authority certified a different key".into());
+    }
+    let differs = |what: &str| {
+        format!("The certificate authority issued a certificate that does not match the profile: {what}")
+    };
+    if certificate.tbs_certificate.subject != rendered.subject {
+        return Err(differs(&format!(
+            "subject {} instead of {}",
+            certificate.tbs_certificate.subject, rendered.subject
+        )));
+    }
+    use x509_cert::der::oid::db::rfc5280::{
+        ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME,
+    };
+    for (oid, name) in [
+        (ID_CE_SUBJECT_ALT_NAME, "subject alternative names"),
+        (ID_CE_KEY_USAGE, "key usage"),
+        (ID_CE_EXT_KEY_USAGE, "extended key usage"),
+    ] {
+        let asked = rendered
+            .extensions
+            .iter()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes());
+        if certs::raw_extension_value(&certificate, oid) != asked {
+            return Err(differs(&format!("{name} not as requested")));
+        }
     }
     Ok(())
 }

@@ -251,6 +251,36 @@ impl StepCa {
     }
 }
 
+/// The DNS names, e-mail addresses and URIs of the request's SubjectAltName, as step-ca's
+/// token `sans` lists them.
+fn san_strings(rendered: &Rendered) -> Vec<String> {
+    use x509_cert::der::oid::AssociatedOid;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::SubjectAltName;
+    let Some(extension) = rendered
+        .extensions
+        .iter()
+        .find(|e| e.extn_id == SubjectAltName::OID)
+    else {
+        return Vec::new();
+    };
+    let Ok(names) =
+        <SubjectAltName as x509_cert::der::Decode>::from_der(extension.extn_value.as_bytes())
+    else {
+        return Vec::new();
+    };
+    names
+        .0
+        .into_iter()
+        .filter_map(|name| match name {
+            GeneralName::DnsName(n) => Some(n.to_string()),
+            GeneralName::Rfc822Name(n) => Some(n.to_string()),
+            GeneralName::UniformResourceIdentifier(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The common name of `name`, or its whole text when it has none.
 fn common_name(rendered: &Rendered) -> String {
     let text = rendered.subject.to_string();
@@ -263,12 +293,27 @@ fn common_name(rendered: &Rendered) -> String {
 #[async_trait]
 impl CertificateAuthority for StepCa {
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, CaError> {
+        // step-ca checks the request's common name against the token's subject and each kind of
+        // SAN against the token's `sans`, and its default template issues exactly those SANs.
         let subject = common_name(request.rendered);
-        let ott = self.token(&subject, vec![subject.clone()])?;
+        let ott = self.token(&subject, san_strings(request.rendered))?;
+        // Without these step-ca applies its provisioner's default lifetime (24 hours).
+        let not_before = chrono::Utc::now() - chrono::Duration::seconds(60);
+        let not_after = not_before
+            + chrono::Duration::from_std(request.rendered.lifetime).map_err(|e| {
+                CaError::Refused(format!("the profile's lifetime is too long: {e}"))
+            })?;
+        let rfc3339 =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let response = self
             .http
             .post(format!("{}/1.0/sign", self.url))
-            .json(&serde_json::json!({ "csr": request.csr_pem, "ott": ott }))
+            .json(&serde_json::json!({
+                "csr": request.csr_pem,
+                "ott": ott,
+                "notBefore": rfc3339(not_before),
+                "notAfter": rfc3339(not_after),
+            }))
             .send()
             .await
             .map_err(|e| CaError::Unavailable(format!("step-ca unreachable: {e}")))?;

@@ -1,7 +1,14 @@
-//! A fake smallstep step-ca sign API (spec §10): `POST /1.0/sign {csr, ott}` → 201
-//! `{crt, ca, certChain}`. Like the real one it checks the provisioner's one-time token (ES256,
-//! its `kid`, audience, expiry, single use) and the CSR's self-signature, and it can be told to
-//! refuse or to fail.
+//! A fake smallstep step-ca sign API (spec §10): `POST /1.0/sign {csr, ott, notBefore,
+//! notAfter}` → 201 `{crt, ca, certChain}`. Like the real one (smallstep/certificates, JWK
+//! provisioner) it checks the provisioner's one-time token (ES256, its `kid`, audience, expiry,
+//! single use), the CSR's self-signature, that the CSR's common name is the token's `sub` and
+//! that each kind of SAN in the CSR matches the token's `sans` (the token's subject standing in
+//! when it has none), and the requested lifetime against the provisioner's maximum (24 hours by
+//! default). What it issues follows the provisioner's template: step-ca's default leaf template
+//! (subject: the token's common name only; SANs: the token's; KeyUsage digitalSignature, plus
+//! keyEncipherment for RSA; ExtendedKeyUsage serverAuth and clientAuth), or a template that copies
+//! the request, as docs/cert-provisioning.md tells operators to install. It can be told to refuse
+//! or to fail.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -27,6 +34,34 @@ pub const KEY_ID: &str = "sim-provisioner-key";
 /// The provisioner name.
 pub const PROVISIONER: &str = "brevet-adapter";
 
+/// The provisioner's x509 template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    /// step-ca's built-in leaf template.
+    Default,
+    /// A template taking subject, SANs, KeyUsage and ExtendedKeyUsage from the request.
+    FromRequest,
+}
+
+/// How the fake's provisioner is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Provisioner {
+    /// Its x509 template.
+    pub template: Template,
+    /// `maxTLSCertDuration`.
+    pub max_duration: Duration,
+}
+
+impl Default for Provisioner {
+    /// As `step ca init` makes it: the default template, 24 hours at most.
+    fn default() -> Self {
+        Self {
+            template: Template::Default,
+            max_duration: Duration::from_secs(86_400),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     used_tokens: HashSet<String>,
@@ -51,6 +86,7 @@ struct Ctx {
     ca_key: Arc<SoftwareSigner>,
     ca_certificate: x509_cert::Certificate,
     shared: Arc<Mutex<Shared>>,
+    provisioner: Provisioner,
 }
 
 #[derive(Deserialize)]
@@ -59,14 +95,19 @@ struct SignRequest {
     csr: String,
     ott: String,
     #[serde(default, rename = "notBefore")]
-    _not_before: Option<String>,
+    not_before: Option<String>,
     #[serde(default, rename = "notAfter")]
-    _not_after: Option<String>,
+    not_after: Option<String>,
 }
 
 impl FakeStepCa {
-    /// Starts a CA with fresh keys on a loopback port.
+    /// Starts a CA with fresh keys on a loopback port, its provisioner as `step ca init` makes it.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Provisioner::default()).await
+    }
+
+    /// Starts a CA whose provisioner is set up as `provisioner` says.
+    pub async fn start_with(provisioner_setup: Provisioner) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
         let provisioner = SoftwareSigner::generate();
@@ -77,7 +118,7 @@ impl FakeStepCa {
                 issuer: None,
                 serial: None,
                 not_before: SystemTime::now() - Duration::from_secs(60),
-                lifetime: Duration::from_secs(86_400),
+                lifetime: Duration::from_secs(400 * 86_400),
                 public_key: ca_key.verifying_key().into(),
                 ca: true,
                 extensions: Vec::new(),
@@ -96,6 +137,7 @@ impl FakeStepCa {
             ca_key: Arc::new(ca_key),
             ca_certificate: ca_certificate.clone(),
             shared: shared.clone(),
+            provisioner: provisioner_setup,
         };
         let app = Router::new().route("/1.0/sign", post(sign)).with_state(ctx);
         let stop = crate::sim::serve_until_stopped(listener, app);
@@ -202,15 +244,85 @@ async fn sign(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
         Ok(csr) => csr,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("invalid CSR: {e}")),
     };
+    let subject = claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let mut sans: Vec<String> = claims
+        .get("sans")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if sans.is_empty() {
+        sans.push(subject.clone());
+    }
+    let requested = requested_names(&csr);
+    let common_name = common_name_of(&csr.info.subject);
+    if common_name.as_deref() != Some(subject.as_str()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "certificate request does not contain the valid common name - got {}, want {subject}",
+                common_name.unwrap_or_default()
+            ),
+        );
+    }
+    for (kind, got) in &requested.by_kind {
+        let want: HashSet<&String> = sans.iter().filter(|s| san_kind(s) == *kind).collect();
+        let got_set: HashSet<&String> = got.iter().collect();
+        if !got.is_empty() && want != got_set {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                &format!("certificate request does not contain the valid {kind} - got {got:?}, want {want:?}"),
+            );
+        }
+    }
+    let now = SystemTime::now();
+    let not_before = request
+        .not_before
+        .as_deref()
+        .map(parse_time)
+        .unwrap_or(Ok(now));
+    let not_after = request
+        .not_after
+        .as_deref()
+        .map(parse_time)
+        .unwrap_or(Ok(now + Duration::from_secs(86_400)));
+    let (Ok(not_before), Ok(not_after)) = (not_before, not_after) else {
+        return refuse(StatusCode::BAD_REQUEST, "invalid notBefore or notAfter");
+    };
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    if lifetime > ctx.provisioner.max_duration {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "requested duration of {}h is more than the authorized maximum certificate duration of {}h",
+                lifetime.as_secs() / 3600,
+                ctx.provisioner.max_duration.as_secs() / 3600
+            ),
+        );
+    }
+    let (subject, extensions) = match ctx.provisioner.template {
+        Template::FromRequest => (csr.info.subject.to_string(), requested.extensions.clone()),
+        Template::Default => match default_leaf(&subject, &sans, &csr) {
+            Ok(issued) => issued,
+            Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        },
+    };
     let template = CertTemplate {
-        subject: csr.info.subject.to_string(),
+        subject,
         issuer: Some(ctx.ca_certificate.tbs_certificate.subject.clone()),
         serial: None,
-        not_before: SystemTime::now() - Duration::from_secs(60),
-        lifetime: Duration::from_secs(86_400),
+        not_before,
+        lifetime,
         public_key: SubjectKey::Spki(csr.info.public_key.clone()),
         ca: false,
-        extensions: Vec::new(),
+        extensions,
     };
     let issued = match certs::issue_certificate(&template, ctx.ca_key.as_ref()) {
         Ok(cert) => cert,
@@ -225,4 +337,127 @@ async fn sign(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
         Json(json!({ "crt": crt, "ca": ca, "certChain": [crt, ca] })),
     )
         .into_response()
+}
+
+/// What a CSR asks for: its extensionRequest, and its SANs by step-ca's kinds.
+struct Requested {
+    extensions: Vec<x509_cert::ext::Extension>,
+    by_kind: Vec<(&'static str, Vec<String>)>,
+}
+
+fn requested_names(csr: &x509_cert::request::CertReq) -> Requested {
+    use x509_cert::der::oid::AssociatedOid;
+    use x509_cert::ext::pkix::name::GeneralName;
+    let mut extensions = Vec::new();
+    for attribute in csr.info.attributes.iter() {
+        if attribute.oid != x509_cert::request::ExtensionReq::OID {
+            continue;
+        }
+        for value in attribute.values.iter() {
+            if let Ok(request) = value.decode_as::<x509_cert::request::ExtensionReq>() {
+                extensions.extend(request.0);
+            }
+        }
+    }
+    let (mut dns, mut emails, mut uris) = (Vec::new(), Vec::new(), Vec::new());
+    for extension in &extensions {
+        if extension.extn_id != x509_cert::ext::pkix::SubjectAltName::OID {
+            continue;
+        }
+        let Ok(names) = <x509_cert::ext::pkix::SubjectAltName as x509_cert::der::Decode>::from_der(
+            extension.extn_value.as_bytes(),
+        ) else {
+            continue;
+        };
+        for name in names.0 {
+            match name {
+                GeneralName::DnsName(n) => dns.push(n.to_string()),
+                GeneralName::Rfc822Name(n) => emails.push(n.to_string()),
+                GeneralName::UniformResourceIdentifier(n) => uris.push(n.to_string()),
+                _ => {}
+            }
+        }
+    }
+    Requested {
+        extensions,
+        by_kind: vec![
+            ("DNS names", dns),
+            ("email addresses", emails),
+            ("URIs", uris),
+        ],
+    }
+}
+
+/// How step-ca sorts a SAN string of a token: an email when it has an @, a URI when it has a
+/// scheme, else a DNS name.
+fn san_kind(san: &str) -> &'static str {
+    if san.contains('@') {
+        "email addresses"
+    } else if san.contains("://") {
+        "URIs"
+    } else {
+        "DNS names"
+    }
+}
+
+fn common_name_of(name: &x509_cert::name::Name) -> Option<String> {
+    name.0.iter().flat_map(|rdn| rdn.0.iter()).find_map(|atv| {
+        (atv.oid == x509_cert::der::oid::db::rfc4519::CN).then(|| {
+            atv.value
+                .decode_as::<x509_cert::der::asn1::Utf8StringRef<'_>>()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|_| {
+                    atv.value
+                        .decode_as::<x509_cert::der::asn1::PrintableStringRef<'_>>()
+                        .map(|s| s.as_str().to_owned())
+                })
+                .unwrap_or_default()
+        })
+    })
+}
+
+fn parse_time(text: &str) -> Result<SystemTime, ()> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| SystemTime::from(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| ())
+}
+
+/// step-ca's default leaf template: `{"subject": {"commonName": sub}, "sans": token sans,
+/// "keyUsage": ["digitalSignature"] (+ "keyEncipherment" for RSA), "extKeyUsage": ["serverAuth",
+/// "clientAuth"]}`.
+fn default_leaf(
+    subject: &str,
+    sans: &[String],
+    csr: &x509_cert::request::CertReq,
+) -> Result<(String, Vec<x509_cert::ext::Extension>), String> {
+    use x509_cert::der::asn1::Ia5String;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName};
+    let rsa = csr.info.public_key.algorithm.oid == x509_cert::der::oid::db::rfc5912::RSA_ENCRYPTION;
+    let mut usage = x509_cert::der::flagset::FlagSet::from(KeyUsages::DigitalSignature);
+    if rsa {
+        usage |= KeyUsages::KeyEncipherment;
+    }
+    let mut names = Vec::new();
+    for san in sans {
+        let text = Ia5String::new(san).map_err(|e| e.to_string())?;
+        names.push(match san_kind(san) {
+            "email addresses" => GeneralName::Rfc822Name(text),
+            "URIs" => GeneralName::UniformResourceIdentifier(text),
+            _ => GeneralName::DnsName(text),
+        });
+    }
+    let extensions = vec![
+        certs::extension(&KeyUsage(usage), true).map_err(|e| e.to_string())?,
+        certs::extension(
+            &ExtendedKeyUsage(vec![
+                x509_cert::der::oid::db::rfc5280::ID_KP_SERVER_AUTH,
+                x509_cert::der::oid::db::rfc5280::ID_KP_CLIENT_AUTH,
+            ]),
+            false,
+        )
+        .map_err(|e| e.to_string())?,
+        certs::extension(&SubjectAltName(names), false).map_err(|e| e.to_string())?,
+    ];
+    Ok((format!("CN={subject}"), extensions))
 }

@@ -57,7 +57,13 @@ async fn rig(db: &TestDb) -> Rig {
         std::time::Duration::from_secs(86_400),
     )
     .unwrap();
-    let stepca = FakeStepCa::start().await.unwrap();
+    // step-ca set up as the guide says: a template copying the request, a year's maximum
+    let stepca = FakeStepCa::start_with(stepca::Provisioner {
+        template: stepca::Template::FromRequest,
+        max_duration: std::time::Duration::from_secs(366 * 86_400),
+    })
+    .await
+    .unwrap();
     std::fs::write(dir.join("provisioner.pem"), stepca.provisioner_key_pem()).unwrap();
     let mut config = CertProvConfig {
         enabled: true,
@@ -833,6 +839,40 @@ both_stores! {
         let started = answer.metadata.unwrap()["startTime"].as_str().unwrap().to_owned();
         let created = rig.sim.resource(&name).unwrap().start_time.unwrap();
         assert!(started > created, "the operation started at signData ({started}), after the process ({created})");
+    }
+
+    async fn step_ca_issues_what_the_profile_says_or_is_caught(db: TestDb) {
+        let mut rig = rig(&db).await;
+        // a second step-ca as `step ca init` leaves it: default template, 24 hours at most
+        let plain = FakeStepCa::start().await.unwrap();
+        let key = db.dir.join("certprov/plain-provisioner.pem");
+        std::fs::write(&key, plain.provisioner_key_pem()).unwrap();
+        rig.config.ca_connections.insert("plain_step_ca".into(), CaConnectionConfig::StepCa {
+            url: plain.url(), provisioner: stepca::PROVISIONER.into(), key_id: stepca::KEY_ID.into(),
+            provisioner_key: key, root_certificate: None,
+        });
+        rig.config.profiles.insert("day_profile".into(), ProfileConfig { validity_days: 1, ..profile("CN={user.email}", &["{user.email}"]) });
+        let user = |key, ca: &str, profile: &str| NewProcess { key, user: true, ca_reference: ca.into(), profile_reference: profile.into(), ..NewProcess::default() };
+        let month = rig.sim.create_process(&user(KeyType::Ec, "plain_step_ca", "user_profile"));
+        let day = rig.sim.create_process(&user(KeyType::Ec, "plain_step_ca", "day_profile"));
+        let good = rig.sim.create_process(&user(KeyType::Rsa, "step_ca", "user_profile"));
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        // the profile's 30 days are asked for, and step-ca's default maximum refuses them
+        assert_eq!(rig.sim.verdict(&month), failed("The certificate authority refused the request: requested duration of 720h is more than the authorized maximum certificate duration of 24h"));
+        // one day passes, but the default template adds serverAuth: caught before upload
+        assert_eq!(rig.sim.verdict(&day), failed("The certificate authority issued a certificate that does not match the profile: extended key usage not as requested"));
+        assert_eq!(plain.issued(), 1);
+        // with a template that copies the request, the certificate is the profile's, for its 30 days
+        assert_eq!(rig.sim.verdict(&good), Verdict::Imported);
+        let certificate = rig.issued(&good);
+        let validity = &certificate.tbs_certificate.validity;
+        let lifetime = validity.not_after.to_system_time().duration_since(validity.not_before.to_system_time()).unwrap();
+        assert_eq!(lifetime, std::time::Duration::from_secs(30 * 86_400));
+        let eku = certs::raw_extension_value(&certificate, x509_cert::der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE).unwrap();
+        assert_eq!(eku, [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02], "clientAuth only");
+        let ku = certs::raw_extension_value(&certificate, x509_cert::der::oid::db::rfc5280::ID_CE_KEY_USAGE).unwrap();
+        assert_eq!(ku, [0x03, 0x02, 0x07, 0x80], "digitalSignature only, though the key is RSA");
     }
 
     async fn finished_processes_are_purged_after_the_retention(db: TestDb) {
