@@ -60,6 +60,7 @@
 //! | `tls.private_key` | `BREVET_TLS__PRIVATE_KEY` | none | PEM server key |
 //! | `tls.client_ca` | `BREVET_TLS__CLIENT_CA` | none | PEM CA of client certificates allowed on the Wallet API (Google's) |
 //! | `tls.client_pins` | `BREVET_TLS__CLIENT_PINS` | `[]` | SHA-256 (hex) of client certificates allowed on the Wallet API |
+//! | `worker.ops_listen` | `BREVET_WORKER__OPS_LISTEN` | none | address of `brevet worker`'s `/healthz` and `/metrics` (e.g. `0.0.0.0:9091` in a pod); unset: none |
 //! | `certprov.*` | `BREVET_CERTPROV__*` | disabled | the Chrome certificate-provisioning adapter; every setting in `crate::certprov::config`, guide in docs/cert-provisioning.md |
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
@@ -112,6 +113,17 @@ pub struct Config {
     /// `crate::certprov::config` for its settings.
     #[serde(default)]
     pub certprov: crate::certprov::config::CertProvConfig,
+    /// `brevet worker`'s own listener.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+}
+
+/// `brevet worker`'s ops listener.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Address of the worker's `/healthz` and `/metrics`; `None`: no listener.
+    pub ops_listen: Option<SocketAddr>,
 }
 
 /// What the operator runs Brevet for.
@@ -493,6 +505,7 @@ impl Default for Config {
             },
             tls: None,
             certprov: crate::certprov::config::CertProvConfig::default(),
+            worker: WorkerConfig::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use futures::FutureExt;
 use super::ca::{CaError, CertificateAuthority, IssueRequest};
 use super::chrome::{ApiError, ChromeClient};
 use super::lease::Lease;
+use super::metrics::AdapterMetrics;
 use super::pop::{self, DeviceKey};
 use super::profile::{Profile, Rendered};
 use super::wire::Process;
@@ -76,6 +77,7 @@ pub struct Adapter {
     profiles: BTreeMap<String, Profile>,
     cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
     timing: Timing,
+    metrics: Arc<AdapterMetrics>,
 }
 
 /// What a step decided.
@@ -111,6 +113,7 @@ impl Adapter {
         profiles: BTreeMap<String, Profile>,
         cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
         timing: Timing,
+        metrics: Arc<AdapterMetrics>,
     ) -> Self {
         Self {
             store,
@@ -122,6 +125,7 @@ impl Adapter {
             profiles,
             cas,
             timing,
+            metrics,
         }
     }
 
@@ -321,6 +325,7 @@ impl Adapter {
     fn retry(&self, p: &mut CertProcess, error: String) -> Option<Next> {
         let now = self.clock.now();
         p.attempts += 1;
+        self.metrics.retried(p.state.as_str());
         let since = *p.failing_since.get_or_insert(now);
         tracing::warn!(process = %p.name, step = p.state.as_str(), attempt = p.attempts, error = %error, "certificate provisioning call failed; will retry");
         p.last_error = Some(error);
@@ -633,7 +638,14 @@ impl Adapter {
         if !lease.confirm().await {
             return Next::Lost;
         }
-        match ca.issue(&request).await {
+        let timer = self.metrics.start("ca", "issue");
+        let issued = ca.issue(&request).await;
+        timer.done(match &issued {
+            Ok(_) => "ok",
+            Err(CaError::Unavailable(_)) => "transient",
+            Err(CaError::Refused(_)) => "refused",
+        });
+        match issued {
             Ok(issued) => {
                 if let Err(reason) = check_issued(&issued.pem, &signed.key, &rendered) {
                     return Self::fail(p, reason);

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 
 use super::auth::{AuthError, TokenSource};
 use super::config::CHROME_SCOPE;
+use super::metrics::AdapterMetrics;
 use super::wire::{
     Bytes, ClaimRequest, ErrorBody, Operation, Process, SetFailureRequest, SignDataRequest,
     SignatureAlgorithm, UploadCertificateRequest,
@@ -44,6 +45,7 @@ pub struct ChromeClient {
     http: reqwest::Client,
     base: url::Url,
     tokens: Arc<dyn TokenSource>,
+    metrics: Arc<AdapterMetrics>,
 }
 
 impl ChromeClient {
@@ -52,6 +54,7 @@ impl ChromeClient {
         base: &str,
         tokens: Arc<dyn TokenSource>,
         timeout: Duration,
+        metrics: Arc<AdapterMetrics>,
     ) -> anyhow::Result<Self> {
         let mut base = url::Url::parse(base)?;
         if !base.path().ends_with('/') {
@@ -62,12 +65,18 @@ impl ChromeClient {
             .connect_timeout(Duration::from_secs(5))
             .use_rustls_tls()
             .build()?;
-        Ok(Self { http, base, tokens })
+        Ok(Self {
+            http,
+            base,
+            tokens,
+            metrics,
+        })
     }
 
     /// `GET v1/{name}`.
     pub async fn get(&self, name: &str) -> Result<Process, ApiError> {
-        self.call(reqwest::Method::GET, name, None::<&()>).await
+        self.call("get", reqwest::Method::GET, name, None::<&()>)
+            .await
     }
 
     /// `POST v1/{name}:claim`.
@@ -75,7 +84,7 @@ impl ChromeClient {
         let body = ClaimRequest {
             caller_instance_id: instance_id.to_owned(),
         };
-        self.empty(&format!("{name}:claim"), &body).await
+        self.empty("claim", &format!("{name}:claim"), &body).await
     }
 
     /// `POST v1/{name}:signData`.
@@ -90,6 +99,7 @@ impl ChromeClient {
             signature_algorithm: algorithm,
         };
         self.call(
+            "signData",
             reqwest::Method::POST,
             &format!("{name}:signData"),
             Some(&body),
@@ -119,7 +129,7 @@ impl ChromeClient {
                 message: format!("operation name {operation:?} is not an operation of {process}"),
             });
         }
-        self.call(reqwest::Method::GET, operation, None::<&()>)
+        self.call("operation", reqwest::Method::GET, operation, None::<&()>)
             .await
     }
 
@@ -128,8 +138,12 @@ impl ChromeClient {
         let body = UploadCertificateRequest {
             certificate_pem: pem.to_owned(),
         };
-        self.empty(&format!("{name}:uploadCertificate"), &body)
-            .await
+        self.empty(
+            "uploadCertificate",
+            &format!("{name}:uploadCertificate"),
+            &body,
+        )
+        .await
     }
 
     /// `POST v1/{name}:setFailure`.
@@ -137,15 +151,42 @@ impl ChromeClient {
         let body = SetFailureRequest {
             error_message: message.to_owned(),
         };
-        self.empty(&format!("{name}:setFailure"), &body).await
+        self.empty("setFailure", &format!("{name}:setFailure"), &body)
+            .await
     }
 
-    async fn empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ApiError> {
-        let _: serde_json::Value = self.call(reqwest::Method::POST, path, Some(body)).await?;
+    async fn empty<B: Serialize>(
+        &self,
+        label: &'static str,
+        path: &str,
+        body: &B,
+    ) -> Result<(), ApiError> {
+        let _: serde_json::Value = self
+            .call(label, reqwest::Method::POST, path, Some(body))
+            .await?;
         Ok(())
     }
 
+    /// One call, counted and timed as `label`.
     async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        label: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        let timer = self.metrics.start("chrome", label);
+        let result = self.send(method, path, body).await;
+        timer.done(match &result {
+            Ok(_) => "ok",
+            Err(ApiError::Transient(_)) => "transient",
+            Err(ApiError::NotFound(_)) => "not_found",
+            Err(ApiError::Refused { .. }) => "refused",
+        });
+        result
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -162,11 +203,12 @@ impl ChromeClient {
                 Ok(token) => token,
                 Err(AuthError::Unavailable(e)) => return Err(ApiError::Transient(e)),
                 Err(AuthError::Refused(e)) => {
+                    self.metrics.token_failed();
                     return Err(ApiError::Refused {
                         http: 401,
                         status: "UNAUTHENTICATED".into(),
                         message: e,
-                    })
+                    });
                 }
             };
             let mut request = self.http.request(method.clone(), url.clone());
@@ -182,6 +224,7 @@ impl ChromeClient {
                 .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
             match token {
                 Some(token) if response.status() == 401 && !retried => {
+                    self.metrics.token_failed();
                     self.tokens.refused(CHROME_SCOPE, &token).await;
                     retried = true;
                 }

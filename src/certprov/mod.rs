@@ -8,6 +8,7 @@ pub mod ca;
 pub mod chrome;
 pub mod config;
 pub mod lease;
+pub mod metrics;
 pub mod pop;
 pub mod profile;
 pub mod pubsub;
@@ -25,6 +26,7 @@ use self::auth::{Anonymous, ServiceAccount, TokenSource};
 use self::ca::{BuiltinCa, CertificateAuthority, StepCa};
 use self::chrome::ChromeClient;
 use self::config::{CaConnectionConfig, CertProvConfig};
+use self::metrics::AdapterMetrics;
 use self::profile::Profile;
 use self::pubsub::{Intake, Subscription};
 use crate::store::SharedStore;
@@ -35,6 +37,8 @@ pub struct Parts {
     pub adapter: Adapter,
     /// Pulls new-process messages.
     pub intake: Option<Intake>,
+    /// What both record, for the worker's `/metrics`.
+    pub metrics: Arc<AdapterMetrics>,
 }
 
 impl Parts {
@@ -43,6 +47,7 @@ impl Parts {
         Self {
             adapter: self.adapter.with_clock(clock.clone()),
             intake: self.intake.map(|intake| intake.with_clock(clock)),
+            metrics: self.metrics,
         }
     }
 }
@@ -85,8 +90,14 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
             Arc::new(Anonymous)
         }
     };
-    let chrome = ChromeClient::new(&config.chrome_base_url, google.clone(), timeout)
-        .context("certprov.chrome_base_url")?;
+    let metrics = Arc::new(AdapterMetrics::new());
+    let chrome = ChromeClient::new(
+        &config.chrome_base_url,
+        google.clone(),
+        timeout,
+        metrics.clone(),
+    )
+    .context("certprov.chrome_base_url")?;
     let mut profiles = BTreeMap::new();
     for (name, profile) in &config.profiles {
         profiles.insert(
@@ -168,6 +179,7 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         profiles,
         cas,
         timing,
+        metrics.clone(),
     );
     let intake = match &config.pubsub.subscription {
         Some(name) => {
@@ -179,7 +191,7 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
             } else {
                 google
             };
-            let subscription = Subscription::new(&base, name, tokens, timeout)?;
+            let subscription = Subscription::new(&base, name, tokens, timeout, metrics.clone())?;
             tracing::info!(subscription = %name, endpoint = %base, "pulling certificate provisioning messages");
             Some(Intake::new(
                 store,
@@ -190,7 +202,11 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         }
         None => None,
     };
-    Ok(Parts { adapter, intake })
+    Ok(Parts {
+        adapter,
+        intake,
+        metrics,
+    })
 }
 
 /// The checks of the Pub/Sub push endpoint, or `None` when push is not configured (the route

@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 
 use super::auth::{AuthError, TokenSource};
 use super::config::PUBSUB_SCOPE;
+use super::metrics::AdapterMetrics;
 use super::wire::{ProcessCreated, PubsubMessage, PullResponse, ReceivedMessage};
 use crate::clock::Clock;
 use crate::store::{cert_processes, SharedStore, Store, StoreError};
@@ -61,6 +62,7 @@ pub struct Subscription {
     base: String,
     name: String,
     tokens: Arc<dyn TokenSource>,
+    metrics: Arc<AdapterMetrics>,
 }
 
 /// The base URL and whether it is the emulator, from `endpoint` and `PUBSUB_EMULATOR_HOST`.
@@ -78,6 +80,7 @@ impl Subscription {
         name: &str,
         tokens: Arc<dyn TokenSource>,
         timeout: Duration,
+        metrics: Arc<AdapterMetrics>,
     ) -> anyhow::Result<Self> {
         let parts: Vec<&str> = name.split('/').collect();
         if parts.len() != 4 || parts[0] != "projects" || parts[2] != "subscriptions" {
@@ -93,10 +96,32 @@ impl Subscription {
             base: format!("{}/", base.trim_end_matches('/')),
             name: name.to_owned(),
             tokens,
+            metrics,
         })
     }
 
+    /// One call, counted and timed.
     async fn post(
+        &self,
+        verb: &'static str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, PubSubError> {
+        let timer = self.metrics.start("pubsub", verb);
+        let result = self.send(verb, body).await;
+        timer.done(match &result {
+            Ok(_) => "ok",
+            Err(PubSubError::Status { status, .. })
+                if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408 =>
+            {
+                "refused"
+            }
+            Err(PubSubError::Auth(AuthError::Refused(_))) => "refused",
+            Err(_) => "transient",
+        });
+        result
+    }
+
+    async fn send(
         &self,
         verb: &str,
         body: serde_json::Value,
@@ -112,13 +137,18 @@ impl Subscription {
                 .http
                 .post(format!("{}v1/{}:{verb}", self.base, self.name))
                 .json(&body);
-            let token = self.tokens.token(PUBSUB_SCOPE).await?;
+            let token = self.tokens.token(PUBSUB_SCOPE).await.inspect_err(|e| {
+                if matches!(e, AuthError::Refused(_)) {
+                    self.metrics.token_failed();
+                }
+            })?;
             if let Some(token) = &token {
                 request = request.bearer_auth(token.expose_secret());
             }
             let response = request.send().await.map_err(http)?;
             match token {
                 Some(token) if response.status() == 401 && !retried => {
+                    self.metrics.token_failed();
                     self.tokens.refused(PUBSUB_SCOPE, &token).await;
                     retried = true;
                 }
@@ -271,6 +301,7 @@ impl Intake {
             .modify_ack_deadline(&hold, self.ack_deadline)
             .await?;
         self.upkeep().await?;
+        self.subscription.metrics.set_held(self.held.len());
         Ok(count)
     }
 
@@ -304,6 +335,7 @@ impl Intake {
                 entry.1 = renew;
             }
         }
+        self.subscription.metrics.set_held(self.held.len());
         Ok(())
     }
 

@@ -279,9 +279,11 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
         let stop = stopped();
         tasks.spawn(async move { sweep.run(interval, stop).await });
     }
+    let mut adapter_metrics = None;
     if config.certprov.enabled {
-        let parts = crate::certprov::build(&config.certprov, store)
+        let parts = crate::certprov::build(&config.certprov, store.clone())
             .context("cannot start the certificate-provisioning adapter")?;
+        adapter_metrics = Some(parts.metrics.clone());
         let poll = Duration::from_millis(config.certprov.poll_interval_ms);
         if let Some(intake) = parts.intake {
             let stop = stopped();
@@ -291,6 +293,13 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
         let adapter = parts.adapter;
         tasks.spawn(async move { adapter.run(poll, stop).await });
         tracing::info!("certificate-provisioning adapter started");
+    }
+    if let Some(address) = config.worker.ops_listen {
+        let metrics = adapter_metrics.unwrap_or_default();
+        let serve = http::worker_ops::bind(address, store, metrics, stopped())
+            .await
+            .with_context(|| format!("worker.ops_listen: cannot listen on {address}"))?;
+        tasks.spawn(serve);
     }
     tracing::info!("brevet worker started");
     if tasks.is_empty() {

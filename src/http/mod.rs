@@ -14,6 +14,7 @@ pub mod serve;
 pub mod surfaces;
 pub mod tls;
 pub mod wallet;
+pub mod worker_ops;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -315,6 +315,17 @@ pub async fn get(ex: &mut impl Exec, name: &str) -> Result<Option<CertProcess>, 
     row.as_ref().map(read).transpose()
 }
 
+/// When the oldest process not yet final was first heard of (for metrics).
+pub async fn oldest_unfinished(ex: &mut impl Exec) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = ex
+        .fetch_optional(query(
+            "select created_at from cert_processes where state not in ('done', 'failed', 'skipped')
+             order by created_at limit 1",
+        ))
+        .await?;
+    row.map(|r| r.time("created_at")).transpose()
+}
+
 /// How many processes are in each state (for metrics).
 pub async fn count_by_state(ex: &mut impl Exec) -> Result<Vec<(String, i64)>, StoreError> {
     super::count_by_state(ex, "cert_processes").await

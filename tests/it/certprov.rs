@@ -385,6 +385,27 @@ both_stores! {
         assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
         assert_eq!(rig.sim.sign_requests(&name), 1);
         assert_eq!(rig.sim.calls(Route::Upload, &name), 3);
+        // what the worker's /metrics says of it
+        let metrics = worker.metrics.encode(&rig.store).await.unwrap();
+        for line in [
+            r#"brevet_certprov_calls_total{service="chrome",call="get",outcome="transient"} 2"#,
+            r#"brevet_certprov_calls_total{service="chrome",call="claim",outcome="transient"} 1"#,
+            r#"brevet_certprov_calls_total{service="chrome",call="claim",outcome="ok"} 1"#,
+            r#"brevet_certprov_calls_total{service="chrome",call="uploadCertificate",outcome="transient"} 2"#,
+            r#"brevet_certprov_calls_total{service="chrome",call="uploadCertificate",outcome="ok"} 1"#,
+            r#"brevet_certprov_calls_total{service="pubsub",call="pull",outcome="transient"} 1"#,
+            r#"brevet_certprov_calls_total{service="ca",call="issue",outcome="ok"} 1"#,
+            r#"brevet_certprov_call_duration_seconds_count{service="chrome",call="signData"} 1"#,
+            r#"brevet_certprov_retries_total{step="received"} 3"#,
+            r#"brevet_certprov_retries_total{step="uploading"} 2"#,
+            r#"brevet_certprov_token_failures_total 0"#,
+            r#"brevet_certprov_held_messages 0"#,
+            r#"brevet_cert_processes{state="done"} 1"#,
+            r#"brevet_cert_processes{state="signing"} 0"#,
+            r#"brevet_cert_process_oldest_unfinished_seconds 0"#,
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} missing from\n{metrics}");
+        }
     }
 
     async fn a_restart_never_signs_twice_nor_issues_twice(db: TestDb) {
@@ -833,7 +854,7 @@ both_stores! {
         rig.settle(&worker).await;
         let operation = rig.stored(&name).await.operation_name.unwrap();
         let tokens = brevet::certprov::auth::ServiceAccount::load(&db.dir.join("certprov/sa.json"), Some(&rig.sim.token_url()), None, reqwest::Client::new()).unwrap();
-        let chrome = brevet::certprov::chrome::ChromeClient::new(&rig.sim.base_url(), std::sync::Arc::new(tokens), std::time::Duration::from_secs(5)).unwrap();
+        let chrome = brevet::certprov::chrome::ChromeClient::new(&rig.sim.base_url(), std::sync::Arc::new(tokens), std::time::Duration::from_secs(5), Default::default()).unwrap();
         let answer = chrome.get_operation(&name, &operation).await.unwrap();
         assert!(!answer.done);
         let started = answer.metadata.unwrap()["startTime"].as_str().unwrap().to_owned();
@@ -928,8 +949,11 @@ both_stores! {
         let config = db.dir.join("intake.toml");
         std::fs::write(&config, "[certprov]\nenabled = true\npoll_interval_ms = 100\n[certprov.pubsub]\nsubscription = \"projects/p/subscriptions/s\"\nendpoint = \"http://127.0.0.1:9/\"\n").unwrap();
         let mut command = brevet(&db.dir);
-        command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose()).env_remove("PUBSUB_EMULATOR_HOST");
+        command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose()).env_remove("PUBSUB_EMULATOR_HOST")
+            .env("BREVET_WORKER__OPS_LISTEN", "127.0.0.1:0");
         let mut worker = Server::spawn(command, "worker");
+        let ops = worker.wait_for_log(|line| line["message"] == "worker ops endpoint listening (/healthz, /metrics)");
+        let ops = format!("http://{}", ops["address"].as_str().unwrap());
         let mut waits = Vec::new();
         for _ in 0..3 {
             let line = worker.wait_for_log(|line| line["message"] == "Pub/Sub intake failed");
@@ -938,6 +962,19 @@ both_stores! {
             waits.push(line["retry_in_ms"].as_u64().unwrap());
         }
         assert_eq!(waits, vec![100, 200, 400], "the wait doubles");
+        // the worker's own ops endpoint
+        let health = reqwest::get(format!("{ops}/healthz")).await.unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+        let metrics = reqwest::get(format!("{ops}/metrics")).await.unwrap().text().await.unwrap();
+        let failed_pulls = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"brevet_certprov_calls_total{service="pubsub",call="pull",outcome="transient"} "#))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no failed pulls in\n{metrics}"));
+        assert!(failed_pulls >= 3, "{failed_pulls}");
+        assert!(metrics.lines().any(|l| l == r#"brevet_cert_processes{state="received"} 0"#), "{metrics}");
+        let (code, _) = worker.terminate();
+        assert_eq!(code, Some(0));
     }
 }
 
