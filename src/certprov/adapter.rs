@@ -102,30 +102,40 @@ enum Seen {
     Decided(Next),
 }
 
+/// What an adapter is made of.
+pub struct Setup {
+    /// Where processes are kept.
+    pub store: SharedStore,
+    /// Google's API.
+    pub chrome: ChromeClient,
+    /// `callerInstanceId`; `None`: the deployment's shared id, made once and kept in the store.
+    pub instance_id: Option<String>,
+    /// The lease owner name of this worker.
+    pub worker_id: String,
+    /// Profiles by `profileAdapterConfigReference`.
+    pub profiles: BTreeMap<String, Profile>,
+    /// CAs by `caConnectionAdapterConfigReference`.
+    pub cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
+    /// Timings and limits.
+    pub timing: Timing,
+    /// Where calls and retries are counted.
+    pub metrics: Arc<AdapterMetrics>,
+}
+
 impl Adapter {
-    /// An adapter that claims as `instance_id` (`None`: the deployment's shared id, made once and
-    /// kept in the store) and leases as `worker_id`.
-    pub fn new(
-        store: SharedStore,
-        chrome: ChromeClient,
-        instance_id: Option<String>,
-        worker_id: String,
-        profiles: BTreeMap<String, Profile>,
-        cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
-        timing: Timing,
-        metrics: Arc<AdapterMetrics>,
-    ) -> Self {
+    /// An adapter made of `setup`.
+    pub fn new(setup: Setup) -> Self {
         Self {
-            store,
+            store: setup.store,
             clock: Clock::system(),
-            chrome,
-            configured_instance: instance_id,
+            chrome: setup.chrome,
+            configured_instance: setup.instance_id,
             instance: tokio::sync::OnceCell::new(),
-            worker_id,
-            profiles,
-            cas,
-            timing,
-            metrics,
+            worker_id: setup.worker_id,
+            profiles: setup.profiles,
+            cas: setup.cas,
+            timing: setup.timing,
+            metrics: setup.metrics,
         }
     }
 

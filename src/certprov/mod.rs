@@ -171,16 +171,16 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         retention: (config.retention_days > 0)
             .then(|| Duration::from_secs(u64::from(config.retention_days) * 86_400)),
     };
-    let adapter = Adapter::new(
-        store.clone(),
+    let adapter = Adapter::new(adapter::Setup {
+        store: store.clone(),
         chrome,
-        config.instance_id.clone(),
+        instance_id: config.instance_id.clone(),
         worker_id,
         profiles,
         cas,
         timing,
-        metrics.clone(),
-    );
+        metrics: metrics.clone(),
+    });
     let intake = match &config.pubsub.subscription {
         Some(name) => {
             let emulator = std::env::var("PUBSUB_EMULATOR_HOST").ok();
