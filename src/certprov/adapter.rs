@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::outbox::RetryPolicy;
 use crate::pki::certs;
 use crate::store::{
-    cert_processes, settings, CertProcess, CertState, Hold, SharedStore, StoreError,
+    cert_processes, revocations, settings, CertProcess, CertState, Hold, SharedStore, StoreError,
 };
 
 /// The deployment setting that holds the shared `callerInstanceId`.
@@ -217,8 +217,59 @@ impl Adapter {
         let lanes = (0..self.timing.concurrency.max(1)).map(|_| self.lane(poll, stop.clone()));
         tokio::join!(
             futures::future::join_all(lanes),
-            self.purge_hourly(stop.clone())
+            self.housekeeping(stop.clone())
         );
+    }
+
+    /// Signs a fresh CRL for each built-in CA whose published one is missing, older than a
+    /// revocation, or half-way to its nextUpdate; returns how many were published.
+    pub async fn publish_crls(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut published = 0;
+        for (name, ca) in &self.cas {
+            let mut db = self.store.db();
+            let revoked = revocations::list(&mut db, name).await?;
+            let current = revocations::crl(&mut db, name).await?;
+            let half = chrono::Duration::from_std(super::ca::CRL_VALIDITY / 2).unwrap_or_default();
+            let fresh = current.as_ref().is_some_and(|crl| {
+                now < crl.this_update + half
+                    && revoked.iter().all(|r| r.revoked_at < crl.this_update)
+            });
+            if fresh {
+                continue;
+            }
+            let entries: Vec<certs::RevokedEntry> = revoked
+                .iter()
+                .filter_map(|r| {
+                    Some(certs::RevokedEntry {
+                        serial: hex::decode(&r.serial).ok()?,
+                        revoked_at: r.revoked_at.into(),
+                        reason: crl_reason(&r.reason),
+                    })
+                })
+                .collect();
+            let Some(signed) = ca.crl(&entries, now.into()) else {
+                continue;
+            };
+            let der = match signed {
+                Ok(der) => der,
+                Err(error) => {
+                    tracing::error!(ca = %name, error = %error, "cannot sign the device CA's CRL");
+                    continue;
+                }
+            };
+            let next_update =
+                now + chrono::Duration::from_std(super::ca::CRL_VALIDITY).unwrap_or_default();
+            let crl = revocations::StoredCrl {
+                der,
+                this_update: now,
+                next_update,
+            };
+            revocations::publish_crl(&mut db, name, &crl).await?;
+            tracing::info!(ca = %name, revoked = entries.len(), "device CA CRL published");
+            published += 1;
+        }
+        Ok(published)
     }
 
     /// Deletes finished processes older than the retention, a batch at a time; returns how many.
@@ -241,15 +292,23 @@ impl Adapter {
         Ok(purged)
     }
 
-    async fn purge_hourly(&self, stop: impl std::future::Future<Output = ()>) {
+    /// CRLs every minute, the retention purge every hour.
+    async fn housekeeping(&self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut minutes = 0u32;
         loop {
-            if let Err(error) = self.purge_once().await {
-                tracing::warn!(error = %error, "cannot purge finished certificate provisioning processes");
+            if let Err(error) = self.publish_crls().await {
+                tracing::warn!(error = %error, "cannot publish device CA CRLs");
             }
+            if minutes.is_multiple_of(60) {
+                if let Err(error) = self.purge_once().await {
+                    tracing::warn!(error = %error, "cannot purge finished certificate provisioning processes");
+                }
+            }
+            minutes = minutes.wrapping_add(1);
             tokio::select! {
                 _ = &mut stop => return,
-                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
             }
         }
     }
@@ -721,6 +780,19 @@ impl Adapter {
                 next
             }
         }
+    }
+}
+
+/// The CRLReason of a stored reason name (names as RFC 5280 spells them; unknown: unspecified).
+fn crl_reason(name: &str) -> x509_cert::ext::pkix::CrlReason {
+    use x509_cert::ext::pkix::CrlReason;
+    match name {
+        "keyCompromise" => CrlReason::KeyCompromise,
+        "affiliationChanged" => CrlReason::AffiliationChanged,
+        "superseded" => CrlReason::Superseded,
+        "cessationOfOperation" => CrlReason::CessationOfOperation,
+        "privilegeWithdrawn" => CrlReason::PrivilegeWithdrawn,
+        _ => CrlReason::Unspecified,
     }
 }
 

@@ -50,12 +50,27 @@ pub enum CaError {
 pub trait CertificateAuthority: Send + Sync {
     /// Issues a certificate for `request.key`.
     async fn issue(&self, request: &IssueRequest<'_>) -> Result<Issued, CaError>;
+
+    /// A CRL listing `revoked`, valid from `now` for [`CRL_VALIDITY`], for CAs whose revocations
+    /// Brevet publishes (the built-in CA); `None` for CAs that publish their own.
+    fn crl(
+        &self,
+        _revoked: &[certs::RevokedEntry],
+        _now: SystemTime,
+    ) -> Option<Result<Vec<u8>, String>> {
+        None
+    }
 }
+
+/// How long a CRL of the built-in CA is valid (its nextUpdate; [infer] a day). The worker signs a
+/// new one within a minute of a revocation, and when half of this has passed.
+pub const CRL_VALIDITY: Duration = Duration::from_secs(86_400);
 
 /// Brevet's own CA.
 pub struct BuiltinCa {
     certificate: Certificate,
     signer: Box<dyn Signer>,
+    crl_url: Option<String>,
 }
 
 impl BuiltinCa {
@@ -64,7 +79,14 @@ impl BuiltinCa {
         Self {
             certificate,
             signer,
+            crl_url: None,
         }
+    }
+
+    /// The same CA naming `url` as the CRL distribution point of every certificate it issues.
+    pub fn with_crl_url(mut self, url: Option<String>) -> Self {
+        self.crl_url = url;
+        self
     }
 
     /// Creates a self-signed P-256 CA valid for `lifetime` and writes `ca.crt.pem` and
@@ -131,6 +153,9 @@ impl BuiltinCa {
         let spki = SubjectPublicKeyInfoOwned::try_from(request.key.der.as_slice())
             .map_err(|e| format!("the device key cannot be certified: {e}"))?;
         let mut extensions = request.rendered.extensions.clone();
+        if let Some(url) = &self.crl_url {
+            extensions.push(certs::crl_distribution_point(url).map_err(|e| e.to_string())?);
+        }
         if let Some(ski) =
             certs::raw_extension_value(&self.certificate, ID_CE_SUBJECT_KEY_IDENTIFIER)
         {
@@ -187,6 +212,28 @@ impl CertificateAuthority for BuiltinCa {
         // Our own failures to build a certificate are not the device's fault, but retrying
         // the same inputs gives the same result: report them as a refusal.
         self.issue_now(request).map_err(CaError::Refused)
+    }
+
+    fn crl(
+        &self,
+        revoked: &[certs::RevokedEntry],
+        now: SystemTime,
+    ) -> Option<Result<Vec<u8>, String>> {
+        // The CRL number grows with time, as RFC 5280 asks, without a counter to keep.
+        let number = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(
+            certs::issue_crl(
+                &self.certificate,
+                self.signer.as_ref(),
+                revoked,
+                now,
+                now + CRL_VALIDITY,
+                number,
+            )
+            .map_err(|e| e.to_string()),
+        )
     }
 }
 

@@ -195,6 +195,11 @@ pub enum CaConnectionConfig {
         certificate: PathBuf,
         /// PEM PKCS#8 CA key (a secret; never logged).
         private_key: PathBuf,
+        /// Where the CA's CRL is published — `brevet serve` answers
+        /// `GET /certprov/v1/crl/{connection}` on its public listener — written into every
+        /// certificate as its CRL distribution point. Unset: no distribution point.
+        #[serde(default)]
+        crl_url: Option<String>,
     },
     /// A smallstep step-ca: `POST {url}/1.0/sign` with the CSR and a one-time token signed by a
     /// JWK provisioner's key.

@@ -111,9 +111,11 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
             CaConnectionConfig::Builtin {
                 certificate,
                 private_key,
+                crl_url,
             } => Arc::new(
                 BuiltinCa::load(certificate, private_key)
-                    .with_context(|| format!("certprov.ca_connections.{name}"))?,
+                    .with_context(|| format!("certprov.ca_connections.{name}"))?
+                    .with_crl_url(crl_url.clone()),
             ),
             CaConnectionConfig::StepCa {
                 url,

@@ -4,6 +4,7 @@
 //! completes, so tests can bind port 0 and stop the server when they like.
 
 pub mod admin;
+pub mod crl;
 pub mod json;
 pub mod metrics;
 mod observe;
@@ -61,6 +62,9 @@ pub struct AppState {
     pub push_auth: Option<Arc<crate::certprov::push_auth::PushAuth>>,
     /// Whether the process runs in development mode (shown on `/readyz`).
     pub development: bool,
+    /// The certificate-provisioning CA connections that are built-in CAs (whose certificates
+    /// staff may revoke here).
+    pub builtin_device_cas: Arc<[String]>,
 }
 
 impl AppState {
@@ -86,6 +90,18 @@ impl AppState {
             wallet_issuer_id: config.google.issuer_id.as_deref().map(Arc::from),
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
             development: config.is_development(),
+            builtin_device_cas: config
+                .certprov
+                .ca_connections
+                .iter()
+                .filter(|(_, ca)| {
+                    matches!(
+                        ca,
+                        crate::certprov::config::CaConnectionConfig::Builtin { .. }
+                    )
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {
@@ -171,7 +187,7 @@ pub fn build_surfaces(state: AppState, limits: Limits, wanted: &[surfaces::Surfa
             }
             Surface::Admin => openapi::admin_routes(),
             Surface::Ops => openapi::ops_routes(),
-            Surface::Public => pubsub_push::router(),
+            Surface::Public => pubsub_push::router().merge(crl::router()),
         });
     }
     let deadline = surfaces::Deadline {

@@ -220,9 +220,15 @@ pub fn issue_iaca(
 }
 
 fn crl_extension(authority: &Authority) -> Result<Option<Extension>, CertError> {
-    let Some(url) = &authority.crl_url else {
-        return Ok(None);
-    };
+    authority
+        .crl_url
+        .as_deref()
+        .map(crl_distribution_point)
+        .transpose()
+}
+
+/// A CRLDistributionPoints extension naming `url`.
+pub fn crl_distribution_point(url: &str) -> Result<Extension, CertError> {
     let point = DistributionPoint {
         distribution_point: Some(DistributionPointName::FullName(vec![
             GeneralName::UniformResourceIdentifier(Ia5String::new(url).map_err(encoding)?),
@@ -230,7 +236,72 @@ fn crl_extension(authority: &Authority) -> Result<Option<Extension>, CertError> 
         reasons: None,
         crl_issuer: None,
     };
-    Ok(Some(extension(&CrlDistributionPoints(vec![point]), false)?))
+    extension(&CrlDistributionPoints(vec![point]), false)
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone)]
+pub struct RevokedEntry {
+    /// Serial number bytes.
+    pub serial: Vec<u8>,
+    /// When it was revoked.
+    pub revoked_at: SystemTime,
+    /// Why.
+    pub reason: x509_cert::ext::pkix::CrlReason,
+}
+
+/// A version 2 CRL (RFC 5280 §5) by the CA `issuer`, whose key `signer` holds, listing
+/// `revoked`; its CRLNumber is `number`, and it carries the CA's key identifier.
+pub fn issue_crl(
+    issuer: &Certificate,
+    signer: &dyn Signer,
+    revoked: &[RevokedEntry],
+    this_update: SystemTime,
+    next_update: SystemTime,
+    number: u64,
+) -> Result<Vec<u8>, CertError> {
+    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+    use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
+    let mut entries = Vec::new();
+    for entry in revoked {
+        entries.push(RevokedCert {
+            serial_number: SerialNumber::new(&entry.serial).map_err(encoding)?,
+            revocation_date: Time::try_from(entry.revoked_at).map_err(encoding)?,
+            crl_entry_extensions: Some(vec![extension(&entry.reason, false)?]),
+        });
+    }
+    let key_id = key_identifier(&issuer.tbs_certificate.subject_public_key_info)?;
+    let extensions = vec![
+        extension(
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(key_id),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+            false,
+        )?,
+        extension(
+            &CrlNumber(x509_cert::der::asn1::Uint::new(&number.to_be_bytes()).map_err(encoding)?),
+            false,
+        )?,
+    ];
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: ecdsa_sha256(),
+        issuer: issuer.tbs_certificate.subject.clone(),
+        this_update: Time::try_from(this_update).map_err(encoding)?,
+        next_update: Some(Time::try_from(next_update).map_err(encoding)?),
+        revoked_certificates: (!entries.is_empty()).then_some(entries),
+        crl_extensions: Some(extensions),
+    };
+    let message = tbs.to_der().map_err(encoding)?;
+    let signature: DerSignature = signer.sign(&message)?.to_der();
+    let list = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: ecdsa_sha256(),
+        signature: BitString::from_bytes(signature.as_bytes()).map_err(encoding)?,
+    };
+    list.to_der().map_err(encoding)
 }
 
 /// Issues a DS certificate for `ds_key`, signed by the IACA (`iaca_signer` holds its key).

@@ -9,6 +9,7 @@
 //! runtime thread.
 
 pub mod credentials;
+pub mod device_certs;
 pub mod outbox;
 pub mod proofings;
 pub mod tokens;

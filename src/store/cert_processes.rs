@@ -302,6 +302,22 @@ pub async fn purge_finished(
     .await
 }
 
+/// The process whose certificate has serial `serial` (upper-case hex).
+pub async fn by_serial(
+    ex: &mut impl Exec,
+    serial: &str,
+) -> Result<Option<CertProcess>, StoreError> {
+    let row = ex
+        .fetch_optional(
+            query(format!(
+                "select {COLUMNS} from cert_processes where certificate_serial = $1"
+            ))
+            .bind(serial),
+        )
+        .await?;
+    row.as_ref().map(read).transpose()
+}
+
 /// One process by name.
 pub async fn get(ex: &mut impl Exec, name: &str) -> Result<Option<CertProcess>, StoreError> {
     let row = ex

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod devices;
 pub mod outbox;
 pub mod proofings;
+pub mod revocations;
 pub mod schema;
 pub mod settings;
 pub mod sql;

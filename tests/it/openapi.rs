@@ -38,6 +38,7 @@ fn admin_document_matches_the_code() {
             "/admin/v1/credentials/{credential_id}/request-reverification",
             "/admin/v1/credentials/{credential_id}/revoke",
             "/admin/v1/credentials/{credential_id}/versions",
+            "/admin/v1/device-certificates/{serial}/revoke",
             "/admin/v1/outbox",
             "/admin/v1/outbox/{outbox_id}/retry",
             "/admin/v1/proofings",

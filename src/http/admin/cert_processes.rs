@@ -2,12 +2,12 @@
 //! (state, the serial issued, the reason sent to the device, the last transient error). The
 //! process snapshot (device serials, user emails) is not shown.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Viewer;
+use super::auth::{Operator, Viewer};
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
@@ -95,5 +95,90 @@ pub async fn list_cert_processes(
         crate::store::cert_processes::list(&mut state.store().db(), wanted, limit).await?;
     Ok(AdminJson(CertProcessList {
         processes: processes.into_iter().map(CertProcessView::from).collect(),
+    }))
+}
+
+/// Body of `POST /admin/v1/device-certificates/{serial}/revoke`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDeviceCertificate {
+    /// RFC 5280 CRLReason: `unspecified` (the default), `keyCompromise`, `affiliationChanged`,
+    /// `superseded`, `cessationOfOperation` or `privilegeWithdrawn`.
+    #[schema(
+        pattern = "^(unspecified|keyCompromise|affiliationChanged|superseded|cessationOfOperation|privilegeWithdrawn)$"
+    )]
+    reason: Option<String>,
+}
+
+/// A revoked device certificate.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRevocationView {
+    /// Serial number, upper-case hex.
+    serial: String,
+    /// The built-in CA connection that issued it.
+    ca_connection: String,
+    reason: String,
+    /// When it was first revoked (revoking again changes nothing).
+    revoked_at: DateTime<Utc>,
+}
+
+/// `POST /admin/v1/device-certificates/{serial}/revoke` (operator): revokes a certificate a
+/// built-in device CA issued; the worker lists it in that CA's next CRL, within a minute.
+#[utoipa::path(
+    post, path = "/device-certificates/{serial}/revoke", tag = "admin", security(("bearer" = [])),
+    params(("serial" = String, Path, pattern = "^[0-9A-Fa-f]{2,64}$", description = "Serial number, hex")),
+    request_body = RevokeDeviceCertificate,
+    responses(
+        (status = 200, body = DeviceRevocationView),
+        (status = 400, body = AdminErrorBody),
+        (status = 404, description = "No process holds a certificate with this serial", body = AdminErrorBody),
+        (status = 409, description = "Not issued by a built-in CA", body = AdminErrorBody),
+    )
+)]
+pub async fn revoke_device_certificate(
+    Operator(principal): Operator,
+    State(state): State<AppState>,
+    Path(serial): Path<String>,
+    request_id: Option<axum::Extension<tower_http::request_id::RequestId>>,
+    AdminJson(body): AdminJson<RevokeDeviceCertificate>,
+) -> Result<AdminJson<DeviceRevocationView>, AdminError> {
+    use crate::service::device_certs::{self, RevokeError};
+    if serial.len() < 2 || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AdminError::BadRequest(
+            "serial must be 2 to 64 hexadecimal digits".into(),
+        ));
+    }
+    let reason = body.reason.as_deref().unwrap_or("unspecified");
+    if !device_certs::REASONS.contains(&reason) {
+        return Err(AdminError::BadRequest(format!(
+            "reason {reason:?} is not one of {}",
+            device_certs::REASONS.join(", ")
+        )));
+    }
+    let actor = principal.actor();
+    let builtin = &state.builtin_device_cas;
+    let (revocation, new) = device_certs::revoke(
+        &state.services.store,
+        &state.services.clock,
+        &serial,
+        reason,
+        |connection| builtin.iter().any(|b| b.as_str() == connection),
+        super::provenance(&actor, &request_id),
+    )
+    .await
+    .map_err(|e| match e {
+        RevokeError::Unknown(_) => AdminError::NotFound(e.to_string()),
+        RevokeError::NotBuiltin { .. } => AdminError::Conflict(e.to_string()),
+        RevokeError::Store(e) => e.into(),
+    })?;
+    if new {
+        tracing::info!(serial = %revocation.serial, ca = %revocation.ca_connection, reason = %revocation.reason, "device certificate revoked");
+    }
+    Ok(AdminJson(DeviceRevocationView {
+        serial: revocation.serial,
+        ca_connection: revocation.ca_connection,
+        reason: revocation.reason,
+        revoked_at: revocation.revoked_at,
     }))
 }

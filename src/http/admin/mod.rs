@@ -66,4 +66,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(journal::list_outbox))
         .routes(routes!(journal::retry_outbox_job))
         .routes(routes!(cert_processes::list_cert_processes))
+        .routes(routes!(cert_processes::revoke_device_certificate))
 }
