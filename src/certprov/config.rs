@@ -216,4 +216,23 @@ pub enum CaConnectionConfig {
         #[serde(default)]
         root_certificate: Option<PathBuf>,
     },
+    /// An EST server (RFC 7030, the enrollment protocol of most enterprise CAs):
+    /// `POST {url}/simpleenroll`.
+    Est {
+        /// `https://host/.well-known/est`, or `…/est/{label}` for a CA label.
+        url: String,
+        /// HTTP Basic user, if the server wants one.
+        #[serde(default)]
+        username: Option<String>,
+        /// File holding the HTTP Basic password (a secret; never logged).
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        /// Extra CA (PEM) trusted for the server's TLS certificate.
+        #[serde(default)]
+        root_certificate: Option<PathBuf>,
+        /// PEM file with a TLS client certificate and its key, if the server authenticates
+        /// clients that way (a secret; never logged).
+        #[serde(default)]
+        client_identity: Option<PathBuf>,
+    },
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod ca;
 pub mod chrome;
 pub mod config;
+pub mod est;
 pub mod lease;
 pub mod metrics;
 pub mod pop;
@@ -144,6 +145,45 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
                     root.as_deref(),
                     timeout,
                 )?)
+            }
+            CaConnectionConfig::Est {
+                url,
+                username,
+                password_file,
+                root_certificate,
+                client_identity,
+            } => {
+                let context = || format!("certprov.ca_connections.{name}");
+                let read = |path: &std::path::Path| {
+                    std::fs::read(path)
+                        .with_context(|| format!("{}: cannot read {}", context(), path.display()))
+                };
+                let basic = match (username, password_file) {
+                    (Some(user), Some(file)) => {
+                        let password = String::from_utf8(read(file)?).with_context(|| {
+                            format!("{}: the password file is not text", context())
+                        })?;
+                        Some((user.clone(), password.trim_end().to_owned().into()))
+                    }
+                    (None, None) => None,
+                    _ => anyhow::bail!("{}: username and password_file go together", context()),
+                };
+                let root = root_certificate.as_deref().map(read).transpose()?;
+                let identity = client_identity
+                    .as_deref()
+                    .map(read)
+                    .transpose()?
+                    .map(zeroize::Zeroizing::new);
+                Arc::new(
+                    est::Est::new(
+                        url,
+                        basic,
+                        root.as_deref(),
+                        identity.as_deref().map(|v| v.as_slice()),
+                        timeout,
+                    )
+                    .with_context(context)?,
+                )
             }
         };
         cas.insert(name.clone(), built);

@@ -2,6 +2,7 @@
 //! spec including its errors. Used by the integration tests and, later, by `brevet sim`.
 
 pub mod chrome;
+pub mod est;
 pub mod google;
 pub mod pace;
 pub mod stepca;

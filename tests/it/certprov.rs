@@ -960,6 +960,37 @@ both_stores! {
         assert_eq!(app.get("/certprov/v1/crl/step_ca", None).await.status.as_u16(), 404, "step-ca publishes its own");
     }
 
+    async fn an_est_server_issues_through_simpleenroll(db: TestDb) {
+        use brevet::sim::est::{self, FakeEst};
+        let mut rig = rig(&db).await;
+        let server = FakeEst::start().await.unwrap();
+        let dir = db.dir.join("certprov");
+        std::fs::write(dir.join("est-password"), format!("{}\n", est::PASSWORD)).unwrap();
+        std::fs::write(dir.join("est-wrong"), "not the password").unwrap();
+        let connection = |password: &str| CaConnectionConfig::Est {
+            url: server.url(), username: Some(est::USER.into()), password_file: Some(dir.join(password)),
+            root_certificate: None, client_identity: None,
+        };
+        rig.config.ca_connections.insert("est_ca".into(), connection("est-password"));
+        rig.config.ca_connections.insert("est_wrong".into(), connection("est-wrong"));
+        let rsa_user = rig.sim.create_process(&NewProcess { key: KeyType::Rsa, user: true, ca_reference: "est_ca".into(), profile_reference: "user_profile".into(), ..NewProcess::default() });
+        let ec_device = rig.sim.create_process(&NewProcess { ca_reference: "est_ca".into(), ..NewProcess::default() });
+        let refused = rig.sim.create_process(&NewProcess { ca_reference: "est_wrong".into(), ..NewProcess::default() });
+        // the first enrollment is held for approval (202), and issued when asked again
+        server.hold_next(1);
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        for name in [&rsa_user, &ec_device] {
+            assert_eq!(rig.sim.verdict(name), Verdict::Imported, "{name}");
+            chain::signed_by(&rig.issued(name), server.ca_certificate()).unwrap();
+        }
+        assert_eq!(rig.issued(&rsa_user).tbs_certificate.subject.to_string(), "CN=user1@example.com");
+        assert_eq!(server.issued(), 2);
+        assert_eq!(rig.sim.verdict(&refused), failed("The certificate authority refused the request: 401 authentication required"));
+        let metrics = worker.metrics.encode(&rig.store).await.unwrap();
+        assert!(metrics.lines().any(|l| l == r#"brevet_certprov_calls_total{service="ca",call="issue",outcome="transient"} 1"#), "{metrics}");
+    }
+
     async fn finished_processes_are_purged_after_the_retention(db: TestDb) {
         let mut rig = rig(&db).await;
         rig.config.retention_days = 30;
