@@ -78,6 +78,7 @@ pub struct Adapter {
     cas: BTreeMap<String, Arc<dyn CertificateAuthority>>,
     timing: Timing,
     metrics: Arc<AdapterMetrics>,
+    customers: Vec<String>,
 }
 
 /// What a step decided.
@@ -120,6 +121,8 @@ pub struct Setup {
     pub timing: Timing,
     /// Where calls and retries are counted.
     pub metrics: Arc<AdapterMetrics>,
+    /// Customer ids served (empty: all).
+    pub customers: Vec<String>,
 }
 
 impl Adapter {
@@ -136,6 +139,7 @@ impl Adapter {
             cas: setup.cas,
             timing: setup.timing,
             metrics: setup.metrics,
+            customers: setup.customers,
         }
     }
 
@@ -411,6 +415,13 @@ impl Adapter {
     }
 
     async fn read_and_claim(&self, p: &mut CertProcess, lease: &Lease) -> Next {
+        if !self.customers.is_empty() && !self.customers.contains(&p.customer_id) {
+            let why = format!(
+                "customer {} is not served here (certprov.customers)",
+                p.customer_id
+            );
+            return Self::skip(p, &why);
+        }
         let process = match self.chrome.get(&p.name).await {
             Ok(process) => process,
             Err(ApiError::NotFound(_)) => return Self::skip(p, "Google does not know the process"),
@@ -435,7 +446,10 @@ impl Adapter {
                 "not a generic CA connection and profile (SCEP is not served here)",
             );
         };
-        if !self.cas.contains_key(ca) || !self.profiles.contains_key(profile) {
+        let customer = p.customer_id.as_str();
+        if scoped(&self.cas, customer, ca).is_none()
+            || scoped(&self.profiles, customer, profile).is_none()
+        {
             return Self::skip(
                 p,
                 &format!("CA connection {ca:?} or profile {profile:?} is not configured here"),
@@ -502,13 +516,14 @@ impl Adapter {
         p: &CertProcess,
     ) -> Result<(Process, &Profile, Arc<dyn CertificateAuthority>), String> {
         let process = Self::process_of(p).ok_or("the stored process cannot be read")?;
+        let customer = p.customer_id.as_str();
         let profile = process
             .profile_reference()
-            .and_then(|r| self.profiles.get(r))
+            .and_then(|r| scoped(&self.profiles, customer, r))
             .ok_or("the certificate profile is no longer configured")?;
         let ca = process
             .ca_reference()
-            .and_then(|r| self.cas.get(r))
+            .and_then(|r| scoped(&self.cas, customer, r))
             .ok_or("the CA connection is no longer configured")?
             .clone();
         Ok((process, profile, ca))
@@ -781,6 +796,17 @@ impl Adapter {
             }
         }
     }
+}
+
+/// `customer`'s own setting for `reference` (kept as "{customer}:{reference}"), else the shared one.
+fn scoped<'a, T>(
+    settings: &'a BTreeMap<String, T>,
+    customer: &str,
+    reference: &str,
+) -> Option<&'a T> {
+    settings
+        .get(&format!("{customer}:{reference}"))
+        .or_else(|| settings.get(reference))
 }
 
 /// The CRLReason of a stored reason name (names as RFC 5280 spells them; unknown: unspecified).

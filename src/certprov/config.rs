@@ -60,6 +60,25 @@ pub struct CertProvConfig {
     pub profiles: BTreeMap<String, ProfileConfig>,
     /// `caConnectionAdapterConfigReference` → which CA issues.
     pub ca_connections: BTreeMap<String, CaConnectionConfig>,
+    /// The Google customer ids (`C0…`) this adapter serves; a process of any other customer is
+    /// skipped without a claim. Empty: every customer whose processes reach it.
+    pub customers: Vec<String>,
+    /// Settings of one customer, by customer id: its own profiles and CA connections (used
+    /// before the shared ones of the same reference) and its own Pub/Sub subscription.
+    pub customer: BTreeMap<String, CustomerConfig>,
+}
+
+/// `[certprov.customer.<id>]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerConfig {
+    /// `projects/{project}/subscriptions/{subscription}` of this customer's notifications,
+    /// pulled beside `certprov.pubsub.subscription`.
+    pub subscription: Option<String>,
+    /// Profiles for this customer's processes.
+    pub profiles: BTreeMap<String, ProfileConfig>,
+    /// CA connections for this customer's processes.
+    pub ca_connections: BTreeMap<String, CaConnectionConfig>,
 }
 
 impl Default for CertProvConfig {
@@ -83,6 +102,8 @@ impl Default for CertProvConfig {
             pubsub: PubSubConfig::default(),
             profiles: BTreeMap::new(),
             ca_connections: BTreeMap::new(),
+            customers: Vec::new(),
+            customer: BTreeMap::new(),
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Parts {
     pub adapter: Adapter,
     /// Pulls new-process messages.
     pub intake: Option<Intake>,
+    /// Pulls the messages of customers with subscriptions of their own.
+    pub customer_intakes: Vec<Intake>,
     /// What both record, for the worker's `/metrics`.
     pub metrics: Arc<AdapterMetrics>,
 }
@@ -47,7 +49,12 @@ impl Parts {
     pub fn with_clock(self, clock: crate::clock::Clock) -> Self {
         Self {
             adapter: self.adapter.with_clock(clock.clone()),
-            intake: self.intake.map(|intake| intake.with_clock(clock)),
+            intake: self.intake.map(|intake| intake.with_clock(clock.clone())),
+            customer_intakes: self
+                .customer_intakes
+                .into_iter()
+                .map(|intake| intake.with_clock(clock.clone()))
+                .collect(),
             metrics: self.metrics,
         }
     }
@@ -100,93 +107,43 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
     )
     .context("certprov.chrome_base_url")?;
     let mut profiles = BTreeMap::new();
-    for (name, profile) in &config.profiles {
-        profiles.insert(
-            name.clone(),
-            Profile::new(name, profile.clone()).map_err(anyhow::Error::msg)?,
-        );
-    }
     let mut cas: BTreeMap<String, Arc<dyn CertificateAuthority>> = BTreeMap::new();
-    for (name, ca) in &config.ca_connections {
-        let built: Arc<dyn CertificateAuthority> = match ca {
-            CaConnectionConfig::Builtin {
-                certificate,
-                private_key,
-                crl_url,
-            } => Arc::new(
-                BuiltinCa::load(certificate, private_key)
-                    .with_context(|| format!("certprov.ca_connections.{name}"))?
-                    .with_crl_url(crl_url.clone()),
-            ),
-            CaConnectionConfig::StepCa {
-                url,
-                provisioner,
-                key_id,
-                provisioner_key,
-                root_certificate,
-            } => {
-                let key =
-                    zeroize::Zeroizing::new(std::fs::read(provisioner_key).with_context(|| {
-                        format!(
-                            "certprov.ca_connections.{name}: cannot read {}",
-                            provisioner_key.display()
-                        )
-                    })?);
-                let root = root_certificate
-                    .as_ref()
-                    .map(std::fs::read)
-                    .transpose()
-                    .with_context(|| format!("certprov.ca_connections.{name}.root_certificate"))?;
-                Arc::new(StepCa::new(
-                    url,
-                    provisioner,
-                    key_id,
-                    &key,
-                    root.as_deref(),
-                    timeout,
-                )?)
+    // Shared settings under their reference; a customer's own under "{customer}:{reference}",
+    // looked up first for that customer's processes.
+    let scopes = std::iter::once((None, &config.profiles, &config.ca_connections)).chain(
+        config
+            .customer
+            .iter()
+            .map(|(id, c)| (Some(id.as_str()), &c.profiles, &c.ca_connections)),
+    );
+    for (customer, scope_profiles, scope_cas) in scopes {
+        if let Some(id) = customer {
+            if !config.customers.is_empty() && !config.customers.iter().any(|c| c == id) {
+                anyhow::bail!(
+                    "certprov.customer.{id} is configured but {id} is not in certprov.customers"
+                );
             }
-            CaConnectionConfig::Est {
-                url,
-                username,
-                password_file,
-                root_certificate,
-                client_identity,
-            } => {
-                let context = || format!("certprov.ca_connections.{name}");
-                let read = |path: &std::path::Path| {
-                    std::fs::read(path)
-                        .with_context(|| format!("{}: cannot read {}", context(), path.display()))
-                };
-                let basic = match (username, password_file) {
-                    (Some(user), Some(file)) => {
-                        let password = String::from_utf8(read(file)?).with_context(|| {
-                            format!("{}: the password file is not text", context())
-                        })?;
-                        Some((user.clone(), password.trim_end().to_owned().into()))
-                    }
-                    (None, None) => None,
-                    _ => anyhow::bail!("{}: username and password_file go together", context()),
-                };
-                let root = root_certificate.as_deref().map(read).transpose()?;
-                let identity = client_identity
-                    .as_deref()
-                    .map(read)
-                    .transpose()?
-                    .map(zeroize::Zeroizing::new);
-                Arc::new(
-                    est::Est::new(
-                        url,
-                        basic,
-                        root.as_deref(),
-                        identity.as_deref().map(|v| v.as_slice()),
-                        timeout,
-                    )
-                    .with_context(context)?,
-                )
-            }
+        }
+        let key = |reference: &str| match customer {
+            Some(id) => format!("{id}:{reference}"),
+            None => reference.to_owned(),
         };
-        cas.insert(name.clone(), built);
+        let setting = |table: &str, reference: &str| match customer {
+            Some(id) => format!("certprov.customer.{id}.{table}.{reference}"),
+            None => format!("certprov.{table}.{reference}"),
+        };
+        for (name, profile) in scope_profiles {
+            profiles.insert(
+                key(name),
+                Profile::new(&key(name), profile.clone()).map_err(anyhow::Error::msg)?,
+            );
+        }
+        for (name, ca) in scope_cas {
+            cas.insert(
+                key(name),
+                build_ca(&setting("ca_connections", name), ca, timeout)?,
+            );
+        }
     }
     if profiles.is_empty() || cas.is_empty() {
         tracing::warn!(
@@ -222,33 +179,64 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         cas,
         timing,
         metrics: metrics.clone(),
+        customers: config.customers.clone(),
     });
-    let intake = match &config.pubsub.subscription {
-        Some(name) => {
-            let emulator = std::env::var("PUBSUB_EMULATOR_HOST").ok();
-            let (base, is_emulator) =
-                pubsub::endpoint(&config.pubsub.endpoint, emulator.as_deref());
-            let tokens: Arc<dyn TokenSource> = if is_emulator {
-                Arc::new(Anonymous)
-            } else {
-                google
-            };
-            let subscription = Subscription::new(&base, name, tokens, timeout, metrics.clone())?;
-            tracing::info!(subscription = %name, endpoint = %base, "pulling certificate provisioning messages");
-            Some(Intake::new(
-                store,
-                subscription,
-                config.pubsub.max_messages.max(1),
-                config.pubsub.ack_deadline_secs.clamp(10, 600),
-            ))
-        }
-        None => None,
+    let emulator = std::env::var("PUBSUB_EMULATOR_HOST").ok();
+    let (base, is_emulator) = pubsub::endpoint(&config.pubsub.endpoint, emulator.as_deref());
+    let tokens: Arc<dyn TokenSource> = if is_emulator {
+        Arc::new(Anonymous)
+    } else {
+        google
     };
+    let intake_for = |name: &str| -> anyhow::Result<Intake> {
+        let subscription =
+            Subscription::new(&base, name, tokens.clone(), timeout, metrics.clone())?;
+        tracing::info!(subscription = %name, endpoint = %base, "pulling certificate provisioning messages");
+        Ok(Intake::new(
+            store.clone(),
+            subscription,
+            config.pubsub.max_messages.max(1),
+            config.pubsub.ack_deadline_secs.clamp(10, 600),
+        ))
+    };
+    let intake = config
+        .pubsub
+        .subscription
+        .as_deref()
+        .map(intake_for)
+        .transpose()?;
+    let customer_intakes = config
+        .customer
+        .iter()
+        .filter_map(|(id, c)| Some((id, c.subscription.as_deref()?)))
+        .map(|(id, name)| {
+            intake_for(name).with_context(|| format!("certprov.customer.{id}.subscription"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Parts {
         adapter,
         intake,
+        customer_intakes,
         metrics,
     })
+}
+
+/// The names of the built-in CA connections as the adapter keys them (a customer's own as
+/// "{customer}:{reference}"), for revocation and CRLs.
+pub fn builtin_ca_names(config: &CertProvConfig) -> Vec<String> {
+    let builtin = |ca: &CaConnectionConfig| matches!(ca, CaConnectionConfig::Builtin { .. });
+    let shared = config
+        .ca_connections
+        .iter()
+        .filter(|(_, ca)| builtin(ca))
+        .map(|(name, _)| name.clone());
+    let own = config.customer.iter().flat_map(|(id, c)| {
+        c.ca_connections
+            .iter()
+            .filter(|(_, ca)| builtin(ca))
+            .map(move |(name, _)| format!("{id}:{name}"))
+    });
+    shared.chain(own).collect()
 }
 
 /// The checks of the Pub/Sub push endpoint, or `None` when push is not configured (the route
@@ -272,4 +260,89 @@ pub fn push_auth(config: &config::PubSubConfig) -> anyhow::Result<Option<push_au
         token: config.push_token.clone(),
         oidc,
     }))
+}
+
+/// One CA connection, `name` its setting's path for messages.
+fn build_ca(
+    name: &str,
+    ca: &CaConnectionConfig,
+    timeout: Duration,
+) -> anyhow::Result<Arc<dyn CertificateAuthority>> {
+    Ok(match ca {
+        CaConnectionConfig::Builtin {
+            certificate,
+            private_key,
+            crl_url,
+        } => Arc::new(
+            BuiltinCa::load(certificate, private_key)
+                .with_context(|| name.to_owned())?
+                .with_crl_url(crl_url.clone()),
+        ),
+        CaConnectionConfig::StepCa {
+            url,
+            provisioner,
+            key_id,
+            provisioner_key,
+            root_certificate,
+        } => {
+            let key =
+                zeroize::Zeroizing::new(std::fs::read(provisioner_key).with_context(|| {
+                    format!(
+                        "certprov.ca_connections.{name}: cannot read {}",
+                        provisioner_key.display()
+                    )
+                })?);
+            let root = root_certificate
+                .as_ref()
+                .map(std::fs::read)
+                .transpose()
+                .with_context(|| format!("certprov.ca_connections.{name}.root_certificate"))?;
+            Arc::new(StepCa::new(
+                url,
+                provisioner,
+                key_id,
+                &key,
+                root.as_deref(),
+                timeout,
+            )?)
+        }
+        CaConnectionConfig::Est {
+            url,
+            username,
+            password_file,
+            root_certificate,
+            client_identity,
+        } => {
+            let context = || name.to_owned();
+            let read = |path: &std::path::Path| {
+                std::fs::read(path)
+                    .with_context(|| format!("{}: cannot read {}", context(), path.display()))
+            };
+            let basic = match (username, password_file) {
+                (Some(user), Some(file)) => {
+                    let password = String::from_utf8(read(file)?)
+                        .with_context(|| format!("{}: the password file is not text", context()))?;
+                    Some((user.clone(), password.trim_end().to_owned().into()))
+                }
+                (None, None) => None,
+                _ => anyhow::bail!("{}: username and password_file go together", context()),
+            };
+            let root = root_certificate.as_deref().map(read).transpose()?;
+            let identity = client_identity
+                .as_deref()
+                .map(read)
+                .transpose()?
+                .map(zeroize::Zeroizing::new);
+            Arc::new(
+                est::Est::new(
+                    url,
+                    basic,
+                    root.as_deref(),
+                    identity.as_deref().map(|v| v.as_slice()),
+                    timeout,
+                )
+                .with_context(context)?,
+            )
+        }
+    })
 }

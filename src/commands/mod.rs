@@ -285,7 +285,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
             .context("cannot start the certificate-provisioning adapter")?;
         adapter_metrics = Some(parts.metrics.clone());
         let poll = Duration::from_millis(config.certprov.poll_interval_ms);
-        if let Some(intake) = parts.intake {
+        for intake in parts.intake.into_iter().chain(parts.customer_intakes) {
             let stop = stopped();
             tasks.spawn(async move { intake.run(poll, stop).await });
         }

@@ -90,18 +90,7 @@ impl AppState {
             wallet_issuer_id: config.google.issuer_id.as_deref().map(Arc::from),
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
             development: config.is_development(),
-            builtin_device_cas: config
-                .certprov
-                .ca_connections
-                .iter()
-                .filter(|(_, ca)| {
-                    matches!(
-                        ca,
-                        crate::certprov::config::CaConnectionConfig::Builtin { .. }
-                    )
-                })
-                .map(|(name, _)| name.clone())
-                .collect(),
+            builtin_device_cas: crate::certprov::builtin_ca_names(&config.certprov).into(),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {

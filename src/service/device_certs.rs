@@ -49,11 +49,14 @@ pub async fn revoke(
     let process = cert_processes::by_serial(&mut store.db(), &serial)
         .await?
         .ok_or_else(|| RevokeError::Unknown(serial.clone()))?;
-    let connection = process
+    let reference = process
         .process
         .and_then(|p| serde_json::from_value::<Process>(p).ok())
         .and_then(|p| p.ca_reference().map(str::to_owned))
         .unwrap_or_default();
+    // A customer's own connection of that reference is the one the adapter used.
+    let own = format!("{}:{reference}", process.customer_id);
+    let connection = if is_builtin(&own) { own } else { reference };
     if !is_builtin(&connection) {
         return Err(RevokeError::NotBuiltin { serial, connection });
     }

@@ -627,6 +627,9 @@ both_stores! {
         let mut rig = rig(&db).await;
         rig.config.lease_secs = 3;
         rig.config.timeout_secs = 2;
+        // after its step the process is not due again for half a second: the other replica may
+        // not take it up while the first is still returning
+        rig.config.sign_poll_initial_ms = 500;
         let name = rig.sim.create_process(&NewProcess::default());
         let mut a = rig.replica();
         let b = rig.replica();
@@ -647,6 +650,8 @@ both_stores! {
                 step
             },
             async {
+                // the first replica has taken the process by then (its look is 1.8 s long)
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                 let mut taken = Vec::new();
                 while !finished.load(std::sync::atomic::Ordering::SeqCst) {
                     let step = b.adapter.run_once().await.unwrap();
@@ -989,6 +994,54 @@ both_stores! {
         assert_eq!(rig.sim.verdict(&refused), failed("The certificate authority refused the request: 401 authentication required"));
         let metrics = worker.metrics.encode(&rig.store).await.unwrap();
         assert!(metrics.lines().any(|l| l == r#"brevet_certprov_calls_total{service="ca",call="issue",outcome="transient"} 1"#), "{metrics}");
+    }
+
+    async fn each_customer_has_its_own_settings(db: TestDb) {
+        use brevet::certprov::config::CustomerConfig;
+        use brevet::sim::chrome::CUSTOMER;
+        const OTHER: &str = "C0other2";
+        let (topic, subscription) = ("projects/brevet-sim/topics/other", "projects/brevet-sim/subscriptions/other");
+        let mut rig = rig(&db).await;
+        rig.sim.add_subscription(topic, subscription);
+        let (other_cert, other_key) = certprov::ca::BuiltinCa::create_files(&db.dir.join("other-ca"), "Other Agency CA", std::time::Duration::from_secs(86_400)).unwrap();
+        let other_ca = certs::from_pem(&std::fs::read_to_string(&other_cert).unwrap()).unwrap();
+        rig.config.customers = vec![CUSTOMER.into(), OTHER.into()];
+        rig.config.customer.insert(OTHER.into(), CustomerConfig {
+            subscription: Some(subscription.into()),
+            profiles: BTreeMap::from([("device_profile".into(), profile("CN={device.serialNumber},O=Other Agency", &[]))]),
+            ca_connections: BTreeMap::from([("default_ca_config".into(), CaConnectionConfig::Builtin { certificate: other_cert, private_key: other_key, crl_url: None })]),
+        });
+        let ours = rig.sim.create_process(&NewProcess::default());
+        let theirs = rig.sim.create_process(&NewProcess { customer: OTHER.into(), topic: topic.into(), ..NewProcess::default() });
+        let stranger = rig.sim.create_process(&NewProcess { customer: "C0stranger".into(), ..NewProcess::default() });
+        let mut worker = rig.worker("adapter-a");
+        assert_eq!(worker.customer_intakes.len(), 1, "the other customer's subscription is pulled too");
+        for _ in 0..200 {
+            worker.intake.as_mut().unwrap().run_once().await.unwrap();
+            worker.customer_intakes[0].run_once().await.unwrap();
+            rig.settle(&worker).await;
+            worker.intake.as_mut().unwrap().upkeep().await.unwrap();
+            worker.customer_intakes[0].upkeep().await.unwrap();
+            if rig.sim.unacknowledged() == 0 && rig.sim.unacknowledged_on(subscription) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(rig.sim.verdict(&ours), Verdict::Imported);
+        chain::signed_by(&rig.issued(&ours), &rig.ca).unwrap();
+        assert_eq!(rig.issued(&ours).tbs_certificate.subject.to_string(), "CN=SN000001,O=Brevet Test");
+        assert_eq!(rig.sim.verdict(&theirs), Verdict::Imported);
+        chain::signed_by(&rig.issued(&theirs), &other_ca).unwrap();
+        assert_eq!(rig.issued(&theirs).tbs_certificate.subject.to_string(), "CN=SN000002,O=Other Agency");
+        assert_eq!(rig.state(&stranger).await, CertState::Skipped);
+        assert_eq!(rig.stored(&stranger).await.last_error.as_deref(), Some("customer C0stranger is not served here (certprov.customers)"));
+        assert_eq!(rig.sim.calls(Route::Claim, &stranger), 0);
+        assert_eq!(rig.sim.calls(Route::Get, &stranger), 0);
+        // a customer's own settings for a customer not served stop the worker at start
+        let mut config = rig.config.clone();
+        config.customers = vec![CUSTOMER.into()];
+        let error = certprov::build(&config, rig.store.clone()).err().unwrap().to_string();
+        assert_eq!(error, "certprov.customer.C0other2 is configured but C0other2 is not in certprov.customers");
     }
 
     async fn finished_processes_are_purged_after_the_retention(db: TestDb) {

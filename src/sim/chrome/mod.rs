@@ -81,6 +81,10 @@ pub struct NewProcess {
     /// Already claimed by this `callerInstanceId`, which has also asked the device to sign
     /// (bytes of its own): a process someone else is driving.
     pub driven_by: Option<String>,
+    /// The customer (default [`CUSTOMER`]).
+    pub customer: String,
+    /// The topic its notification goes to (default [`TOPIC`]).
+    pub topic: String,
 }
 
 impl Default for NewProcess {
@@ -95,6 +99,8 @@ impl Default for NewProcess {
             copies: 1,
             sign_delay: std::time::Duration::ZERO,
             driven_by: None,
+            customer: CUSTOMER.into(),
+            topic: TOPIC.into(),
         }
     }
 }
@@ -363,7 +369,10 @@ impl ChromeSim {
             state.next,
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let name = format!("customers/{CUSTOMER}/certificateProvisioningProcesses/{id}");
+        let name = format!(
+            "customers/{}/certificateProvisioningProcesses/{id}",
+            new.customer
+        );
         let device = ChromeOsDevice {
             device_directory_api_id: Some(format!("dir-{id}")),
             serial_number: Some(format!("SN{:06}", state.next)),
@@ -416,14 +425,14 @@ impl ChromeSim {
         );
         let event = ProcessCreated {
             process_id: id,
-            customer_id: CUSTOMER.into(),
+            customer_id: new.customer.clone(),
         };
         let data = if new.binary {
             event.to_protobuf()
         } else {
             event.to_json()
         };
-        let _ = state.pubsub.publish(TOPIC, &data, new.copies);
+        let _ = state.pubsub.publish(&new.topic, &data, new.copies);
         name
     }
 
@@ -520,6 +529,18 @@ impl ChromeSim {
     /// Messages on the worker's subscription not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         lock(&self.state).pubsub.unacknowledged(SUBSCRIPTION)
+    }
+
+    /// Creates `topic` and a `subscription` of it (a customer's own notifications).
+    pub fn add_subscription(&self, topic: &str, subscription: &str) {
+        let mut state = lock(&self.state);
+        state.pubsub.create_topic(topic);
+        let _ = state.pubsub.create_subscription(subscription, topic, 10);
+    }
+
+    /// Messages on `subscription` not yet acknowledged.
+    pub fn unacknowledged_on(&self, subscription: &str) -> usize {
+        lock(&self.state).pubsub.unacknowledged(subscription)
     }
 
     /// Makes outstanding deliveries deliverable again now (their holder "crashed").
