@@ -715,6 +715,7 @@ impl Adapter {
             lifetime,
         };
         let request = IssueRequest {
+            process: &p.name,
             key: &signed.key,
             rendered: &rendered,
             csr_pem: &signed.csr_pem,

@@ -17,6 +17,8 @@ use crate::pki::signer::Signer;
 
 /// What the CA is asked to certify.
 pub struct IssueRequest<'a> {
+    /// The process's name (CAs that deduplicate requests key them by it).
+    pub process: &'a str,
     /// The device key.
     pub key: &'a DeviceKey,
     /// What the certificate says (from the profile).

@@ -193,6 +193,10 @@ pub struct ProfileConfig {
     pub extended_key_usages: Vec<String>,
 }
 
+fn default_cas_base_url() -> String {
+    "https://privateca.googleapis.com/".into()
+}
+
 fn default_validity_days() -> u32 {
     365
 }
@@ -236,6 +240,15 @@ pub enum CaConnectionConfig {
         /// Extra CA (PEM) trusted for the CA's TLS certificate.
         #[serde(default)]
         root_certificate: Option<PathBuf>,
+    },
+    /// A CA pool of Google Cloud Certificate Authority Service, reached with
+    /// `certprov.auth`'s service account (it needs `privateca.certificates.create` and `.get`).
+    GoogleCas {
+        /// `projects/{project}/locations/{location}/caPools/{pool}`.
+        pool: String,
+        /// Base URL of the API.
+        #[serde(default = "default_cas_base_url")]
+        base_url: String,
     },
     /// An EST server (RFC 7030, the enrollment protocol of most enterprise CAs):
     /// `POST {url}/simpleenroll`.

@@ -5,6 +5,7 @@
 pub mod adapter;
 pub mod auth;
 pub mod ca;
+pub mod cas;
 pub mod chrome;
 pub mod config;
 pub mod est;
@@ -141,7 +142,7 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         for (name, ca) in scope_cas {
             cas.insert(
                 key(name),
-                build_ca(&setting("ca_connections", name), ca, timeout)?,
+                build_ca(&setting("ca_connections", name), ca, timeout, &google)?,
             );
         }
     }
@@ -267,8 +268,13 @@ fn build_ca(
     name: &str,
     ca: &CaConnectionConfig,
     timeout: Duration,
+    google: &Arc<dyn TokenSource>,
 ) -> anyhow::Result<Arc<dyn CertificateAuthority>> {
     Ok(match ca {
+        CaConnectionConfig::GoogleCas { pool, base_url } => Arc::new(
+            cas::GoogleCas::new(base_url, pool, google.clone(), timeout)
+                .with_context(|| name.to_owned())?,
+        ),
         CaConnectionConfig::Builtin {
             certificate,
             private_key,

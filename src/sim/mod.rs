@@ -1,6 +1,7 @@
 //! Simulators of the services Brevet talks to but cannot reach from a test machine, built to the
 //! spec including its errors. Used by the integration tests and, later, by `brevet sim`.
 
+pub mod cas;
 pub mod chrome;
 pub mod est;
 pub mod google;

@@ -556,12 +556,13 @@ both_stores! {
         let mut sim = Server::spawn_args(brevet(&db.dir), &["sim", "chrome", "--dir", &sim_dir_arg, "--processes", "4", "--timeout-secs", "90", "--sign-delay-ms", "2000"]);
         let ready = sim.wait_for_log(|line| line["worker_config"].is_string());
         let config = ready["worker_config"].as_str().unwrap().to_owned();
-        let worker = |db: &TestDb| {
+        // two pods of one deployment: different host names, one callerInstanceId from the store
+        let worker = |db: &TestDb, pod: &str| {
             let mut command = brevet(&db.dir);
-            command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose());
+            command.arg("--config").arg(&config).env("BREVET_DATABASE_URL", db.url.expose()).env("HOSTNAME", pod);
             Server::spawn(command, "worker")
         };
-        let mut first = worker(&db);
+        let mut first = worker(&db, "worker-7f9c-a");
         for _ in 0..4 {
             first.wait_for_log(|line| line["message"] == "proof of possession requested from the device");
         }
@@ -571,7 +572,7 @@ both_stores! {
         assert_eq!(waiting.len(), 4, "all four were waiting for their devices when the worker died");
         // the replacement waits out a lease the dead worker may still hold (10 s in the simulator's
         // configuration), then finishes every process from the store
-        let _second = worker(&db);
+        let _second = worker(&db, "worker-7f9c-b");
         let (code, out) = sim.wait_exit(std::time::Duration::from_secs(120));
         // the simulator's "ok" includes: imported, chained to the CA, and signData exactly once
         assert_eq!(code, Some(0), "{out:?}");
@@ -1042,6 +1043,30 @@ both_stores! {
         config.customers = vec![CUSTOMER.into()];
         let error = certprov::build(&config, rig.store.clone()).err().unwrap().to_string();
         assert_eq!(error, "certprov.customer.C0other2 is configured but C0other2 is not in certprov.customers");
+    }
+
+    async fn google_cas_issues_once_per_process(db: TestDb) {
+        use brevet::sim::cas::FakeCas;
+        let mut rig = rig(&db).await;
+        let cas = FakeCas::start().await.unwrap();
+        rig.config.ca_connections.insert("cas_pool".into(), CaConnectionConfig::GoogleCas {
+            pool: "projects/agency/locations/europe-west1/caPools/devices".into(),
+            base_url: cas.base_url(),
+        });
+        let user = rig.sim.create_process(&NewProcess { key: KeyType::Rsa, user: true, ca_reference: "cas_pool".into(), profile_reference: "user_profile".into(), ..NewProcess::default() });
+        let device = rig.sim.create_process(&NewProcess { ca_reference: "cas_pool".into(), ..NewProcess::default() });
+        // the first certificate is issued, but the answer is lost on the way back
+        cas.lose_answers(1);
+        let mut worker = rig.worker("adapter-a");
+        rig.drive(&mut worker).await;
+        for name in [&user, &device] {
+            assert_eq!(rig.sim.verdict(name), Verdict::Imported, "{name}");
+            chain::signed_by(&rig.issued(name), cas.ca_certificate()).unwrap();
+        }
+        assert_eq!(rig.issued(&user).tbs_certificate.subject.to_string(), "CN=user1@example.com");
+        // asked three times, issued twice: the repeat found the first certificate (409, read back)
+        assert_eq!((cas.creates(), cas.issued()), (3, 2));
+        assert_eq!(rig.sim.tokens_granted(), 3, "Chrome, Pub/Sub and cloud-platform, one each");
     }
 
     async fn finished_processes_are_purged_after_the_retention(db: TestDb) {

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{lock, now, Behaviour, Route, SimProcess, State, Verdict, CUSTOMER, INVALID_SIGNATURE};
+use crate::certprov::cas::CLOUD_PLATFORM_SCOPE;
 use crate::certprov::config::{CHROME_SCOPE, PUBSUB_SCOPE};
 use crate::certprov::wire::{
     Bytes, ClaimRequest, SetFailureRequest, SignDataRequest, SignatureAlgorithm,
@@ -187,7 +188,7 @@ async fn grant_token(
         .unwrap_or_default();
     if !scope
         .split(' ')
-        .any(|s| s == CHROME_SCOPE || s == PUBSUB_SCOPE)
+        .any(|s| s == CHROME_SCOPE || s == PUBSUB_SCOPE || s == CLOUD_PLATFORM_SCOPE)
     {
         return refuse("Invalid scope");
     }
