@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::certprov::wire::{
     Bytes, CaConnection, ChromeOsDevice, ChromeOsUserSession, GenericProfile, Process,
-    ProcessCreated, SignatureAlgorithm,
+    SignatureAlgorithm,
 };
 use pubsub::PubSub;
 
@@ -423,14 +423,16 @@ impl ChromeSim {
                 verdict: Verdict::Pending,
             },
         );
-        let event = ProcessCreated {
-            process_id: id,
-            customer_id: new.customer.clone(),
-        };
+        // Encoded here, from the spec (§6.1), not with the adapter's own encoder.
         let data = if new.binary {
-            event.to_protobuf()
+            notification_protobuf(&id, &new.customer)
         } else {
-            event.to_json()
+            serde_json::json!({
+                "certificateProvisioningProcessId": id,
+                "customerId": new.customer,
+            })
+            .to_string()
+            .into_bytes()
         };
         let _ = state.pubsub.publish(&new.topic, &data, new.copies);
         name
@@ -555,6 +557,23 @@ impl Drop for ChromeSim {
             let _ = stop.send(());
         }
     }
+}
+
+/// `CertificateProvisioningProcessCreatedEvent` as protobuf: field 1 (process id) and field 2
+/// (customer id), both length-delimited strings.
+fn notification_protobuf(process_id: &str, customer_id: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (field, value) in [(1u8, process_id), (2u8, customer_id)] {
+        out.push((field << 3) | 2);
+        let mut length = value.len();
+        while length >= 0x80 {
+            out.push((length as u8 & 0x7f) | 0x80);
+            length >>= 7;
+        }
+        out.push(length as u8);
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
