@@ -210,11 +210,11 @@ both_stores! {
             let resource = rig.sim.resource(name).unwrap();
             let certificate = rig.issued(name);
             // byte-identical key, as the client demands
-            assert_eq!(spki(&certificate), resource.subject_public_key_info.unwrap().0);
+            assert_eq!(spki(&certificate), resource.subject_public_key_info);
             let stored = rig.store.get_cert_process(name).await.unwrap().unwrap();
             assert_eq!(stored.certificate_serial.unwrap(), certs::serial_hex(&certificate));
             // what the device signed and its signature make a valid PKCS#10 request
-            let signed = resource.sign_data.unwrap().0;
+            let signed = resource.sign_data.unwrap();
             assert_eq!(stored.sign_data.unwrap(), signed);
             let request = x509_cert::request::CertReq {
                 info: x509_cert::der::Decode::from_der(&signed).unwrap(),
@@ -806,7 +806,7 @@ both_stores! {
         assert_eq!(rig.sim.verdict(&name), Verdict::Imported);
         let certificate = rig.issued(&name);
         assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=SN000001,O=Brevet Test");
-        let signed: x509_cert::request::CertReqInfo = x509_cert::der::Decode::from_der(&rig.sim.resource(&name).unwrap().sign_data.unwrap().0).unwrap();
+        let signed: x509_cert::request::CertReqInfo = x509_cert::der::Decode::from_der(&rig.sim.resource(&name).unwrap().sign_data.unwrap()).unwrap();
         assert_eq!(signed.subject, certificate.tbs_certificate.subject);
         assert!(certs::raw_extension_value(&certificate, x509_cert::der::oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME).is_none(), "no SAN the device did not sign");
     }
@@ -868,7 +868,7 @@ both_stores! {
         let answer = chrome.get_operation(&name, &operation).await.unwrap();
         assert!(!answer.done);
         let started = answer.metadata.unwrap()["startTime"].as_str().unwrap().to_owned();
-        let created = rig.sim.resource(&name).unwrap().start_time.unwrap();
+        let created = rig.sim.resource(&name).unwrap().start_time;
         assert!(started > created, "the operation started at signData ({started}), after the process ({created})");
     }
 

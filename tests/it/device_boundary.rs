@@ -1,20 +1,33 @@
-//! The simulator's Android device must not agree with the server by sharing its code: the files
-//! under src/sim/wallet/android may name nothing of the crate but `crate::protocol` (wire types
-//! and constants) and their own modules.
+//! The simulators' outside parties must not agree with Brevet by sharing its code: the files
+//! under src/sim/wallet/android (the Android device) may name nothing of the crate but
+//! `crate::protocol` (wire types and constants) and their own modules; the files under
+//! src/sim/chrome (Google's Chrome Management API, Pub/Sub and the ChromeOS client) nothing of
+//! the adapter (`crate::certprov`), only PEM reading and the simulators' serving loop.
 
 use std::path::Path;
 
 const ALLOWED: [&str; 1] = ["crate::protocol"];
 
+/// What the Chrome simulator may use of the crate.
+const CHROME_ALLOWED: [&str; 2] = [
+    "crate::pki::certs::from_pem",
+    "crate::sim::serve_until_stopped",
+];
+
 /// The lines of `text` that reach outside the device side.
 fn offences(text: &str) -> Vec<String> {
+    offences_beyond(text, &ALLOWED)
+}
+
+/// The lines of `text` naming anything of the crate but `allowed`.
+fn offences_beyond(text: &str, allowed: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let code = line.split("//").next().unwrap_or_default();
         let mut rest = code;
         let mut bad = code.contains("super::super") || code.contains("brevet::");
         while let Some(at) = rest.find("crate::") {
-            bad |= !ALLOWED
+            bad |= !allowed
                 .iter()
                 .any(|allowed| rest[at..].starts_with(allowed));
             rest = &rest[at + "crate::".len()..];
@@ -24,6 +37,31 @@ fn offences(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+#[test]
+fn the_chrome_simulator_uses_none_of_the_adapter() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/chrome");
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        all.extend(
+            offences_beyond(&text, &CHROME_ALLOWED)
+                .into_iter()
+                .map(|o| format!("{}:{o}", path.display())),
+        );
+    }
+    assert!(
+        all.is_empty(),
+        "the Chrome simulator reaches into Brevet:\n{}",
+        all.join("\n")
+    );
+    assert_eq!(
+        offences_beyond("use crate::certprov::wire::Process;", &CHROME_ALLOWED).len(),
+        1,
+        "the scan sees the adapter's wire types"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! certificate as ChromeOS does (one certificate, its own key). It misbehaves on demand.
 
 pub mod pubsub;
+mod resource;
 mod routes;
 
 use std::collections::HashMap;
@@ -15,11 +16,8 @@ use rsa::pkcs8::EncodePrivateKey;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::certprov::wire::{
-    Bytes, CaConnection, ChromeOsDevice, ChromeOsUserSession, GenericProfile, Process,
-    SignatureAlgorithm,
-};
 use pubsub::PubSub;
+pub use resource::{Resource, Subject};
 
 /// The topic and subscription the simulator creates at start.
 pub const TOPIC: &str = "projects/brevet-sim/topics/cert-provisioning";
@@ -130,10 +128,10 @@ impl DeviceKey {
         der.map(|d| d.as_bytes().to_vec()).unwrap_or_default()
     }
 
-    fn algorithm(&self) -> SignatureAlgorithm {
+    fn algorithm(&self) -> &'static str {
         match self {
-            Self::Rsa(_) => SignatureAlgorithm::RsaPkcs1V15Sha256,
-            Self::Ec(_) => SignatureAlgorithm::EcdsaSha256,
+            Self::Rsa(_) => resource::RSA_PKCS1_V1_5_SHA256,
+            Self::Ec(_) => resource::ECDSA_SHA256,
         }
     }
 
@@ -191,7 +189,7 @@ pub enum Verdict {
 }
 
 struct SimProcess {
-    resource: Process,
+    resource: Resource,
     key: DeviceKey,
     behaviour: Behaviour,
     claimed_by: Option<String>,
@@ -373,39 +371,40 @@ impl ChromeSim {
             "customers/{}/certificateProvisioningProcesses/{id}",
             new.customer
         );
-        let device = ChromeOsDevice {
-            device_directory_api_id: Some(format!("dir-{id}")),
-            serial_number: Some(format!("SN{:06}", state.next)),
-        };
-        let mut resource = Process {
-            name: name.clone(),
-            provisioning_profile_id: Some(uuid::Uuid::new_v4().to_string()),
-            subject_public_key_info: Some(Bytes(key.spki())),
-            start_time: Some(now()),
-            generic_ca_connection: Some(CaConnection {
-                ca_connection_adapter_config_reference: new.ca_reference.clone(),
-            }),
-            generic_profile: Some(GenericProfile {
-                profile_adapter_config_reference: new.profile_reference.clone(),
-            }),
-            ..Process::default()
-        };
-        if new.user {
-            resource.chrome_os_user_session = Some(ChromeOsUserSession {
-                user_directory_api_id: Some(format!("user-{id}")),
-                user_primary_email: Some(format!("user{}@example.com", state.next)),
-                chrome_os_device: Some(device),
-            });
+        let device = (format!("dir-{id}"), format!("SN{:06}", state.next));
+        let subject = if new.user {
+            Subject::User {
+                directory_id: format!("user-{id}"),
+                email: format!("user{}@example.com", state.next),
+                device,
+            }
         } else {
-            resource.chrome_os_device = Some(device);
-        }
+            Subject::Device {
+                directory_id: device.0,
+                serial: device.1,
+            }
+        };
+        let mut resource = Resource {
+            name: name.clone(),
+            provisioning_profile_id: uuid::Uuid::new_v4().to_string(),
+            subject_public_key_info: key.spki(),
+            start_time: now(),
+            sign_data: None,
+            signature_algorithm: None,
+            signature: None,
+            issued_certificate: None,
+            failure_message: None,
+            ca_reference: new.ca_reference.clone(),
+            profile_reference: new.profile_reference.clone(),
+            subject,
+        };
         let mut claimed_by =
             (new.behaviour == Behaviour::ClaimTaken).then(|| "another-adapter".to_owned());
         let mut sign_requests = 0;
         if let Some(other) = &new.driven_by {
             claimed_by = Some(other.clone());
             sign_requests = 1;
-            resource.sign_data = Some(Bytes(b"what another adapter asked for".to_vec()));
+            resource.sign_data = Some(b"what another adapter asked for".to_vec());
             resource.signature_algorithm = Some(key.algorithm());
         }
         state.processes.insert(
@@ -452,7 +451,7 @@ impl ChromeSim {
     }
 
     /// The process resource as `get` shows it.
-    pub fn resource(&self, name: &str) -> Option<Process> {
+    pub fn resource(&self, name: &str) -> Option<Resource> {
         lock(&self.state)
             .processes
             .get(name)

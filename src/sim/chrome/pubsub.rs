@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::certprov::wire::{Bytes, PubsubMessage, ReceivedMessage};
+use base64::Engine;
+use serde_json::{json, Value};
 
 struct Pending {
     message_id: String,
@@ -99,8 +100,9 @@ impl PubSub {
             .ok_or((404, format!("Subscription not found: {name}")))
     }
 
-    /// `:pull`: up to `max` deliverable messages, each hidden for the ack deadline.
-    pub fn pull(&mut self, name: &str, max: usize) -> Result<Vec<ReceivedMessage>, Refusal> {
+    /// `:pull`: up to `max` deliverable messages (`ReceivedMessage` JSON), each hidden for the
+    /// ack deadline.
+    pub fn pull(&mut self, name: &str, max: usize) -> Result<Vec<Value>, Refusal> {
         if max == 0 {
             return Err((400, "maxMessages must be positive".into()));
         }
@@ -121,18 +123,14 @@ impl PubSub {
             pending.hidden_until = Some(now + deadline);
             pending.ack_id = Some(ack_id.clone());
             pending.deliveries += 1;
-            out.push(ReceivedMessage {
-                ack_id,
-                message: PubsubMessage {
-                    data: Some(Bytes(pending.data.clone())),
-                    message_id: Some(pending.message_id.clone()),
-                    publish_time: Some(
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    ),
-                    ..PubsubMessage::default()
+            out.push(json!({
+                "ackId": ack_id,
+                "message": {
+                    "data": base64::engine::general_purpose::STANDARD.encode(&pending.data),
+                    "messageId": pending.message_id,
+                    "publishTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 },
-                delivery_attempt: None,
-            });
+            }));
         }
         Ok(out)
     }

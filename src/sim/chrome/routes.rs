@@ -19,12 +19,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{lock, now, Behaviour, Route, SimProcess, State, Verdict, CUSTOMER, INVALID_SIGNATURE};
-use crate::certprov::cas::CLOUD_PLATFORM_SCOPE;
-use crate::certprov::config::{CHROME_SCOPE, PUBSUB_SCOPE};
-use crate::certprov::wire::{
-    Bytes, ClaimRequest, SetFailureRequest, SignDataRequest, SignatureAlgorithm,
-    UploadCertificateRequest,
-};
+
+/// The OAuth scopes the fake grants (spec §8, §6.2; Cloud CA Service's), written out here
+/// rather than taken from the adapter.
+const SCOPES: [&str; 3] = [
+    "https://www.googleapis.com/auth/chrome.management.certprov.provisioningprocess",
+    "https://www.googleapis.com/auth/pubsub",
+    "https://www.googleapis.com/auth/cloud-platform",
+];
+use super::resource::{self, fields};
 
 #[derive(Clone)]
 pub(super) struct Shared {
@@ -120,6 +123,19 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     })
 }
 
+/// The `N` string fields of a request body (empty when absent), or Google's 400.
+fn request_fields<'a, const N: usize>(
+    body: &'a Value,
+    required: &[&str; N],
+    optional: &[&str],
+) -> Result<[&'a str; N], Response> {
+    let values = fields(body, required, optional)
+        .map_err(|message| error(400, "INVALID_ARGUMENT", message))?;
+    values
+        .try_into()
+        .map_err(|_| error(500, "INTERNAL", "field count"))
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)?
@@ -186,10 +202,7 @@ async fn grant_token(
         .get("scope")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if !scope
-        .split(' ')
-        .any(|s| s == CHROME_SCOPE || s == PUBSUB_SCOPE || s == CLOUD_PLATFORM_SCOPE)
-    {
+    if !scope.split(' ').any(|s| SCOPES.contains(&s)) {
         return refuse("Invalid scope");
     }
     let token = format!("ya29.sim-{}", uuid::Uuid::new_v4().simple());
@@ -241,22 +254,22 @@ fn observe(p: &mut SimProcess) {
     };
     let signature = match p.behaviour {
         Behaviour::NeverSigns | Behaviour::SigningError => return,
-        Behaviour::Honest | Behaviour::ClaimTaken => p.key.sign(&asked.0, false),
-        Behaviour::RawEcdsa => p.key.sign(&asked.0, true),
+        Behaviour::Honest | Behaviour::ClaimTaken => p.key.sign(&asked, false),
+        Behaviour::RawEcdsa => p.key.sign(&asked, true),
         Behaviour::SignsOtherData => p.key.sign(b"something else entirely", false),
         Behaviour::BadSignature => {
-            let mut signature = p.key.sign(&asked.0, false);
+            let mut signature = p.key.sign(&asked, false);
             let last = signature.len() - 1;
             signature[last] ^= 0x01;
             signature
         }
     };
-    if !p.key.verifies(&asked.0, &signature) {
+    if !p.key.verifies(&asked, &signature) {
         p.resource.failure_message = Some(INVALID_SIGNATURE.to_owned());
         p.verdict = Verdict::Failed(INVALID_SIGNATURE.to_owned());
         return;
     }
-    p.resource.signature = Some(Bytes(signature));
+    p.resource.signature = Some(signature);
 }
 
 async fn get_process(
@@ -277,7 +290,7 @@ async fn get_process(
     match state.processes.get_mut(&name) {
         Some(p) => {
             observe(p);
-            Json(p.resource.clone()).into_response()
+            Json(p.resource.to_json()).into_response()
         }
         None => error(
             404,
@@ -331,8 +344,10 @@ async fn process_verb(
 }
 
 fn claim(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
-    let request: ClaimRequest = parse(body)?;
-    if request.caller_instance_id.is_empty() {
+    let request: Value = parse(body)?;
+    let [caller] = request_fields(&request, &["callerInstanceId"], &[])?;
+    let caller = caller.to_owned();
+    if caller.is_empty() {
         return Err(error(
             400,
             "INVALID_ARGUMENT",
@@ -347,13 +362,13 @@ fn claim(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Re
         ));
     }
     match &p.claimed_by {
-        Some(owner) if *owner != request.caller_instance_id => Err(error(
+        Some(owner) if *owner != caller => Err(error(
             400,
             "FAILED_PRECONDITION",
             "The process was claimed by another instance.",
         )),
         _ => {
-            p.claimed_by = Some(request.caller_instance_id);
+            p.claimed_by = Some(caller);
             Ok(Json(json!({})).into_response())
         }
     }
@@ -379,18 +394,24 @@ fn claimed_and_open(p: &SimProcess, finished: bool) -> Result<(), Response> {
 }
 
 fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
-    let request: SignDataRequest = parse(body)?;
+    let request: Value = parse(body)?;
+    let [data, algorithm] = request_fields(&request, &["signData", "signatureAlgorithm"], &[])?;
+    let data = resource::bytes(data).ok_or_else(|| {
+        error(
+            400,
+            "INVALID_ARGUMENT",
+            "Invalid value at 'sign_data' (TYPE_BYTES)",
+        )
+    })?;
     claimed_and_open(p, finished)?;
-    if request.signature_algorithm == SignatureAlgorithm::Unspecified
-        || request.signature_algorithm != p.key.algorithm()
-    {
+    if algorithm != p.key.algorithm() {
         return Err(error(
             400,
             "INVALID_ARGUMENT",
             "signatureAlgorithm does not match the key.",
         ));
     }
-    if request.sign_data.0.is_empty() {
+    if data.is_empty() {
         return Err(error(400, "INVALID_ARGUMENT", "signData is required"));
     }
     p.sign_requests += 1;
@@ -405,10 +426,10 @@ fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response
             "signData was already called.",
         ));
     }
-    p.resource.sign_data = Some(request.sign_data);
+    p.resource.sign_data = Some(data);
     p.sign_started = Some(now());
     p.signs_at = Some(std::time::Instant::now() + p.sign_delay);
-    p.resource.signature_algorithm = Some(request.signature_algorithm);
+    p.resource.signature_algorithm = Some(p.key.algorithm());
     let operation = format!(
         "{}/operations/op-{}",
         p.resource.name,
@@ -427,7 +448,9 @@ fn sign_data(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response
 }
 
 fn upload(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
-    let request: UploadCertificateRequest = parse(body)?;
+    let request: Value = parse(body)?;
+    let [pem] = request_fields(&request, &["certificatePem"], &[])?;
+    let pem = pem.to_owned();
     if p.claimed_by.is_none() || p.resource.signature.is_none() || finished {
         return Err(error(
             400,
@@ -436,7 +459,7 @@ fn upload(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, R
         ));
     }
     // The ChromeOS client's import checks (spec §1).
-    let pem = &request.certificate_pem;
+    let pem = &pem;
     let reason = if pem.matches("-----BEGIN CERTIFICATE-----").count() != 1 {
         Some("Failed to parse a certificate")
     } else {
@@ -449,12 +472,7 @@ fn upload(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, R
                     .subject_public_key_info
                     .to_der()
                     .unwrap_or_default();
-                let expected = p
-                    .resource
-                    .subject_public_key_info
-                    .as_ref()
-                    .map(|b| b.0.clone());
-                (Some(spki) != expected)
+                (spki != p.resource.subject_public_key_info)
                     .then_some("Downloaded certificate does not match the expected key pair")
             }
         }
@@ -463,19 +481,21 @@ fn upload(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, R
         p.verdict = Verdict::Rejected(reason.to_owned());
         return Err(error(400, "INVALID_ARGUMENT", reason));
     }
-    p.resource.issued_certificate = Some(request.certificate_pem);
+    p.resource.issued_certificate = Some(pem.clone());
     p.verdict = Verdict::Imported;
     Ok(Json(json!({})).into_response())
 }
 
 fn set_failure(p: &mut SimProcess, body: &[u8], finished: bool) -> Result<Response, Response> {
-    let request: SetFailureRequest = parse(body)?;
-    if request.error_message.trim().is_empty() {
+    let request: Value = parse(body)?;
+    let [message] = request_fields(&request, &["errorMessage"], &[])?;
+    let message = message.to_owned();
+    if message.trim().is_empty() {
         return Err(error(400, "INVALID_ARGUMENT", "errorMessage is required"));
     }
     claimed_and_open(p, finished)?;
-    p.resource.failure_message = Some(request.error_message.clone());
-    p.verdict = Verdict::Failed(request.error_message);
+    p.resource.failure_message = Some(message.clone());
+    p.verdict = Verdict::Failed(message);
     Ok(Json(json!({})).into_response())
 }
 
@@ -524,7 +544,7 @@ async fn get_operation(
     } else if p.resource.signature.is_some() {
         json!({ "name": full, "metadata": metadata, "done": true, "response": {
             "@type": "type.googleapis.com/google.chrome.management.versions.v1.SignDataResponse",
-            "certificateProvisioningProcess": p.resource,
+            "certificateProvisioningProcess": p.resource.to_json(),
         } })
     } else {
         json!({ "name": full, "metadata": metadata, "done": false })
@@ -577,7 +597,7 @@ async fn topic_verb(
         let data = message
             .get("data")
             .and_then(Value::as_str)
-            .and_then(crate::certprov::wire::decode_base64)
+            .and_then(resource::bytes)
             .unwrap_or_default();
         match state.pubsub.publish(&name, &data, 1) {
             Ok(id) => ids.push(id),
