@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::pki::certs::{self, CertTemplate, SubjectKey};
-use crate::pki::signer::{Signer, SoftwareSigner};
+use super::fake_ca::{requested_extensions, FakeCa};
+use crate::pki::certs;
 
 #[derive(Default)]
 struct Shared {
@@ -34,8 +34,7 @@ struct Shared {
 
 #[derive(Clone)]
 struct Ctx {
-    ca_key: Arc<SoftwareSigner>,
-    ca_certificate: x509_cert::Certificate,
+    ca: FakeCa,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -52,24 +51,11 @@ impl FakeCas {
     pub async fn start() -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
-        let ca_key = SoftwareSigner::generate();
-        let ca_certificate = certs::issue_certificate(
-            &CertTemplate {
-                subject: "CN=Simulated CAS Pool CA".into(),
-                issuer: None,
-                serial: None,
-                not_before: SystemTime::now() - Duration::from_secs(60),
-                lifetime: Duration::from_secs(400 * 86_400),
-                public_key: ca_key.verifying_key().into(),
-                ca: true,
-                extensions: Vec::new(),
-            },
-            &ca_key,
-        )?;
+        let ca = FakeCa::new("CN=Simulated CAS Pool CA")?;
+        let ca_certificate = ca.certificate().clone();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let ctx = Ctx {
-            ca_key: Arc::new(ca_key),
-            ca_certificate: ca_certificate.clone(),
+            ca,
             shared: shared.clone(),
         };
         let pool = "/v1/projects/{project}/locations/{location}/caPools/{pool}/certificates";
@@ -207,29 +193,17 @@ async fn create(
         Ok(csr) => csr,
         Err(e) => return error(400, "INVALID_ARGUMENT", &format!("invalid CSR: {e}")),
     };
-    let mut extensions = Vec::new();
-    for attribute in csr.info.attributes.iter() {
-        if attribute.oid != x509_cert::der::oid::db::rfc5912::ID_EXTENSION_REQ {
-            continue;
-        }
-        for value in attribute.values.iter() {
-            if let Ok(request) = value.decode_as::<x509_cert::request::ExtensionReq>() {
-                extensions.extend(request.0);
-            }
-        }
-    }
-    let template = CertTemplate {
-        subject: csr.info.subject.to_string(),
-        issuer: Some(ctx.ca_certificate.tbs_certificate.subject.clone()),
-        serial: None,
-        not_before: SystemTime::now() - Duration::from_secs(60),
-        lifetime: Duration::from_secs(lifetime),
-        public_key: SubjectKey::Spki(csr.info.public_key.clone()),
-        ca: false,
-        extensions,
-    };
-    let Ok(pem) =
-        certs::issue_certificate(&template, ctx.ca_key.as_ref()).and_then(|c| certs::to_pem(&c))
+    let extensions = requested_extensions(&csr);
+    let Ok(pem) = ctx
+        .ca
+        .issue(
+            csr.info.subject.to_string(),
+            csr.info.public_key.clone(),
+            SystemTime::now() - Duration::from_secs(60),
+            Duration::from_secs(lifetime),
+            extensions,
+        )
+        .and_then(|c| certs::to_pem(&c))
     else {
         return error(500, "INTERNAL", "cannot issue");
     };
@@ -239,7 +213,7 @@ async fn create(
         shared.lose_answers -= 1;
         return error(503, "UNAVAILABLE", "The service is currently unavailable.");
     }
-    Json(view(&name, &pem, &ctx.ca_certificate)).into_response()
+    Json(view(&name, &pem, ctx.ca.certificate())).into_response()
 }
 
 async fn read(
@@ -257,7 +231,7 @@ async fn read(
     let name = format!("projects/{project}/locations/{location}/caPools/{pool}/certificates/{id}");
     let shared = ctx.shared.lock().unwrap_or_else(|p| p.into_inner());
     match shared.certificates.get(&name) {
-        Some(pem) => Json(view(&name, pem, &ctx.ca_certificate)).into_response(),
+        Some(pem) => Json(view(&name, pem, ctx.ca.certificate())).into_response(),
         None => error(
             404,
             "NOT_FOUND",

@@ -23,8 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use x509_cert::der::{Decode, Encode};
 
-use crate::pki::certs::{self, CertTemplate, SubjectKey};
-use crate::pki::signer::{Signer, SoftwareSigner};
+use super::fake_ca::{requested_extensions, FakeCa};
 
 /// The user the fake accepts.
 pub const USER: &str = "brevet";
@@ -42,8 +41,7 @@ struct Shared {
 
 #[derive(Clone)]
 struct Ctx {
-    ca_key: Arc<SoftwareSigner>,
-    ca_certificate: x509_cert::Certificate,
+    ca: FakeCa,
     shared: Arc<Mutex<Shared>>,
 }
 
@@ -60,24 +58,11 @@ impl FakeEst {
     pub async fn start() -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
-        let ca_key = SoftwareSigner::generate();
-        let ca_certificate = certs::issue_certificate(
-            &CertTemplate {
-                subject: "CN=Simulated EST CA".into(),
-                issuer: None,
-                serial: None,
-                not_before: SystemTime::now() - Duration::from_secs(60),
-                lifetime: Duration::from_secs(400 * 86_400),
-                public_key: ca_key.verifying_key().into(),
-                ca: true,
-                extensions: Vec::new(),
-            },
-            &ca_key,
-        )?;
+        let ca = FakeCa::new("CN=Simulated EST CA")?;
+        let ca_certificate = ca.certificate().clone();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let ctx = Ctx {
-            ca_key: Arc::new(ca_key),
-            ca_certificate: ca_certificate.clone(),
+            ca,
             shared: shared.clone(),
         };
         let app = Router::new()
@@ -203,28 +188,14 @@ async fn simpleenroll(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -
             &format!("the request's signature is invalid: {e}"),
         );
     }
-    let mut extensions = Vec::new();
-    for attribute in csr.info.attributes.iter() {
-        if attribute.oid != x509_cert::der::oid::db::rfc5912::ID_EXTENSION_REQ {
-            continue;
-        }
-        for value in attribute.values.iter() {
-            if let Ok(request) = value.decode_as::<x509_cert::request::ExtensionReq>() {
-                extensions.extend(request.0);
-            }
-        }
-    }
-    let template = CertTemplate {
-        subject: csr.info.subject.to_string(),
-        issuer: Some(ctx.ca_certificate.tbs_certificate.subject.clone()),
-        serial: None,
-        not_before: SystemTime::now() - Duration::from_secs(60),
-        lifetime: Duration::from_secs(90 * 86_400),
-        public_key: SubjectKey::Spki(csr.info.public_key.clone()),
-        ca: false,
+    let extensions = requested_extensions(&csr);
+    let Ok(issued) = ctx.ca.issue(
+        csr.info.subject.to_string(),
+        csr.info.public_key.clone(),
+        SystemTime::now() - Duration::from_secs(60),
+        Duration::from_secs(90 * 86_400),
         extensions,
-    };
-    let Ok(issued) = certs::issue_certificate(&template, ctx.ca_key.as_ref()) else {
+    ) else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot issue");
     };
     let Ok(message) = cms::content_info::ContentInfo::try_from(issued).and_then(|m| m.to_der())

@@ -4,6 +4,7 @@
 pub mod cas;
 pub mod chrome;
 pub mod est;
+pub mod fake_ca;
 pub mod google;
 pub mod pace;
 pub mod stepca;

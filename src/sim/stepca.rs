@@ -25,8 +25,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use super::fake_ca::{requested_extensions, FakeCa};
 use crate::certprov::pop::verify_csr_pem;
-use crate::pki::certs::{self, CertTemplate, SubjectKey};
+use crate::pki::certs;
 use crate::pki::signer::{Signer, SoftwareSigner};
 
 /// The provisioner key id the fake expects.
@@ -83,8 +84,7 @@ pub struct FakeStepCa {
 struct Ctx {
     url: String,
     provisioner_point: Vec<u8>,
-    ca_key: Arc<SoftwareSigner>,
-    ca_certificate: x509_cert::Certificate,
+    ca: FakeCa,
     shared: Arc<Mutex<Shared>>,
     provisioner: Provisioner,
 }
@@ -111,20 +111,8 @@ impl FakeStepCa {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
         let provisioner = SoftwareSigner::generate();
-        let ca_key = SoftwareSigner::generate();
-        let ca_certificate = certs::issue_certificate(
-            &CertTemplate {
-                subject: "CN=Simulated step-ca Intermediate".into(),
-                issuer: None,
-                serial: None,
-                not_before: SystemTime::now() - Duration::from_secs(60),
-                lifetime: Duration::from_secs(400 * 86_400),
-                public_key: ca_key.verifying_key().into(),
-                ca: true,
-                extensions: Vec::new(),
-            },
-            &ca_key,
-        )?;
+        let ca = FakeCa::new("CN=Simulated step-ca Intermediate")?;
+        let ca_certificate = ca.certificate().clone();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let ctx = Ctx {
             url: format!("http://{address}"),
@@ -134,8 +122,7 @@ impl FakeStepCa {
                 .to_encoded_point(false)
                 .as_bytes()
                 .to_vec(),
-            ca_key: Arc::new(ca_key),
-            ca_certificate: ca_certificate.clone(),
+            ca,
             shared: shared.clone(),
             provisioner: provisioner_setup,
         };
@@ -314,21 +301,17 @@ async fn sign(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
             Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e),
         },
     };
-    let template = CertTemplate {
+    let issued = match ctx.ca.issue(
         subject,
-        issuer: Some(ctx.ca_certificate.tbs_certificate.subject.clone()),
-        serial: None,
+        csr.info.public_key.clone(),
         not_before,
         lifetime,
-        public_key: SubjectKey::Spki(csr.info.public_key.clone()),
-        ca: false,
         extensions,
-    };
-    let issued = match certs::issue_certificate(&template, ctx.ca_key.as_ref()) {
+    ) {
         Ok(cert) => cert,
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let (Ok(crt), Ok(ca)) = (certs::to_pem(&issued), certs::to_pem(&ctx.ca_certificate)) else {
+    let (Ok(crt), Ok(ca)) = (certs::to_pem(&issued), certs::to_pem(ctx.ca.certificate())) else {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed");
     };
     ctx.shared.lock().unwrap_or_else(|p| p.into_inner()).issued += 1;
@@ -348,17 +331,7 @@ struct Requested {
 fn requested_names(csr: &x509_cert::request::CertReq) -> Requested {
     use x509_cert::der::oid::AssociatedOid;
     use x509_cert::ext::pkix::name::GeneralName;
-    let mut extensions = Vec::new();
-    for attribute in csr.info.attributes.iter() {
-        if attribute.oid != x509_cert::request::ExtensionReq::OID {
-            continue;
-        }
-        for value in attribute.values.iter() {
-            if let Ok(request) = value.decode_as::<x509_cert::request::ExtensionReq>() {
-                extensions.extend(request.0);
-            }
-        }
-    }
+    let extensions = requested_extensions(csr);
     let (mut dns, mut emails, mut uris) = (Vec::new(), Vec::new(), Vec::new());
     for extension in &extensions {
         if extension.extn_id != x509_cert::ext::pkix::SubjectAltName::OID {
