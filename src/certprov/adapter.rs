@@ -248,7 +248,9 @@ impl Adapter {
                     Some(certs::RevokedEntry {
                         serial: hex::decode(&r.serial).ok()?,
                         revoked_at: r.revoked_at.into(),
-                        reason: crl_reason(&r.reason),
+                        // Stored names were checked on revocation; anything else is unspecified.
+                        reason: crate::service::device_certs::crl_reason(&r.reason)
+                            .unwrap_or(x509_cert::ext::pkix::CrlReason::Unspecified),
                     })
                 })
                 .collect();
@@ -808,19 +810,6 @@ fn scoped<'a, T>(
     settings
         .get(&format!("{customer}:{reference}"))
         .or_else(|| settings.get(reference))
-}
-
-/// The CRLReason of a stored reason name (names as RFC 5280 spells them; unknown: unspecified).
-fn crl_reason(name: &str) -> x509_cert::ext::pkix::CrlReason {
-    use x509_cert::ext::pkix::CrlReason;
-    match name {
-        "keyCompromise" => CrlReason::KeyCompromise,
-        "affiliationChanged" => CrlReason::AffiliationChanged,
-        "superseded" => CrlReason::Superseded,
-        "cessationOfOperation" => CrlReason::CessationOfOperation,
-        "privilegeWithdrawn" => CrlReason::PrivilegeWithdrawn,
-        _ => CrlReason::Unspecified,
-    }
 }
 
 /// Whether Google holds `ours` as the process's certificate (compared as DER: Google may

@@ -36,6 +36,26 @@ pub struct Issued {
     pub serial: String,
 }
 
+impl Issued {
+    /// `certificate` as the adapter records it.
+    pub fn from_certificate(certificate: &Certificate) -> Result<Self, CaError> {
+        Ok(Self {
+            pem: certs::to_pem(certificate).map_err(|e| CaError::Refused(e.to_string()))?,
+            serial: certs::serial_hex(certificate),
+        })
+    }
+
+    /// The one certificate in the PEM a CA answered with.
+    pub fn from_pem(pem: &str) -> Result<Self, CaError> {
+        let certificate = certs::from_pem(pem).map_err(|e| {
+            CaError::Refused(format!(
+                "The certificate authority returned no valid certificate: {e}"
+            ))
+        })?;
+        Self::from_certificate(&certificate)
+    }
+}
+
 /// Why the CA did not issue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CaError {
@@ -201,10 +221,7 @@ impl BuiltinCa {
         };
         let certificate =
             certs::issue_certificate(&template, self.signer.as_ref()).map_err(|e| e.to_string())?;
-        Ok(Issued {
-            pem: certs::to_pem(&certificate).map_err(|e| e.to_string())?,
-            serial: certs::serial_hex(&certificate),
-        })
+        Issued::from_certificate(&certificate).map_err(|e| e.to_string())
     }
 }
 
@@ -384,14 +401,6 @@ impl CertificateAuthority for StepCa {
             .json()
             .await
             .map_err(|e| CaError::Unavailable(format!("step-ca answer unreadable: {e}")))?;
-        let certificate = certs::from_pem(&body.crt).map_err(|e| {
-            CaError::Refused(format!(
-                "The certificate authority returned no valid certificate: {e}"
-            ))
-        })?;
-        Ok(Issued {
-            pem: certs::to_pem(&certificate).map_err(|e| CaError::Refused(e.to_string()))?,
-            serial: certs::serial_hex(&certificate),
-        })
+        Issued::from_pem(&body.crt)
     }
 }

@@ -16,7 +16,6 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{AuthError, TokenSource};
 use super::ca::{CaError, CertificateAuthority, IssueRequest, Issued};
-use crate::pki::certs;
 
 /// The OAuth scope of the Certificate Authority Service API.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -157,14 +156,6 @@ impl CertificateAuthority for GoogleCas {
             .json()
             .await
             .map_err(|e| CaError::Unavailable(format!("CA Service answer unreadable: {e}")))?;
-        let certificate = certs::from_pem(&body.pem_certificate).map_err(|e| {
-            CaError::Refused(format!(
-                "The certificate authority returned no valid certificate: {e}"
-            ))
-        })?;
-        Ok(Issued {
-            pem: certs::to_pem(&certificate).map_err(|e| CaError::Refused(e.to_string()))?,
-            serial: certs::serial_hex(&certificate),
-        })
+        Issued::from_pem(&body.pem_certificate)
     }
 }

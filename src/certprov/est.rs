@@ -13,7 +13,6 @@ use secrecy::{ExposeSecret, SecretString};
 use x509_cert::der::{Decode, DecodePem, Encode};
 
 use super::ca::{CaError, CertificateAuthority, IssueRequest, Issued};
-use crate::pki::certs;
 
 /// An EST server.
 pub struct Est {
@@ -97,11 +96,7 @@ impl CertificateAuthority for Est {
             .bytes()
             .await
             .map_err(|e| CaError::Unavailable(format!("EST answer unreadable: {e}")))?;
-        let certificate = certificate_for(&body, &request.key.der)?;
-        Ok(Issued {
-            pem: certs::to_pem(&certificate).map_err(|e| CaError::Refused(e.to_string()))?,
-            serial: certs::serial_hex(&certificate),
-        })
+        Issued::from_certificate(&certificate_for(&body, &request.key.der)?)
     }
 }
 

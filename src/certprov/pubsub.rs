@@ -301,7 +301,6 @@ impl Intake {
             .modify_ack_deadline(&hold, self.ack_deadline)
             .await?;
         self.upkeep().await?;
-        self.subscription.metrics.set_held(self.held.len());
         Ok(count)
     }
 

@@ -1,20 +1,30 @@
 //! Revoking a certificate a built-in device CA issued: recorded with its reason and audited in
 //! one transaction; the worker's next CRL lists it.
 
+use x509_cert::ext::pkix::CrlReason;
+
 use crate::certprov::wire::Process;
 use crate::clock::Clock;
 use crate::store::revocations::{self, Revocation};
 use crate::store::{audit, cert_processes, Provenance, Store, StoreError};
 
-/// The reasons staff may give (RFC 5280 CRLReason names).
-pub const REASONS: [&str; 6] = [
-    "unspecified",
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
+/// The reasons staff may give (RFC 5280 CRLReason names) and the codes the CRL carries.
+pub const REASONS: [(&str, CrlReason); 6] = [
+    ("unspecified", CrlReason::Unspecified),
+    ("keyCompromise", CrlReason::KeyCompromise),
+    ("affiliationChanged", CrlReason::AffiliationChanged),
+    ("superseded", CrlReason::Superseded),
+    ("cessationOfOperation", CrlReason::CessationOfOperation),
+    ("privilegeWithdrawn", CrlReason::PrivilegeWithdrawn),
 ];
+
+/// The CRLReason of a reason name, if staff may give it.
+pub fn crl_reason(name: &str) -> Option<CrlReason> {
+    REASONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, code)| *code)
+}
 
 /// Why a certificate cannot be revoked here.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{query, Exec};
+use super::sql::{query, Exec, Row};
 use super::StoreError;
 
 /// One revoked certificate.
@@ -28,6 +28,15 @@ pub struct StoredCrl {
     pub this_update: DateTime<Utc>,
     /// Its nextUpdate.
     pub next_update: DateTime<Utc>,
+}
+
+fn read(row: &Row) -> Result<Revocation, StoreError> {
+    Ok(Revocation {
+        ca_connection: row.text("ca_connection")?,
+        serial: row.text("serial")?,
+        reason: row.text("reason")?,
+        revoked_at: row.time("revoked_at")?,
+    })
 }
 
 /// Records `revocation` unless that serial is already revoked; returns the one that stands and
@@ -59,13 +68,7 @@ pub async fn revoke(
         )
         .await?
         .ok_or_else(|| StoreError::Corrupt("a revocation vanished".into()))?;
-    let standing = Revocation {
-        ca_connection: row.text("ca_connection")?,
-        serial: row.text("serial")?,
-        reason: row.text("reason")?,
-        revoked_at: row.time("revoked_at")?,
-    };
-    Ok((standing, inserted == 1))
+    Ok((read(&row)?, inserted == 1))
 }
 
 /// Every revocation of `ca_connection`, oldest first.
@@ -79,16 +82,7 @@ pub async fn list(ex: &mut impl Exec, ca_connection: &str) -> Result<Vec<Revocat
             .bind(ca_connection),
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Revocation {
-                ca_connection: row.text("ca_connection")?,
-                serial: row.text("serial")?,
-                reason: row.text("reason")?,
-                revoked_at: row.time("revoked_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(read).collect()
 }
 
 /// Replaces `ca_connection`'s published CRL.

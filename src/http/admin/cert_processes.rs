@@ -150,10 +150,10 @@ pub async fn revoke_device_certificate(
         ));
     }
     let reason = body.reason.as_deref().unwrap_or("unspecified");
-    if !device_certs::REASONS.contains(&reason) {
+    if device_certs::crl_reason(reason).is_none() {
         return Err(AdminError::BadRequest(format!(
             "reason {reason:?} is not one of {}",
-            device_certs::REASONS.join(", ")
+            device_certs::REASONS.map(|(name, _)| name).join(", ")
         )));
     }
     let actor = principal.actor();
