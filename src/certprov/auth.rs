@@ -35,6 +35,42 @@ pub trait TokenSource: Send + Sync {
     async fn refused(&self, _scope: &str, _token: &SecretString) {}
 }
 
+/// Sends the request `build` makes with a bearer token for `scope` from `tokens` (none when they
+/// give none). A 401 means the cached token was revoked or expired early: it is dropped and the
+/// request sent once more with a fresh one. `refused` hears of every token Google would not grant
+/// or would not take.
+pub async fn send_with_token(
+    tokens: &dyn TokenSource,
+    scope: &str,
+    build: impl Fn() -> reqwest::RequestBuilder,
+    refused: impl Fn(),
+) -> Result<Result<reqwest::Response, reqwest::Error>, AuthError> {
+    let mut retried = false;
+    loop {
+        let token = tokens.token(scope).await.inspect_err(|e| {
+            if matches!(e, AuthError::Refused(_)) {
+                refused();
+            }
+        })?;
+        let mut request = build();
+        if let Some(token) = &token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Ok(Err(e)),
+        };
+        match token {
+            Some(token) if response.status() == 401 && !retried => {
+                refused();
+                tokens.refused(scope, &token).await;
+                retried = true;
+            }
+            _ => return Ok(Ok(response)),
+        }
+    }
+}
+
 /// No credentials (the Pub/Sub emulator).
 pub struct Anonymous;
 

@@ -8,9 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use secrecy::ExposeSecret;
-
-use super::auth::{AuthError, TokenSource};
+use super::auth::{send_with_token, AuthError, TokenSource};
 use super::config::CHROME_SCOPE;
 use super::metrics::AdapterMetrics;
 use super::wire::{
@@ -196,39 +194,27 @@ impl ChromeClient {
             .base
             .join(&format!("v1/{path}"))
             .map_err(|e| ApiError::Transient(format!("bad URL for {path}: {e}")))?;
-        // A 401 means the cached token was revoked or expired early: one more try with a new one.
-        let mut retried = false;
-        let response = loop {
-            let token = match self.tokens.token(CHROME_SCOPE).await {
-                Ok(token) => token,
-                Err(AuthError::Unavailable(e)) => return Err(ApiError::Transient(e)),
-                Err(AuthError::Refused(e)) => {
-                    self.metrics.token_failed();
-                    return Err(ApiError::Refused {
-                        http: 401,
-                        status: "UNAUTHENTICATED".into(),
-                        message: e,
-                    });
-                }
-            };
-            let mut request = self.http.request(method.clone(), url.clone());
-            if let Some(token) = &token {
-                request = request.bearer_auth(token.expose_secret());
+        let build = || {
+            let request = self.http.request(method.clone(), url.clone());
+            match body {
+                Some(body) => request.json(body),
+                None => request,
             }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
-            match token {
-                Some(token) if response.status() == 401 && !retried => {
-                    self.metrics.token_failed();
-                    self.tokens.refused(CHROME_SCOPE, &token).await;
-                    retried = true;
-                }
-                _ => break response,
+        };
+        let sent = send_with_token(self.tokens.as_ref(), CHROME_SCOPE, build, || {
+            self.metrics.token_failed()
+        })
+        .await;
+        let response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(ApiError::Transient(e.without_url().to_string())),
+            Err(AuthError::Unavailable(e)) => return Err(ApiError::Transient(e)),
+            Err(AuthError::Refused(e)) => {
+                return Err(ApiError::Refused {
+                    http: 401,
+                    status: "UNAUTHENTICATED".into(),
+                    message: e,
+                })
             }
         };
         let status = response.status();

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use secrecy::ExposeSecret;
-
-use super::auth::{AuthError, TokenSource};
+use super::auth::{send_with_token, AuthError, TokenSource};
 use super::config::PUBSUB_SCOPE;
 use super::metrics::AdapterMetrics;
 use super::wire::{ProcessCreated, PubsubMessage, PullResponse, ReceivedMessage};
@@ -130,31 +128,16 @@ impl Subscription {
             verb: verb.to_owned(),
             source: e.without_url(),
         };
-        // A 401 means the cached token was revoked or expired early: one more try with a new one.
-        let mut retried = false;
-        let response = loop {
-            let mut request = self
-                .http
+        let build = || {
+            self.http
                 .post(format!("{}v1/{}:{verb}", self.base, self.name))
-                .json(&body);
-            let token = self.tokens.token(PUBSUB_SCOPE).await.inspect_err(|e| {
-                if matches!(e, AuthError::Refused(_)) {
-                    self.metrics.token_failed();
-                }
-            })?;
-            if let Some(token) = &token {
-                request = request.bearer_auth(token.expose_secret());
-            }
-            let response = request.send().await.map_err(http)?;
-            match token {
-                Some(token) if response.status() == 401 && !retried => {
-                    self.metrics.token_failed();
-                    self.tokens.refused(PUBSUB_SCOPE, &token).await;
-                    retried = true;
-                }
-                _ => break response,
-            }
+                .json(&body)
         };
+        let response = send_with_token(self.tokens.as_ref(), PUBSUB_SCOPE, build, || {
+            self.metrics.token_failed()
+        })
+        .await?
+        .map_err(http)?;
         let status = response.status();
         if !status.is_success() {
             return Err(PubSubError::Status {
