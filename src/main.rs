@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use brevet::config::Config;
 
@@ -35,6 +35,36 @@ enum Command {
     /// Calls to Google's Wallet backend with the configured identity (onboarding checks).
     #[command(subcommand)]
     Google(GoogleCommand),
+    /// The staff CLI: records, proofings, notifications and tokens over the admin API.
+    Admin(brevet::commands::admin::AdminArgs),
+    /// Check, print or document the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Ask the running server (or worker) on this host whether it is ready; exits non-zero if not
+    /// (container health checks).
+    Health(brevet::commands::health::HealthArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (brevet.1 and one per subcommand) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration as `serve` and `worker` would (listeners, files, keys, CA
+    /// connections) and report every problem, one line each.
+    Check,
+    /// Print the settings in force, secrets redacted, each with where it came from.
+    Print,
+    /// Print the reference of every setting (Markdown; docs/CONFIGURATION.md).
+    Reference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,15 +108,116 @@ enum KeysCommand {
     RotateHybrid,
 }
 
+/// Writes the man page of `command` and of each of its subcommands into `dir`.
+fn write_man_pages(command: clap::Command, dir: &std::path::Path) -> std::io::Result<usize> {
+    let name = command
+        .get_display_name()
+        .unwrap_or(command.get_name())
+        .to_owned();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    std::fs::write(dir.join(format!("{name}.1")), page)?;
+    let mut written = 1;
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        let sub = sub
+            .clone()
+            .display_name(format!("{name}-{}", sub.get_name()));
+        written += write_man_pages(sub, dir)?;
+    }
+    Ok(written)
+}
+
+/// Parses the command line; a mistake in it is one line naming the argument, and an exit code
+/// of 2, like a bad setting.
+fn parse() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                error.exit();
+            }
+            // clap's first paragraph, on one line (it lists missing arguments below its heading).
+            let rendered = error.render().to_string();
+            let paragraph: Vec<&str> = rendered
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let what = paragraph.join(" ");
+            let what = what.strip_prefix("error: ").unwrap_or(&what);
+            eprintln!("brevet: {what} (see --help)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    // What needs no configuration works whatever the configuration says.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "brevet",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            let mut command = Cli::command();
+            command.build();
+            return match std::fs::create_dir_all(dir).and_then(|()| write_man_pages(command, dir)) {
+                Ok(n) => {
+                    println!("wrote {n} man pages to {}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!(
+                        "brevet: cannot write man pages to {}: {error}",
+                        dir.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Config(ConfigCommand::Reference) => {
+            brevet::commands::config::print_reference();
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let mut config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("brevet: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    // A client command's output is its answer: the server's start-up chatter (store opened, doc
+    // types loaded) stays out unless asked for with BREVET_LOG.
+    let client = matches!(
+        cli.command,
+        Command::Admin(_) | Command::Config(_) | Command::Health(_)
+    );
+    if client && std::env::var_os("BREVET_LOG").is_none() {
+        "warn".clone_into(&mut config.log);
+    }
+    if matches!(cli.command, Command::Serve) {
+        if let Err(error) = config.validate_listeners() {
+            eprintln!("brevet: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    }
     brevet::telemetry::init(&config);
     tracing::debug!(?config, "configuration loaded");
     let runtime = match tokio::runtime::Runtime::new() {
@@ -132,6 +263,17 @@ fn main() -> ExitCode {
             Command::Google(GoogleCommand::Check(args)) => {
                 brevet::commands::google_check(&config, &args).await
             }
+            Command::Admin(args) => brevet::commands::admin::run(&config, args).await,
+            Command::Config(ConfigCommand::Check) => {
+                brevet::commands::config::check(&config, cli.config.as_deref()).await
+            }
+            Command::Config(ConfigCommand::Print) => {
+                brevet::commands::config::print(cli.config.as_deref())
+            }
+            Command::Config(ConfigCommand::Reference)
+            | Command::Completions { .. }
+            | Command::Man { .. } => Ok(()),
+            Command::Health(args) => brevet::commands::health::health(&config, &args).await,
         }
     });
     match result {

@@ -37,6 +37,10 @@ pub struct InitArgs {
     /// DS validity in days (at most 457).
     #[arg(long, default_value_t = 365)]
     pub ds_days: u64,
+    /// Do nothing (and succeed) when the key directory already holds keys: for a one-shot
+    /// set-up step that runs at every deployment.
+    #[arg(long)]
+    pub if_missing: bool,
 }
 
 /// Options of `keys import`.
@@ -82,6 +86,14 @@ fn days(n: u64) -> Duration {
 /// `keys init`
 pub fn init(config: &Config, args: &InitArgs) -> anyhow::Result<()> {
     let store = KeyStore::new(config.effective_keys_dir());
+    if args.if_missing && store.is_initialised() {
+        println!(
+            "{} already holds keys; nothing to do",
+            store.dir().display()
+        );
+        return Ok(());
+    }
+    crate::progress::step("generating the IACA and DS keys and certificates");
     let authority = AuthorityFile {
         country: args.country.clone(),
         state: args.state.clone(),

@@ -1,5 +1,8 @@
 //! What each `brevet` subcommand does, once the configuration is loaded.
 
+pub mod admin;
+pub mod config;
+pub mod health;
 pub mod keys;
 pub mod sim;
 
@@ -351,8 +354,21 @@ pub async fn google_check(config: &Config, args: &GoogleCheckArgs) -> anyhow::Re
 
 /// `brevet migrate`: apply pending migrations and exit.
 pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    crate::progress::step(&format!(
+        "applying migrations to {} (a large store may take a while; nothing is lost if stopped)",
+        config.effective_database_url()
+    ));
     let store = open_store(&config).await?;
     let tables = store::schema::table_names(&mut store.db()).await?;
-    tracing::info!(tables = tables.len(), "migrations are up to date");
+    let applied = store::schema::applied_migrations(&mut store.db()).await?;
+    tracing::info!(
+        tables = tables.len(),
+        version = applied.last().copied().unwrap_or(0),
+        "migrations are up to date"
+    );
+    crate::progress::step(&format!(
+        "done: schema at version {}",
+        applied.last().copied().unwrap_or(0)
+    ));
     Ok(())
 }

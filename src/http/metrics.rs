@@ -44,6 +44,10 @@ pub struct Metrics {
     durations: HistogramFamily,
     outbox_jobs: Family<StateLabels, Gauge>,
     cert_processes: Family<StateLabels, Gauge>,
+    msos_issued: Counter,
+    outbox_retrying: Gauge,
+    outbox_oldest_pending_age: Gauge,
+    notifications_configured: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,12 +79,40 @@ impl Metrics {
             "Chrome certificate-provisioning processes by state, read from the store at scrape time",
             cert_processes.clone(),
         );
+        let msos_issued = Counter::default();
+        registry.register(
+            "msos_issued",
+            "Mobile security objects signed for devices (provisionMobileSecurityObjects)",
+            msos_issued.clone(),
+        );
+        let outbox_retrying = Gauge::default();
+        registry.register(
+            "outbox_retrying_jobs",
+            "Pending notifications whose last delivery attempt failed, read from the store at scrape time",
+            outbox_retrying.clone(),
+        );
+        let outbox_oldest_pending_age = Gauge::default();
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest notification not yet delivered (0 when none is pending)",
+            outbox_oldest_pending_age.clone(),
+        );
+        let notifications_configured = Gauge::default();
+        registry.register(
+            "notifications_configured",
+            "1 when google.base_url is set; 0 means notifications are queued but never delivered",
+            notifications_configured.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             outbox_jobs,
             cert_processes,
+            msos_issued,
+            outbox_retrying,
+            outbox_oldest_pending_age,
+            notifications_configured,
         }
     }
 
@@ -112,6 +144,30 @@ impl Metrics {
                 })
                 .set(count);
         }
+    }
+
+    /// Counts MSOs handed to a device.
+    pub fn count_msos(&self, n: usize) {
+        self.msos_issued.inc_by(n as u64);
+    }
+
+    /// Sets the outbox backlog gauges from the store's [`Backlog`](crate::store::outbox::Backlog)
+    /// as of `now`.
+    pub fn set_outbox_backlog(
+        &self,
+        backlog: &crate::store::outbox::Backlog,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.outbox_retrying.set(backlog.retrying);
+        let age = backlog
+            .oldest_pending
+            .map_or(0, |queued| (now - queued).num_seconds().max(0));
+        self.outbox_oldest_pending_age.set(age);
+    }
+
+    /// Whether notifications have somewhere to go.
+    pub fn set_notifications_configured(&self, configured: bool) {
+        self.notifications_configured.set(i64::from(configured));
     }
 
     /// Sets the certificate-provisioning gauges (failing or long-signing processes need a look).

@@ -65,6 +65,11 @@ pub struct AppState {
     /// The certificate-provisioning CA connections that are built-in CAs (whose certificates
     /// staff may revoke here).
     pub builtin_device_cas: Arc<[String]>,
+    /// Whether notifications to Google are configured (`google.base_url`); when not, they are
+    /// queued but not delivered, and `/readyz` and `/metrics` say so.
+    pub notifications_configured: bool,
+    /// Readiness probes beyond the standard ones (added by the components that need them).
+    pub extra_probes: Vec<Arc<dyn crate::readiness::Probe>>,
 }
 
 impl AppState {
@@ -91,6 +96,8 @@ impl AppState {
             client_auth: Arc::new(tls::ClientAuth::from_config(config.tls.as_ref())),
             development: config.is_development(),
             builtin_device_cas: crate::certprov::builtin_ca_names(&config.certprov).into(),
+            notifications_configured: config.google.base_url.is_some(),
+            extra_probes: Vec::new(),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {
@@ -123,6 +130,13 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.services.store
+    }
+
+    /// Every readiness probe of this process: the standard ones, then the added ones.
+    pub fn probes(&self) -> Vec<Arc<dyn crate::readiness::Probe>> {
+        let mut probes = crate::readiness::standard(self.store(), &self.services.wallet);
+        probes.extend(self.extra_probes.iter().cloned());
+        probes
     }
 }
 

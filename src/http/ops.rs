@@ -1,8 +1,6 @@
 //! Operations endpoints: liveness, readiness and metrics. They need no token; bind the server to
 //! a private address (the default is loopback) or put them behind the platform's network policy.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -14,9 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use crate::error::AdminError;
-
-/// How long readiness waits for the store before calling it unavailable.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::readiness::CheckResult;
 
 /// Routes of the operations surface.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,25 +33,38 @@ pub struct Status {
     /// `development` or `production`; readiness only.
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<&'static str>,
+    /// Each readiness check in order; readiness only. Ready means every one passed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<CheckResult>,
     /// What an operator should know about this process (development mode, say).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<&'static str>,
 }
 
+/// Said on `/readyz` while notifications have nowhere to go.
+pub const NOTIFICATIONS_DISABLED: &str = "google.base_url is unset: notifications to Google are queued but not delivered until it is configured";
+
 impl Status {
-    fn readiness(status: &'static str, state: &AppState) -> Self {
-        let (mode, warnings) = if state.development {
-            (
-                "development",
-                vec!["development mode: the simulator's attestation root is trusted and development keys may be in use; never issue real credentials"],
-            )
+    fn readiness(checks: Vec<CheckResult>, state: &AppState) -> Self {
+        let mut warnings = Vec::new();
+        let mode = if state.development {
+            warnings.push("development mode: the simulator's attestation root is trusted and development keys may be in use; never issue real credentials");
+            "development"
         } else {
-            ("production", Vec::new())
+            "production"
         };
+        if !state.notifications_configured {
+            warnings.push(NOTIFICATIONS_DISABLED);
+        }
         Self {
-            status,
+            status: if checks.iter().all(|c| c.ok) {
+                "ready"
+            } else {
+                "unavailable"
+            },
             store: Some(state.store().backend().as_str()),
             mode: Some(mode),
+            checks,
             warnings,
         }
     }
@@ -68,29 +77,31 @@ async fn get_healthz() -> Json<Status> {
         status: "ok",
         store: None,
         mode: None,
+        checks: Vec::new(),
         warnings: Vec::new(),
     })
 }
 
-/// Readiness: the store answers a query in time.
+/// Readiness: every check passes (store reachable, migrations current, keys loaded, and any a
+/// component adds).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "ops",
-    responses((status = 200, body = Status), (status = 503, description = "The store does not answer", body = Status))
+    responses((status = 200, body = Status), (status = 503, description = "A check failed; `checks` says which and why", body = Status))
 )]
 async fn get_readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
-    let store = Some(state.store().backend().as_str());
-    let failure = match tokio::time::timeout(READY_TIMEOUT, state.store().ping()).await {
-        Ok(Ok(())) => return (StatusCode::OK, Json(Status::readiness("ready", &state))),
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
+    let checks = crate::readiness::run(&state.probes()).await;
+    for failed in checks.iter().filter(|c| !c.ok) {
+        tracing::warn!(check = failed.name, error = %failed.detail, "readiness check failed");
+    }
+    let status = Status::readiness(checks, &state);
+    let code = if status.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    tracing::warn!(store = ?store, error = %failure, "readiness check failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(Status::readiness("unavailable", &state)),
-    )
+    (code, Json(status))
 }
 
 /// Prometheus scrape endpoint (OpenMetrics text).
@@ -106,6 +117,15 @@ async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         // Scrapes still answer when the store is down; the gauges keep their last values.
         Err(error) => tracing::warn!(%error, "cannot read outbox counts for metrics"),
     }
+    match crate::store::outbox::backlog(&mut state.store().db()).await {
+        Ok(backlog) => state
+            .metrics
+            .set_outbox_backlog(&backlog, state.services.clock.now()),
+        Err(error) => tracing::warn!(%error, "cannot read the outbox backlog for metrics"),
+    }
+    state
+        .metrics
+        .set_notifications_configured(state.notifications_configured);
     match crate::store::cert_processes::count_by_state(&mut state.store().db()).await {
         Ok(counts) => state.metrics.set_cert_process_counts(&counts),
         Err(error) => tracing::warn!(%error, "cannot read certificate process counts for metrics"),

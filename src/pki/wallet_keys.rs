@@ -294,19 +294,20 @@ impl KeyStore {
             });
         }
         if identity.is_empty() || hybrid.is_empty() {
+            let kind = if identity.is_empty() {
+                "identity"
+            } else {
+                "hybrid"
+            };
+            // An empty directory needs the whole set-up; a set-up whose key expired, a new key.
+            let fix = if self.is_initialised() {
+                format!("brevet keys rotate-{kind}")
+            } else {
+                "brevet keys init".to_owned()
+            };
             return Err(KeyStoreError::State(format!(
-                "no unexpired Wallet {} key in {}; run `brevet keys rotate-{}`",
-                if identity.is_empty() {
-                    "identity"
-                } else {
-                    "hybrid"
-                },
+                "no unexpired Wallet {kind} key in {}; run `{fix}`",
                 self.dir().display(),
-                if identity.is_empty() {
-                    "identity"
-                } else {
-                    "hybrid"
-                },
             )));
         }
         Ok(WalletKeys { identity, hybrid })

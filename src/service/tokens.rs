@@ -62,6 +62,20 @@ pub async fn create(
     Ok(created)
 }
 
+/// Stores a token made on the store's host (`brevet admin mint-token`, for a lost bootstrap
+/// token), audited as `admin_token.mint` by `system`.
+pub async fn mint(store: &Store, token: &NewAdminToken) -> Result<AdminToken, StoreError> {
+    let mut tx = store.begin().await?;
+    let created = tokens::insert(&mut tx, token).await?;
+    audit::insert(
+        &mut tx,
+        &Provenance::SYSTEM.entry("admin_token.mint", "admin_token", created.admin_token_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
 /// The unrevoked token with this hash, if any; records that it was used.
 pub async fn authenticate(
     store: &Store,

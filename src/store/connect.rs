@@ -15,6 +15,19 @@ use crate::config::{Backend, DatabaseUrl};
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Versions of the migrations this binary carries for `backend`.
+pub fn expected_migrations(backend: Backend) -> Vec<i64> {
+    let migrator = match backend {
+        Backend::Postgres => &POSTGRES,
+        Backend::Sqlite => &SQLITE,
+    };
+    migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect()
+}
+
 /// Connects and applies pending migrations.
 pub async fn open(url: &DatabaseUrl, max_connections: u32) -> Result<Pool, StoreError> {
     match url.backend() {

@@ -9,7 +9,7 @@
 pub mod audit;
 pub mod cert_processes;
 pub mod codes;
-mod connect;
+pub mod connect;
 pub mod copies;
 pub mod credentials;
 pub mod devices;

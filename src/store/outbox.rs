@@ -282,6 +282,30 @@ pub async fn count_by_state(ex: &mut impl Exec) -> Result<Vec<(String, i64)>, St
     super::count_by_state(ex, "outbox").await
 }
 
+/// What an operator alerts on in the pending jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Pending jobs whose last delivery attempt failed (they wait for a retry).
+    pub retrying: i64,
+    /// When the oldest pending job was queued; `None` when nothing is pending.
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// The [`Backlog`] of pending jobs, read in one query.
+pub async fn backlog(ex: &mut impl Exec) -> Result<Backlog, StoreError> {
+    let row = ex
+        .fetch_one(query(
+            "select coalesce(sum(case when last_error is not null then 1 else 0 end), 0) as retrying,
+                    min(created_at) as oldest
+             from outbox where state = 'pending'",
+        ))
+        .await?;
+    Ok(Backlog {
+        retrying: row.int64("retrying")?,
+        oldest_pending: row.opt_time("oldest")?,
+    })
+}
+
 /// Claims the most overdue pending job for `worker` until `lease` has passed (database clock),
 /// counting the attempt; pending unleased jobs with the same coalescing key are folded into it
 /// (marked done), since one delivery after their commit announces them all.

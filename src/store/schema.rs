@@ -91,3 +91,13 @@ fn kind(backend: Backend, raw: &str) -> &str {
         (_, other) => other,
     }
 }
+
+/// Versions of the migrations applied successfully, in order.
+pub async fn applied_migrations(ex: &mut impl Exec) -> Result<Vec<i64>, StoreError> {
+    let rows = ex
+        .fetch_all(query(
+            "select version from _sqlx_migrations where success order by version",
+        ))
+        .await?;
+    rows.iter().map(|r| r.int64("version")).collect()
+}

@@ -9,11 +9,15 @@
 #[macro_use]
 mod support;
 
+mod admin_cli;
 mod attestation;
 mod certprov;
 mod cli;
+mod compose;
+mod config_cli;
 mod crosscheck;
 mod device_boundary;
+mod docs_examples;
 mod http_admin;
 mod http_credentials;
 mod http_limits;
@@ -25,6 +29,7 @@ mod keys_cli;
 mod mdoc;
 mod mtls;
 mod openapi;
+mod operations;
 mod outbox;
 mod schemathesis;
 mod sim_wallet;

@@ -107,6 +107,10 @@ pub struct OutboxView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxList {
     jobs: Vec<OutboxView>,
+    /// Present when notifications cannot be delivered at all (Google is not configured), so that
+    /// a growing pending list is explained where it is seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'static str>,
 }
 
 /// `GET /admin/v1/outbox` (viewer): notifications to Google and their delivery state.
@@ -128,6 +132,8 @@ pub async fn list_outbox(
         .map_err(|_| AdminError::BadRequest("state must be pending, done or dead".into()))?;
     let jobs = crate::store::outbox::list(&mut state.store().db(), wanted, query.limit()?).await?;
     Ok(AdminJson(OutboxList {
+        warning: (!state.notifications_configured)
+            .then_some(crate::http::ops::NOTIFICATIONS_DISABLED),
         jobs: jobs
             .into_iter()
             .map(|j| OutboxView {

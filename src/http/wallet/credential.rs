@@ -213,6 +213,7 @@ pub async fn provision_mobile_security_objects(
         device_encryption_key: body.device_encryption_key.as_ref(),
     };
     let mobile_security_objects = request.answer(copies::certify(&state.services, asked).await)?;
+    state.metrics.count_msos(mobile_security_objects.len());
     Ok(Json(ProvisionMsosResponse {
         response_metadata: ResponseMetadata::answering(request.request_id()),
         mobile_security_objects,

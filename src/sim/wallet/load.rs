@@ -150,13 +150,14 @@ async fn seed_one(
 }
 
 /// Seeds `options.count` credentials and writes `status.jsonl`, `provision.jsonl` and
-/// `msos.jsonl` (one request body per line) into `out`. Progress goes to `progress`.
+/// `msos.jsonl` (one request body per line) into `out`. A running count is drawn on a terminal;
+/// `summary` gets one line at the end.
 pub async fn seed(
     wallet: WalletClient,
     admin: AdminClient,
     options: &SeedOptions,
     out: &Path,
-    progress: &mut dyn Write,
+    summary: &mut dyn Write,
 ) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let open = |name: &str| {
@@ -186,6 +187,7 @@ pub async fn seed(
     let limit = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
+    let mut counter = crate::progress::Counter::new("credentials", options.count as u64);
     let mut done = 0usize;
     let mut next = 0usize;
     let write = |seeded: Seeded,
@@ -223,15 +225,15 @@ pub async fn seed(
         let seeded = joined.map_err(|e| e.to_string())??;
         write(seeded, &mut status, &mut provision, &mut msos).map_err(|e| e.to_string())?;
         done += 1;
-        if done.is_multiple_of(1000) || done == options.count {
-            let rate = done as f64 / started.elapsed().as_secs_f64();
-            let _ = writeln!(
-                progress,
-                "seeded {done}/{} ({rate:.0} credentials/s)",
-                options.count
-            );
-        }
+        counter.tick();
     }
+    counter.finish();
+    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+    let _ = writeln!(
+        summary,
+        "seeded {done}/{} ({rate:.0} credentials/s)",
+        options.count
+    );
     for mut file in [status, provision, msos] {
         file.flush().map_err(|e| e.to_string())?;
     }

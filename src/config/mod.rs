@@ -1,70 +1,14 @@
 //! Typed configuration: defaults, then an optional TOML file, then `BREVET_*` environment variables.
 //!
-//! Every setting, its environment variable and its default (nested keys use `__` in variable names):
-//!
-//! | key | variable | default | meaning |
-//! |---|---|---|---|
-//! | `mode` | `BREVET_MODE` | `development` with no config file and no database URL, else `production` | `development` trusts the simulator's attestation root and creates development keys; never for real credentials |
-//! | `listen` | `BREVET_LISTEN` | `127.0.0.1:8080` | address `brevet serve` binds |
-//! | `data_dir` | `BREVET_DATA_DIR` | `./brevet-data` | where the embedded SQLite store (and, later, dev keys) live |
-//! | `keys_dir` | `BREVET_KEYS_DIR` | `<data_dir>/keys` | IACA and DS keys and certificates (`brevet keys`) |
-//! | `database_url` | `BREVET_DATABASE_URL` | `sqlite://<data_dir>/brevet.db` | `sqlite:` or `postgres://` URL; secret, redacted in logs |
-//! | `database_max_connections` | `BREVET_DATABASE_MAX_CONNECTIONS` | `10` | connection pool size |
-//! | `log` | `BREVET_LOG` | `info` | tracing filter, e.g. `info,brevet=debug` |
-//! | `log_format` | `BREVET_LOG_FORMAT` | `text` | `text` for people, `json` for log pipelines |
-//! | `http.request_timeout_secs` | `BREVET_HTTP__REQUEST_TIMEOUT_SECS` | `30` | a request still running after this gets 408 |
-//! | `http.body_limit_bytes` | `BREVET_HTTP__BODY_LIMIT_BYTES` | `1048576` | larger request bodies get 413 |
-//! | `mdoc.doc_types_dir` | `BREVET_MDOC__DOC_TYPES_DIR` | none | directory of doc type files (`*.toml`) beside the built-in mDL; docs/DOC_TYPES.md |
-//! | `google.base_url` | `BREVET_GOOGLE__BASE_URL` | none | Google's Wallet backend (`https://vgw.sandbox.google.com` or `https://vgw.googleapis.com`); unset disables notifications |
-//! | `google.issuer_id` | `BREVET_GOOGLE__ISSUER_ID` | none | the issuer id Google assigned; required with `base_url` |
-//! | `google.client_identity` | `BREVET_GOOGLE__CLIENT_IDENTITY` | none | PEM file with the mTLS client certificate and its key |
-//! | `google.ca_certificate` | `BREVET_GOOGLE__CA_CERTIFICATE` | none | extra CA (PEM) trusted for Google's server certificate |
-//! | `google.api_version` | `BREVET_GOOGLE__API_VERSION` | `0.1` | `requestMetadata.version` of the calls Brevet makes to Google |
-//! | `google.timeout_secs` | `BREVET_GOOGLE__TIMEOUT_SECS` | `10` | per-call timeout; must be shorter than the outbox lease |
-//! | `outbox.dispatch_in_serve` | `BREVET_OUTBOX__DISPATCH_IN_SERVE` | `false` | also dispatch notifications from `brevet serve` (single-node set-ups) |
-//! | `outbox.lease_secs` | `BREVET_OUTBOX__LEASE_SECS` | `60` | how long a claimed job is held before another worker may take it |
-//! | `outbox.max_attempts` | `BREVET_OUTBOX__MAX_ATTEMPTS` | `12` | attempts before a job is dead |
-//! | `outbox.backoff_base_ms` | `BREVET_OUTBOX__BACKOFF_BASE_MS` | `2000` | first retry delay; doubles per attempt, with jitter |
-//! | `outbox.backoff_max_secs` | `BREVET_OUTBOX__BACKOFF_MAX_SECS` | `3600` | longest retry delay |
-//! | `outbox.poll_interval_ms` | `BREVET_OUTBOX__POLL_INTERVAL_MS` | `1000` | how often an idle dispatcher looks for due jobs |
-//! | `wallet.nonce_ttl_secs` | `BREVET_WALLET__NONCE_TTL_SECS` | `600` | how long a device registration nonce stays usable |
-//! | `wallet.api_versions` | `BREVET_WALLET__API_VERSIONS` | `["0.1"]` | Wallet API versions accepted in `requestMetadata.version` |
-//! | `wallet.allow_plaintext` | `BREVET_WALLET__ALLOW_PLAINTEXT` | `false` | answer requests without `deviceEncryptionKey` in plaintext (Google sandbox onboarding only) |
-//! | `wallet.accept_test_credentials` | `BREVET_WALLET__ACCEPT_TEST_CREDENTIALS` | `false` | accept device proofs marked `testCredential` |
-//! | `wallet.mso_validity_secs` | `BREVET_WALLET__MSO_VALIDITY_SECS` | `2592000` | lifetime of an MSO (30 days; never past the DS certificate) |
-//! | `wallet.mso_refresh_secs` | `BREVET_WALLET__MSO_REFRESH_SECS` | none | when set, each MSO's `expectedUpdate` is this long after signing (never past `validUntil`) |
-//! | `wallet.clock_skew_secs` | `BREVET_WALLET__CLOCK_SKEW_SECS` | `300` | MSOs start this long before signing (verifiers' clocks lag); device certificates may be this far off |
-//! | `wallet.doc_type."<docType>".mso_validity_secs` | (file only) | `wallet.mso_validity_secs` | MSO lifetime for one doc type |
-//! | `wallet.doc_type."<docType>".mso_refresh_secs` | (file only) | `wallet.mso_refresh_secs` | `expectedUpdate` interval for one doc type |
-//! | `wallet.max_auth_keys` | `BREVET_WALLET__MAX_AUTH_KEYS` | `64` | most auth keys certified per provisionMobileSecurityObjects call |
-//! | `wallet.challenge_expiry_days` | `BREVET_WALLET__CHALLENGE_EXPIRY_DAYS` | `30` | a proofing challenged this long expires (Google is notified) |
-//! | `wallet.expiry_sweep_secs` | `BREVET_WALLET__EXPIRY_SWEEP_SECS` | `300` | how often the worker looks for expired challenges |
-//! | `wallet.hpke.credential` | `BREVET_WALLET__HPKE__CREDENTIAL` | `Credential` | HPKE context of the credential payload ([I]) |
-//! | `wallet.hpke.mobile_security_object` | `BREVET_WALLET__HPKE__MOBILE_SECURITY_OBJECT` | `MobileSecurityObject` | HPKE context of each MSO ([I]) |
-//! | `wallet.hpke.context_in` | `BREVET_WALLET__HPKE__CONTEXT_IN` | `info` | whether contexts go into HPKE `info` or AEAD `aad` ([I]) |
-//! | `wallet.attestation.challenge_form` | `BREVET_WALLET__ATTESTATION__CHALLENGE_FORM` | `either` | what registerDevice accepts as the attestation challenge: the nonce string's ASCII bytes (`string`), its decoded 24 bytes (`bytes`), or `either` ([I]) |
-//! | `wallet.attestation.roots` | `BREVET_WALLET__ATTESTATION__ROOTS` | `[]` | PEM files of trusted Android attestation roots |
-//! | `wallet.attestation.trust_simulator_root` | `BREVET_WALLET__ATTESTATION__TRUST_SIMULATOR_ROOT` | on in development mode | trust `brevet sim wallet`'s attestation root; `false` turns it off, `true` is refused outside development mode |
-//! | `wallet.attestation.revoked_serials` | `BREVET_WALLET__ATTESTATION__REVOKED_SERIALS` | `[]` | revoked attestation certificate serials (upper-case hex) |
-//! | `wallet.attestation.package_names` | `BREVET_WALLET__ATTESTATION__PACKAGE_NAMES` | `["com.google.android.gms", "com.google.android.gsf"]` | attested application ids accepted |
-//! | `wallet.attestation.status_list_url` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_URL` | none | Google's attestation status list (`https://android.googleapis.com/attestation/status`); set it in production |
-//! | `wallet.attestation.status_list_refresh_secs` | `BREVET_WALLET__ATTESTATION__STATUS_LIST_REFRESH_SECS` | `3600` | seconds between fetches of the status list |
-//! | `http.admin_listen` | `BREVET_HTTP__ADMIN_LISTEN` | `listen` | address of the admin API (and later the staff console); must differ from `listen` when that is not loopback |
-//! | `http.ops_listen` | `BREVET_HTTP__OPS_LISTEN` | `listen` | address of `/healthz`, `/readyz`, `/metrics`; must differ from `listen` when that is not loopback |
-//! | `http.public_listen` | `BREVET_HTTP__PUBLIC_LISTEN` | `listen` | address of the public routes (Pub/Sub push; later status lists, CRLs) |
-//! | `http.header_read_timeout_secs` | `BREVET_HTTP__HEADER_READ_TIMEOUT_SECS` | `10` | a client must send a request head within this, and an idle connection is closed after it |
-//! | `http.tls_handshake_timeout_secs` | `BREVET_HTTP__TLS_HANDSHAKE_TIMEOUT_SECS` | `10` | a TLS handshake must finish within this |
-//! | `http.max_connections` | `BREVET_HTTP__MAX_CONNECTIONS` | `1024` | open connections per listener; more wait in the backlog |
-//! | `http.allow_plaintext` | `BREVET_HTTP__ALLOW_PLAINTEXT` | `false` | allow plain HTTP on a non-loopback `listen` (behind a TLS proxy) |
-//! | `tls.certificate` | `BREVET_TLS__CERTIFICATE` | none | PEM server certificate chain; with `tls.private_key` enables TLS |
-//! | `tls.private_key` | `BREVET_TLS__PRIVATE_KEY` | none | PEM server key |
-//! | `tls.client_ca` | `BREVET_TLS__CLIENT_CA` | none | PEM CA of client certificates allowed on the Wallet API (Google's) |
-//! | `tls.client_pins` | `BREVET_TLS__CLIENT_PINS` | `[]` | SHA-256 (hex) of client certificates allowed on the Wallet API |
-//! | `worker.ops_listen` | `BREVET_WORKER__OPS_LISTEN` | none | address of `brevet worker`'s `/healthz` and `/metrics` (e.g. `0.0.0.0:9091` in a pod); unset: none |
-//! | `certprov.*` | `BREVET_CERTPROV__*` | disabled | the Chrome certificate-provisioning adapter; every setting in `crate::certprov::config`, guide in docs/cert-provisioning.md |
+//! Every setting, its environment variable, default and meaning are in [`reference::SETTINGS`]
+//! (printed by `brevet config reference`, and as docs/CONFIGURATION.md); nested keys use `__` in
+//! variable names.
 //!
 //! The file comes from `--config FILE` or `BREVET_CONFIG`. Unknown keys are errors, so a typo in a
 //! setting's name is reported at start instead of silently ignored.
+
+pub mod reference;
+pub mod sources;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -518,6 +462,12 @@ pub struct ConfigError(String);
 impl Config {
     /// Loads defaults, then `file` (if any), then the environment, and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_sources(file).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the layered sources, which tell where each value came
+    /// from (`brevet config print`).
+    pub fn load_with_sources(file: Option<&Path>) -> Result<(Self, Figment), ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
@@ -530,15 +480,16 @@ impl Config {
         }
         let env = Env::prefixed("BREVET_")
             .split("__")
-            // BREVET_CONFIG names the file itself; BREVET_ADMIN_TOKEN is the admin token of the
-            // client commands (`brevet sim …`); BREVET_TEST_* belong to the test suite.
+            // BREVET_CONFIG names the file itself; BREVET_ADMIN_TOKEN and BREVET_ADMIN_URL are
+            // the client commands' (`brevet admin`, `brevet sim …`); BREVET_TEST_* belong to
+            // the test suite.
             .filter(|key| {
-                key != "config" && key != "admin_token" && !key.as_str().starts_with("test_")
+                // `UncasedStr` compares without regard to case, as variable names are written.
+                let client = key == "config" || key == "admin_token" || key == "admin_url";
+                !client && !key.as_str().to_ascii_lowercase().starts_with("test_")
             });
-        let mut config: Config = figment
-            .merge(env)
-            .extract()
-            .map_err(describe_figment_error)?;
+        let figment = figment.merge(env);
+        let mut config: Config = figment.extract().map_err(describe_figment_error)?;
         if config.mode.is_none() {
             // Only the README's zero-configuration start is a development start by default.
             config.mode = Some(if file.is_none() && config.database_url.is_none() {
@@ -548,7 +499,7 @@ impl Config {
             });
         }
         config.validate()?;
-        Ok(config)
+        Ok((config, figment))
     }
 
     /// Whether the operator chose (or the zero-configuration start selected) development mode.
@@ -647,28 +598,6 @@ impl Config {
                 "header_read_timeout_secs, tls_handshake_timeout_secs and max_connections must be at least 1",
             );
         }
-        for (key, address) in [
-            ("listen", Some(self.listen)),
-            ("http.admin_listen", self.http.admin_listen),
-            ("http.ops_listen", self.http.ops_listen),
-            ("http.public_listen", self.http.public_listen),
-        ] {
-            let Some(address) = address else { continue };
-            if self.tls.is_none() && !address.ip().is_loopback() && !self.http.allow_plaintext {
-                return bad(key, &format!("{address} is not a loopback address: configure `tls` (Google calls the Wallet API over mutual TLS), or set http.allow_plaintext behind a TLS-terminating proxy"));
-            }
-        }
-        if !self.listen.ip().is_loopback() {
-            // Google reaches the Wallet listener; staff and the platform must not share it.
-            for (key, address) in [
-                ("http.admin_listen", self.http.admin_listen),
-                ("http.ops_listen", self.http.ops_listen),
-            ] {
-                if address.is_none_or(|a| a == self.listen) {
-                    return bad(key, &format!("the Wallet listener {} is not on loopback, so the admin and ops routes need addresses of their own: set http.admin_listen and http.ops_listen (e.g. 127.0.0.1:9080 and 127.0.0.1:9090)", self.listen));
-                }
-            }
-        }
         if let Some(tls) = &self.tls {
             for pin in &tls.client_pins {
                 if pin.len() != 64 || hex::decode(pin).is_err() {
@@ -718,6 +647,36 @@ impl Config {
                 "log",
                 &format!("{:?} is not a valid tracing filter", self.log),
             );
+        }
+        Ok(())
+    }
+
+    /// The checks of the HTTP listeners, which only `brevet serve` opens: so that a one-shot
+    /// command (`keys`, `migrate`, `admin`) runs with the server's environment whatever its
+    /// listener settings.
+    pub fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("setting `{key}`: {why}")));
+        for (key, address) in [
+            ("listen", Some(self.listen)),
+            ("http.admin_listen", self.http.admin_listen),
+            ("http.ops_listen", self.http.ops_listen),
+            ("http.public_listen", self.http.public_listen),
+        ] {
+            let Some(address) = address else { continue };
+            if self.tls.is_none() && !address.ip().is_loopback() && !self.http.allow_plaintext {
+                return bad(key, &format!("{address} is not a loopback address: configure `tls` (Google calls the Wallet API over mutual TLS), or set http.allow_plaintext behind a TLS-terminating proxy"));
+            }
+        }
+        if !self.listen.ip().is_loopback() {
+            // Google reaches the Wallet listener; staff and the platform must not share it.
+            for (key, address) in [
+                ("http.admin_listen", self.http.admin_listen),
+                ("http.ops_listen", self.http.ops_listen),
+            ] {
+                if address.is_none_or(|a| a == self.listen) {
+                    return bad(key, &format!("the Wallet listener {} is not on loopback, so the admin and ops routes need addresses of their own: set http.admin_listen and http.ops_listen (e.g. 127.0.0.1:9080 and 127.0.0.1:9090)", self.listen));
+                }
+            }
         }
         Ok(())
     }
