@@ -68,7 +68,9 @@ async fn migrate_sqlite(
     pool: &SqlitePool,
 ) -> Result<(), StoreError> {
     let database = options.get_filename();
-    if database.as_os_str().is_empty() || database.to_string_lossy().starts_with(':') {
+    let name = database.to_string_lossy();
+    // `sqlite::memory:` is named `:memory:` or, by sqlx, `file:sqlx-in-memory-N` (shared cache).
+    if name.is_empty() || name.starts_with(':') || name.starts_with("file:sqlx-in-memory") {
         // An in-memory database belongs to this process alone.
         SQLITE.run(pool).await?;
         return Ok(());
