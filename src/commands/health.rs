@@ -93,3 +93,33 @@ pub async fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<()> {
         failed.join("; ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::health_url;
+    use crate::config::Config;
+
+    #[test]
+    fn health_is_asked_where_the_process_listens_on_this_host() {
+        let mut config = Config::default();
+        assert_eq!(
+            health_url(&config, false).unwrap(),
+            "http://127.0.0.1:8080/readyz"
+        );
+        config.http.ops_listen = Some("0.0.0.0:9090".parse().unwrap());
+        assert_eq!(
+            health_url(&config, false).unwrap(),
+            "http://127.0.0.1:9090/readyz"
+        );
+        config.worker.ops_listen = Some("[::]:9091".parse().unwrap());
+        assert_eq!(
+            health_url(&config, true).unwrap(),
+            "http://[::1]:9091/healthz"
+        );
+        config.worker.ops_listen = None;
+        assert!(health_url(&config, true)
+            .unwrap_err()
+            .to_string()
+            .starts_with("setting `worker.ops_listen` is unset"));
+    }
+}

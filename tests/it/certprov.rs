@@ -951,6 +951,7 @@ both_stores! {
         // openssl, not our parser, checks it: signed by the CA, listing the serial and its reason
         let dir = db.dir.join("crl-check");
         std::fs::create_dir_all(&dir).unwrap();
+        crate::support::tools::require("openssl", "openssl");
         std::fs::write(dir.join("crl.der"), &crl.body).unwrap();
         std::fs::write(dir.join("ca.pem"), certs::to_pem(&rig.ca).unwrap()).unwrap();
         let out = std::process::Command::new("openssl")

@@ -265,6 +265,10 @@ fn keys_init_if_missing_runs_once_and_then_does_nothing() {
     ];
     let first = brevet(dir.path()).args(args).envs(env).output().unwrap();
     assert!(first.status.success(), "{first:?}");
+    assert!(
+        !String::from_utf8_lossy(&first.stderr).contains("generating"),
+        "no progress lines when standard error is not a terminal: {first:?}"
+    );
     let iaca = std::fs::read(dir.path().join("brevet-data/keys/iaca.cert.pem")).unwrap();
     let second = brevet(dir.path()).args(args).envs(env).output().unwrap();
     assert!(second.status.success(), "{second:?}");
@@ -275,6 +279,29 @@ fn keys_init_if_missing_runs_once_and_then_does_nothing() {
         std::fs::read(dir.path().join("brevet-data/keys/iaca.cert.pem")).unwrap(),
         iaca,
         "the keys are not replaced"
+    );
+}
+
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    crate::support::tools::require("script", "bsdutils");
+    // `script` (util-linux) gives the command a pseudo-terminal, as a person's shell would.
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} keys init --country XX --iaca-name 'Tty IACA' --contact https://issuer.example",
+        env!("CARGO_BIN_EXE_brevet")
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env_remove("BREVET_CONFIG")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        shown.starts_with("… generating the IACA and DS keys and certificates"),
+        "{shown}"
     );
 }
 

@@ -132,6 +132,7 @@ fn run_script(script: &str, dir: &Path, env: &[(&str, String)]) -> (bool, String
 
 #[tokio::test]
 async fn every_shell_example_in_the_docs_runs_against_a_fresh_server() {
+    crate::support::tools::require("curl", "curl");
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(repo().join("examples"), dir.path().join("examples")).unwrap();
     let server = Server::start(brevet(dir.path()));
