@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::clock::Clock;
 use crate::service::WalletContext;
 use crate::store::Store;
 
@@ -55,14 +56,20 @@ pub async fn run(probes: &[Arc<dyn Probe>]) -> Vec<CheckResult> {
     futures::future::join_all(checks).await
 }
 
-/// The probes every `brevet serve` runs.
-pub fn standard(store: &Store, wallet: &Arc<WalletContext>) -> Vec<Arc<dyn Probe>> {
+/// The probes every `brevet serve` runs; key validity is judged by `clock`.
+pub fn standard(store: &Store, wallet: &Arc<WalletContext>, clock: &Clock) -> Vec<Arc<dyn Probe>> {
     vec![
         Arc::new(StoreReachable(store.clone())),
         Arc::new(MigrationsCurrent(store.clone())),
-        Arc::new(MdocKeys(wallet.clone())),
-        Arc::new(WalletKeys(wallet.clone())),
+        Arc::new(MdocKeys(wallet.clone(), clock.clone())),
+        Arc::new(WalletKeys(wallet.clone(), clock.clone())),
     ]
+}
+
+/// Whether `cert` is within its validity at `now`.
+fn valid_at(cert: &x509_cert::Certificate, now: std::time::SystemTime) -> bool {
+    let validity = &cert.tbs_certificate.validity;
+    validity.not_before.to_system_time() <= now && now <= validity.not_after.to_system_time()
 }
 
 /// The store answers a query.
@@ -127,8 +134,8 @@ pub fn judge_migrations(applied: &[i64], expected: &[i64]) -> Result<String, Str
     Ok(format!("{} of {} applied", applied.len(), expected.len()))
 }
 
-/// A document signer is loaded, so MSOs can be issued.
-struct MdocKeys(Arc<WalletContext>);
+/// A document signer is loaded and valid, so MSOs can be issued.
+struct MdocKeys(Arc<WalletContext>, Clock);
 
 #[async_trait::async_trait]
 impl Probe for MdocKeys {
@@ -137,6 +144,12 @@ impl Probe for MdocKeys {
     }
     async fn check(&self) -> Result<String, String> {
         match &self.0.document_signer {
+            Some(ds) if !valid_at(&ds.certificate, self.1.system_time()) => Err(format!(
+                "document signer {:04} is not valid now (valid {} .. {}): run `brevet keys rotate-ds` and restart",
+                ds.number,
+                ds.certificate.tbs_certificate.validity.not_before,
+                ds.certificate.tbs_certificate.validity.not_after
+            )),
             Some(ds) => Ok(format!("document signer {:04} loaded", ds.number)),
             None => Err(
                 "no document signer: run `brevet keys init` (or `keys import`) and restart".into(),
@@ -145,9 +158,9 @@ impl Probe for MdocKeys {
     }
 }
 
-/// The Wallet identity and hybrid-encryption keys are loaded, so Wallet answers can be signed and
-/// encrypted.
-struct WalletKeys(Arc<WalletContext>);
+/// Valid Wallet identity and hybrid-encryption keys are loaded, so Wallet answers can be signed
+/// and encrypted.
+struct WalletKeys(Arc<WalletContext>, Clock);
 
 #[async_trait::async_trait]
 impl Probe for WalletKeys {
@@ -155,7 +168,14 @@ impl Probe for WalletKeys {
         "wallet_keys"
     }
     async fn check(&self) -> Result<String, String> {
+        let now = self.1.system_time();
         match &self.0.keys {
+            Some(keys) if !keys.identity.iter().any(|k| valid_at(&k.certificate, now)) => Err(
+                "every Wallet identity key has expired: run `brevet keys rotate-identity` and restart".into(),
+            ),
+            Some(keys) if !keys.hybrid.iter().any(|k| valid_at(&k.certificate, now)) => Err(
+                "every Wallet hybrid-encryption key has expired: run `brevet keys rotate-hybrid` and restart".into(),
+            ),
             Some(_) => Ok("identity and hybrid-encryption keys loaded".into()),
             None => Err(
                 "no Wallet identity or hybrid-encryption key: run `brevet keys init` (or `keys import`) and restart".into(),

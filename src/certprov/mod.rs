@@ -222,6 +222,24 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
     })
 }
 
+/// The certificate file of each built-in CA connection, named as [`builtin_ca_names`] names them.
+pub fn builtin_ca_certificates(config: &CertProvConfig) -> Vec<(String, std::path::PathBuf)> {
+    let certificate = |ca: &CaConnectionConfig| match ca {
+        CaConnectionConfig::Builtin { certificate, .. } => Some(certificate.clone()),
+        _ => None,
+    };
+    let shared = config
+        .ca_connections
+        .iter()
+        .filter_map(|(name, ca)| Some((name.clone(), certificate(ca)?)));
+    let own = config.customer.iter().flat_map(|(id, c)| {
+        c.ca_connections
+            .iter()
+            .filter_map(move |(name, ca)| Some((format!("{id}:{name}"), certificate(ca)?)))
+    });
+    shared.chain(own).collect()
+}
+
 /// The names of the built-in CA connections as the adapter keys them (a customer's own as
 /// "{customer}:{reference}"), for revocation and CRLs.
 pub fn builtin_ca_names(config: &CertProvConfig) -> Vec<String> {

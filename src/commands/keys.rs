@@ -79,6 +79,18 @@ pub struct RotateArgs {
     pub days: u64,
 }
 
+/// How close to expiry `keys show` flags a certificate: the largest warning threshold.
+fn soon(config: &Config) -> Duration {
+    let most = config
+        .keys
+        .expiry_warning_days
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(30);
+    days(u64::from(most))
+}
+
 fn days(n: u64) -> Duration {
     Duration::from_secs(n * 86_400)
 }
@@ -114,7 +126,7 @@ pub fn init(config: &Config, args: &InitArgs) -> anyhow::Result<()> {
             },
         )
         .context("keys init failed")?;
-    print!("{}", store.describe(SystemTime::now())?);
+    print!("{}", store.describe(SystemTime::now(), soon(config))?);
     Ok(())
 }
 
@@ -132,7 +144,7 @@ pub fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         .ensure_wallet_keys()
         .context("cannot create the Wallet identity and hybrid keys")?;
     println!("imported DS {number:04}; it is now the active document signer");
-    print!("{}", store.describe(SystemTime::now())?);
+    print!("{}", store.describe(SystemTime::now(), soon(config))?);
     Ok(())
 }
 
@@ -142,9 +154,25 @@ pub fn show(config: &Config) -> anyhow::Result<()> {
     print!(
         "{}",
         store
-            .describe(SystemTime::now())
+            .describe(SystemTime::now(), soon(config))
             .context("keys show failed")?
     );
+    // The Chrome adapter's built-in CAs, wherever their files are.
+    for (name, path) in crate::certprov::builtin_ca_certificates(&config.certprov) {
+        let pem = std::fs::read_to_string(&path)
+            .with_context(|| format!("device CA {name}: cannot read {}", path.display()))?;
+        let cert = crate::pki::certs::from_pem(&pem)
+            .with_context(|| format!("device CA {name}: {}", path.display()))?;
+        print!(
+            "{}",
+            crate::pki::keystore::describe_cert(
+                &format!("Device CA {name}"),
+                &cert,
+                SystemTime::now(),
+                soon(config)
+            )?
+        );
+    }
     Ok(())
 }
 
@@ -155,7 +183,7 @@ pub fn rotate_ds(config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
         .rotate_ds(days(args.days))
         .context("keys rotate-ds failed")?;
     println!("created DS {number:04}; it is now the active document signer (older ones stay valid for MSOs they signed)");
-    print!("{}", store.describe(SystemTime::now())?);
+    print!("{}", store.describe(SystemTime::now(), soon(config))?);
     Ok(())
 }
 

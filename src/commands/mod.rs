@@ -191,9 +191,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if config.google.issuer_id.is_none() {
         tracing::warn!("google.issuer_id is unset: Wallet requests are accepted whatever requestMetadata.issuerId they name");
     }
+    let watched = crate::pki::expiry::in_use(&config, &wallet);
+    {
+        let warnings =
+            crate::pki::expiry::ExpiryWarnings::new(config.keys.expiry_warning_days.clone());
+        let watched = watched.clone();
+        let stop = stopped();
+        background.spawn(async move {
+            warnings
+                .run(&watched, Duration::from_secs(3600), stop)
+                .await
+        });
+    }
     let state = AppState::new(store, &config)
         .with_doc_types(doc_types)
-        .with_wallet(wallet);
+        .with_wallet(wallet)
+        .with_watched_certificates(watched);
     let acceptor = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let limits = http::serve::ConnectionLimits::from_config(&config);

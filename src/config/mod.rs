@@ -60,6 +60,25 @@ pub struct Config {
     /// `brevet worker`'s own listener.
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Where issuer keys live and how their expiry is watched.
+    #[serde(default)]
+    pub keys: KeysConfig,
+}
+
+/// `[keys]`: issuer keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Days before a certificate's expiry at which a warning is logged (once per threshold).
+    pub expiry_warning_days: Vec<u32>,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            expiry_warning_days: vec![30, 7, 1],
+        }
+    }
 }
 
 /// `brevet worker`'s ops listener.
@@ -450,6 +469,7 @@ impl Default for Config {
             tls: None,
             certprov: crate::certprov::config::CertProvConfig::default(),
             worker: WorkerConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }

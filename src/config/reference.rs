@@ -120,6 +120,7 @@ pub const SETTINGS: &[Setting] = &[
     s("tls.private_key", "none", "PEM server key"),
     s("tls.client_ca", "none", "PEM CA of client certificates allowed on the Wallet API (Google's)"),
     s("tls.client_pins", "`[]`", "SHA-256 (hex) of client certificates allowed on the Wallet API"),
+    s("keys.expiry_warning_days", "`[30, 7, 1]`", "days before a certificate in use (IACA, DS, Wallet keys, device CA, TLS) expires at which a warning is logged, once per threshold; `keys show` flags them too"),
     s("worker.ops_listen", "none", "address of `brevet worker`'s `/healthz` and `/metrics` (e.g. `0.0.0.0:9091` in a pod); unset: none"),
 
     s("certprov.enabled", "`false`", "whether `brevet worker` runs the Chrome certificate-provisioning adapter (docs/cert-provisioning.md)"),

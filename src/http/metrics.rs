@@ -48,6 +48,16 @@ pub struct Metrics {
     outbox_retrying: Gauge,
     outbox_oldest_pending_age: Gauge,
     notifications_configured: Gauge,
+    certificate_expiry: Family<CertificateLabels, Gauge>,
+}
+
+/// Labels of one watched certificate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    /// `iaca`, `ds`, `identity`, `hybrid`, `device_ca` or `tls`.
+    pub role: String,
+    /// Its number or name.
+    pub id: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -103,7 +113,14 @@ impl Metrics {
             "1 when google.base_url is set; 0 means notifications are queued but never delivered",
             notifications_configured.clone(),
         );
+        let certificate_expiry = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "certificate_expiry_seconds",
+            "Seconds until each certificate in use expires (negative once expired)",
+            certificate_expiry.clone(),
+        );
         Self {
+            certificate_expiry,
             registry,
             requests,
             durations,
@@ -163,6 +180,22 @@ impl Metrics {
             .oldest_pending
             .map_or(0, |queued| (now - queued).num_seconds().max(0));
         self.outbox_oldest_pending_age.set(age);
+    }
+
+    /// Sets the seconds-to-expiry gauge of every watched certificate.
+    pub fn set_certificate_expiry(
+        &self,
+        watched: &[crate::pki::expiry::Watched],
+        now: std::time::SystemTime,
+    ) {
+        for cert in watched {
+            self.certificate_expiry
+                .get_or_create(&CertificateLabels {
+                    role: cert.role.to_owned(),
+                    id: cert.id.clone(),
+                })
+                .set(cert.seconds_left(now));
+        }
     }
 
     /// Whether notifications have somewhere to go.

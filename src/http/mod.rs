@@ -70,6 +70,8 @@ pub struct AppState {
     pub notifications_configured: bool,
     /// Readiness probes beyond the standard ones (added by the components that need them).
     pub extra_probes: Vec<Arc<dyn crate::readiness::Probe>>,
+    /// The certificates in use whose expiry `/metrics` exports.
+    pub watched_certificates: Arc<[crate::pki::expiry::Watched]>,
 }
 
 impl AppState {
@@ -98,6 +100,7 @@ impl AppState {
             builtin_device_cas: crate::certprov::builtin_ca_names(&config.certprov).into(),
             notifications_configured: config.google.base_url.is_some(),
             extra_probes: Vec::new(),
+            watched_certificates: Arc::new([]),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {
@@ -121,6 +124,12 @@ impl AppState {
         self
     }
 
+    /// The same state exporting the expiry of `watched` certificates.
+    pub fn with_watched_certificates(mut self, watched: Vec<crate::pki::expiry::Watched>) -> Self {
+        self.watched_certificates = watched.into();
+        self
+    }
+
     /// The same state reading time from `clock`.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.services.clock = clock;
@@ -134,7 +143,8 @@ impl AppState {
 
     /// Every readiness probe of this process: the standard ones, then the added ones.
     pub fn probes(&self) -> Vec<Arc<dyn crate::readiness::Probe>> {
-        let mut probes = crate::readiness::standard(self.store(), &self.services.wallet);
+        let mut probes =
+            crate::readiness::standard(self.store(), &self.services.wallet, &self.services.clock);
         probes.extend(self.extra_probes.iter().cloned());
         probes
     }

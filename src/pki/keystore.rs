@@ -386,11 +386,12 @@ impl KeyStore {
         })
     }
 
-    /// A human-readable description of the chain, for `brevet keys show`.
-    pub fn describe(&self, now: SystemTime) -> Result<String, KeyStoreError> {
+    /// A human-readable description of the chain, for `brevet keys show`; certificates expiring
+    /// within `soon` are flagged.
+    pub fn describe(&self, now: SystemTime, soon: Duration) -> Result<String, KeyStoreError> {
         let iaca = self.iaca_certificate()?;
         let mut out = format!("key directory: {}\n", self.dir.display());
-        out += &describe_cert("IACA", &iaca, now)?;
+        out += &describe_cert("IACA", &iaca, now, soon)?;
         out += &format!(
             "  private key: {}\n",
             if self.iaca_key_path().is_file() {
@@ -410,7 +411,7 @@ impl KeyStore {
                     ""
                 }
             );
-            out += &describe_cert(&label, cert, now)?;
+            out += &describe_cert(&label, cert, now, soon)?;
             let chain = match certs::verify_ds_chain(cert, &iaca, now) {
                 Ok(()) => "chains to the IACA".to_owned(),
                 Err(e) => format!("NOT USABLE: {e}"),
@@ -425,21 +426,28 @@ impl KeyStore {
             ("Wallet hybrid", super::wallet_keys::WalletKeyKind::Hybrid),
         ] {
             for (number, cert) in self.wallet_certificates(kind)? {
-                out += &describe_cert(&format!("{label} {number:04}"), &cert, now)?;
+                out += &describe_cert(&format!("{label} {number:04}"), &cert, now, soon)?;
             }
         }
         Ok(out)
     }
 }
 
-fn describe_cert(
+/// One certificate for `keys show`: subject, serial, validity (flagged when it ends within
+/// `soon`), fingerprint.
+pub fn describe_cert(
     label: &str,
     cert: &Certificate,
     now: SystemTime,
+    soon: Duration,
 ) -> Result<String, KeyStoreError> {
     let tbs = &cert.tbs_certificate;
     let not_after = tbs.validity.not_after.to_system_time();
     let days = |t: SystemTime| match t.duration_since(now) {
+        Ok(left) if left < soon => format!(
+            "EXPIRES SOON: in {} days; rotate it (docs/KEYS.md)",
+            left.as_secs() / 86_400
+        ),
         Ok(left) => format!("expires in {} days", left.as_secs() / 86_400),
         Err(past) => format!("EXPIRED {} days ago", past.duration().as_secs() / 86_400),
     };
@@ -547,7 +555,9 @@ mod tests {
         for (_, cert) in store.ds_certificates().unwrap() {
             certs::verify_ds_chain(&cert, &iaca, SystemTime::now()).unwrap();
         }
-        let shown = store.describe(SystemTime::now()).unwrap();
+        let shown = store
+            .describe(SystemTime::now(), Duration::from_secs(30 * 86_400))
+            .unwrap();
         assert!(
             shown.contains("IACA: CN=Utopia IACA,ST=Utopia,C=US"),
             "{shown}"

@@ -7,6 +7,7 @@ pub mod attestation;
 pub mod attestation_status;
 pub mod certs;
 pub mod chain;
+pub mod expiry;
 pub mod hpke;
 pub mod keystore;
 pub mod signer;

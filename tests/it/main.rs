@@ -25,6 +25,7 @@ mod http_ops;
 mod http_proofings;
 mod http_surfaces;
 mod http_wallet;
+mod key_expiry;
 mod keys_cli;
 mod mdoc;
 mod mtls;
