@@ -124,6 +124,78 @@ fn benches(c: &mut Criterion) {
     });
 }
 
+/// A DS key made in a fresh SoftHSM2 token, with its certificate from `s`'s IACA; `None` when
+/// SoftHSM2 is not installed (`apt-get install softhsm2`).
+fn softhsm_signer(dir: &std::path::Path) -> Option<(Box<dyn Signer>, x509_cert::Certificate)> {
+    const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    if !std::path::Path::new(MODULE).is_file() {
+        return None;
+    }
+    let conf = dir.join("softhsm2.conf");
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            dir.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    // Read by the module when it is initialised, which happens below, in this thread.
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let status = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    assert!(status.success());
+    let token = brevet::pki::pkcs11::Token::open(&brevet::pki::pkcs11::Pkcs11Config {
+        module: MODULE.into(),
+        token_label: "bench".into(),
+        pin_file: None,
+        pin: Some("1234".to_owned().into()),
+        sessions: 4,
+    })
+    .unwrap();
+    let key = token.generate_p256("bench-ds").unwrap();
+    let authority = Authority {
+        country: "US".into(),
+        state: None,
+        iaca_common_name: "Bench IACA".into(),
+        contact: "bench@example.com".into(),
+        crl_url: None,
+    };
+    let now = SystemTime::now() - Duration::from_secs(60);
+    let iaca_key = SoftwareSigner::generate();
+    let iaca = certs::issue_iaca(
+        &iaca_key,
+        &authority,
+        now,
+        Duration::from_secs(3650 * 86_400),
+    )
+    .unwrap();
+    let ds = certs::issue_ds(
+        &iaca_key,
+        &iaca,
+        &authority,
+        "Bench HSM DS",
+        &key.verifying_key(),
+        now,
+        Duration::from_secs(365 * 86_400),
+    )
+    .unwrap();
+    Some((Box::new(key), ds))
+}
+
 fn rate(duration: Duration, mut f: impl FnMut()) -> f64 {
     let start = Instant::now();
     let mut n = 0u64;
@@ -135,11 +207,28 @@ fn rate(duration: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn summary() {
-    let s = setup();
-    for (name, signer) in [
+    let mut s = setup();
+    let tokens = std::env::temp_dir().join(format!("brevet-bench-softhsm-{}", std::process::id()));
+    let hsm = softhsm_signer(&tokens);
+    let mut signers: Vec<(&str, &dyn Signer)> = vec![
         ("p256", &s.ds_key as &dyn Signer),
         ("fast", s.fast.as_ref()),
-    ] {
+    ];
+    let hsm_ds;
+    if let Some((signer, ds)) = &hsm {
+        hsm_ds = ds.clone();
+        signers.push(("softhsm", signer.as_ref()));
+    } else {
+        hsm_ds = s.ds.clone();
+        println!("summary softhsm: skipped (SoftHSM2 is not installed)");
+    }
+    for (name, signer) in signers {
+        // Each signer's MSOs carry its own DS certificate.
+        s.ds = if name == "softhsm" {
+            hsm_ds.clone()
+        } else {
+            s.ds.clone()
+        };
         let sign = rate(Duration::from_secs(3), || {
             black_box(signer.sign(&s.to_be_signed).unwrap());
         });
@@ -153,6 +242,7 @@ fn summary() {
             mso / sign
         );
     }
+    let _ = std::fs::remove_dir_all(&tokens);
 }
 
 criterion_group!(group, benches);

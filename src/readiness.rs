@@ -66,6 +66,13 @@ pub fn standard(store: &Store, wallet: &Arc<WalletContext>, clock: &Clock) -> Ve
     ]
 }
 
+/// An activation time as RFC 3339 (seconds).
+fn stamp(at: Option<std::time::SystemTime>) -> String {
+    at.map(chrono::DateTime::<chrono::Utc>::from)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 /// Whether `cert` is within its validity at `now`.
 fn valid_at(cert: &x509_cert::Certificate, now: std::time::SystemTime) -> bool {
     let validity = &cert.tbs_certificate.validity;
@@ -143,14 +150,34 @@ impl Probe for MdocKeys {
         "mdoc_keys"
     }
     async fn check(&self) -> Result<String, String> {
-        match &self.0.document_signer {
+        let set = self.0.keys();
+        match set.document_signer(self.1.system_time()) {
             Some(ds) if !valid_at(&ds.certificate, self.1.system_time()) => Err(format!(
                 "document signer {:04} is not valid now (valid {} .. {}): run `brevet keys rotate-ds` and restart",
                 ds.number,
                 ds.certificate.tbs_certificate.validity.not_before,
                 ds.certificate.tbs_certificate.validity.not_after
             )),
-            Some(ds) => Ok(format!("document signer {:04} loaded", ds.number)),
+            Some(ds) => {
+                let now = self.1.system_time();
+                let mut detail = format!("document signer {:04} loaded", ds.number);
+                for next in set.document_signers.iter().filter(|d| d.activate_at.is_some_and(|at| at > now)) {
+                    detail.push_str(&format!("; {:04} signs from {}", next.number, stamp(next.activate_at)));
+                }
+                for doc_type in set.doc_type_signers.keys() {
+                    match set.document_signer_for(doc_type, now) {
+                        Some(own) if valid_at(&own.certificate, now) => {
+                            detail.push_str(&format!("; {doc_type}: document signer {:04}", own.number));
+                        }
+                        _ => {
+                            return Err(format!(
+                                "no valid document signer for {doc_type} in its key directory (keys.doc_type): rotate it there"
+                            ))
+                        }
+                    }
+                }
+                Ok(detail)
+            }
             None => Err(
                 "no document signer: run `brevet keys init` (or `keys import`) and restart".into(),
             ),
@@ -169,14 +196,30 @@ impl Probe for WalletKeys {
     }
     async fn check(&self) -> Result<String, String> {
         let now = self.1.system_time();
-        match &self.0.keys {
+        let set = self.0.keys();
+        match &set.keys {
             Some(keys) if !keys.identity.iter().any(|k| valid_at(&k.certificate, now)) => Err(
                 "every Wallet identity key has expired: run `brevet keys rotate-identity` and restart".into(),
             ),
             Some(keys) if !keys.hybrid.iter().any(|k| valid_at(&k.certificate, now)) => Err(
                 "every Wallet hybrid-encryption key has expired: run `brevet keys rotate-hybrid` and restart".into(),
             ),
-            Some(_) => Ok("identity and hybrid-encryption keys loaded".into()),
+            Some(keys) => {
+                let (Some(identity), Some(hybrid)) = (keys.active_identity(now), keys.active_hybrid(now)) else {
+                    return Err("no Wallet identity or hybrid-encryption key in force".into());
+                };
+                let mut detail = format!(
+                    "identity {:04} signs, hybrid {:04} advertised",
+                    identity.number, hybrid.number
+                );
+                for key in keys.identity.iter().filter(|k| k.activate_at.is_some_and(|at| at > now)) {
+                    detail.push_str(&format!("; identity {:04} published, signs from {}", key.number, stamp(key.activate_at)));
+                }
+                for key in keys.hybrid.iter().filter(|k| k.activate_at.is_some_and(|at| at > now)) {
+                    detail.push_str(&format!("; hybrid {:04} advertised from {}", key.number, stamp(key.activate_at)));
+                }
+                Ok(detail)
+            }
             None => Err(
                 "no Wallet identity or hybrid-encryption key: run `brevet keys init` (or `keys import`) and restart".into(),
             ),

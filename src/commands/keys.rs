@@ -77,6 +77,16 @@ pub struct RotateArgs {
     /// Validity of the new DS certificate in days (at most 457).
     #[arg(long, default_value_t = 365)]
     pub days: u64,
+    /// When the new DS starts to sign (RFC 3339, e.g. 2027-01-01T00:00:00Z); default: at once.
+    /// Every replica switches at this instant.
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<SystemTime>,
+}
+
+fn parse_instant(text: &str) -> Result<SystemTime, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc).into())
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2027-01-01T00:00:00Z"))
 }
 
 /// How close to expiry `keys show` flags a certificate: the largest warning threshold.
@@ -97,7 +107,7 @@ fn days(n: u64) -> Duration {
 
 /// `keys init`
 pub fn init(config: &Config, args: &InitArgs) -> anyhow::Result<()> {
-    let store = KeyStore::new(config.effective_keys_dir());
+    let store = KeyStore::from_config(config)?;
     if args.if_missing && store.is_initialised() {
         println!(
             "{} already holds keys; nothing to do",
@@ -132,7 +142,7 @@ pub fn init(config: &Config, args: &InitArgs) -> anyhow::Result<()> {
 
 /// `keys import`
 pub fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
-    let store = KeyStore::new(config.effective_keys_dir());
+    let store = KeyStore::from_config(config)?;
     let material = ImportMaterial {
         iaca_cert: args.iaca_cert.clone(),
         iaca_key: args.iaca_key.clone(),
@@ -150,7 +160,7 @@ pub fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
 
 /// `keys show`
 pub fn show(config: &Config) -> anyhow::Result<()> {
-    let store = KeyStore::new(config.effective_keys_dir());
+    let store = KeyStore::from_config(config)?;
     print!(
         "{}",
         store
@@ -178,11 +188,17 @@ pub fn show(config: &Config) -> anyhow::Result<()> {
 
 /// `keys rotate-ds`
 pub fn rotate_ds(config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
-    let store = KeyStore::new(config.effective_keys_dir());
+    let store = KeyStore::from_config(config)?;
     let number = store
-        .rotate_ds(days(args.days))
+        .rotate_ds_at(days(args.days), args.at)
         .context("keys rotate-ds failed")?;
-    println!("created DS {number:04}; it is now the active document signer (older ones stay valid for MSOs they signed)");
+    match args.at {
+        Some(at) => println!(
+            "created DS {number:04}; it signs from {} (running servers load it within keys.reload_secs)",
+            chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339()
+        ),
+        None => println!("created DS {number:04}; it is now the active document signer (running servers load it within keys.reload_secs; older ones stay valid for MSOs they signed)"),
+    }
     print!("{}", store.describe(SystemTime::now(), soon(config))?);
     Ok(())
 }
@@ -190,7 +206,7 @@ pub fn rotate_ds(config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
 /// `keys rotate-identity` / `keys rotate-hybrid`: a new Wallet key becomes the active one; older
 /// ones stay published (identity) or keep decrypting (hybrid) until their certificates expire.
 pub fn rotate_wallet_key(config: &Config, kind: WalletKeyKind) -> anyhow::Result<()> {
-    let store = KeyStore::new(config.effective_keys_dir());
+    let store = KeyStore::from_config(config)?;
     let number = store
         .rotate_wallet_key(kind)
         .context("Wallet key rotation failed")?;
@@ -198,7 +214,7 @@ pub fn rotate_wallet_key(config: &Config, kind: WalletKeyKind) -> anyhow::Result
         WalletKeyKind::Identity => "identity",
         WalletKeyKind::Hybrid => "hybrid-encryption",
     };
-    println!("created Wallet {what} key {number:04}; it is now the active one (restart brevet serve to use it)");
+    println!("created Wallet {what} key {number:04}; running servers publish it within keys.reload_secs and use it keys.publish_delay_secs later");
     Ok(())
 }
 

@@ -61,7 +61,7 @@ pub const DEV_IACA_NAME: &str = "Brevet DEVELOPMENT IACA - NOT FOR PRODUCTION";
 /// keys, loudly marked as such; otherwise missing keys are only reported, because production keys
 /// come from `brevet keys init` or `import`.
 fn ensure_keys(config: &Config) -> anyhow::Result<()> {
-    let store = KeyStore::new(config.effective_keys_dir());
+    let store = KeyStore::from_config(config)?;
     let development = config.is_development();
     if store.is_initialised() {
         let active = store
@@ -191,22 +191,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if config.google.issuer_id.is_none() {
         tracing::warn!("google.issuer_id is unset: Wallet requests are accepted whatever requestMetadata.issuerId they name");
     }
-    let watched = crate::pki::expiry::in_use(&config, &wallet);
+    let fixed = crate::pki::expiry::fixed(&config);
+    let state = AppState::new(store.clone(), &config)
+        .with_doc_types(doc_types)
+        .with_wallet(wallet)
+        .with_watched_certificates(fixed.clone());
+    // Keys: activation times agreed with the other replicas now, then reloaded as they change.
+    let wallet = state.services.wallet.clone();
+    crate::service::keys::reload(&config, &store, &wallet, std::time::SystemTime::now())
+        .await
+        .context("cannot agree the keys' activation times with the store")?;
+    {
+        let stop = stopped();
+        let every = Duration::from_secs(config.keys.reload_secs);
+        let (config, store, wallet) = (config.clone(), store.clone(), wallet.clone());
+        background.spawn(async move {
+            crate::service::keys::keep_fresh(config, store, wallet, every, stop).await
+        });
+    }
     {
         let warnings =
             crate::pki::expiry::ExpiryWarnings::new(config.keys.expiry_warning_days.clone());
-        let watched = watched.clone();
         let stop = stopped();
         background.spawn(async move {
             warnings
-                .run(&watched, Duration::from_secs(3600), stop)
+                .run(&fixed, &wallet, Duration::from_secs(3600), stop)
                 .await
         });
     }
-    let state = AppState::new(store, &config)
-        .with_doc_types(doc_types)
-        .with_wallet(wallet)
-        .with_watched_certificates(watched);
     let acceptor = config.tls.as_ref().map(http::tls::acceptor).transpose()?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let limits = http::serve::ConnectionLimits::from_config(&config);

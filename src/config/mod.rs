@@ -71,12 +71,33 @@ pub struct Config {
 pub struct KeysConfig {
     /// Days before a certificate's expiry at which a warning is logged (once per threshold).
     pub expiry_warning_days: Vec<u32>,
+    /// The PKCS#11 token new signing keys are made in and token-held keys are used from;
+    /// `None`: software keys (PKCS#8 files).
+    pub pkcs11: Option<crate::pki::pkcs11::Pkcs11Config>,
+    /// How long a new Wallet identity or hybrid key is published before it is used ([I]).
+    pub publish_delay_secs: u64,
+    /// How often `brevet serve` reloads the keys from the key directory (or token).
+    pub reload_secs: u64,
+    /// Doc types signed by a DS of their own, under their own IACA: the key directory of each.
+    pub doc_type: std::collections::BTreeMap<String, DocTypeKeys>,
+}
+
+/// `[keys.doc_type."<docType>"]`: where the DS of one doc type lives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocTypeKeys {
+    /// A key directory of its own (IACA and DS), made with `BREVET_KEYS_DIR=… brevet keys init`.
+    pub keys_dir: PathBuf,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             expiry_warning_days: vec![30, 7, 1],
+            pkcs11: None,
+            publish_delay_secs: 86_400,
+            reload_secs: 60,
+            doc_type: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -649,6 +670,9 @@ impl Config {
                     "is required when google.base_url is set",
                 );
             }
+        }
+        if self.keys.reload_secs == 0 {
+            return bad("keys.reload_secs", "must be at least 1");
         }
         if self.outbox.lease_secs == 0
             || self.outbox.max_attempts == 0

@@ -46,6 +46,14 @@ pub fn effective(config: &Config, figment: &Figment) -> Vec<Effective> {
     }
     let mut out = Vec::new();
     walk(&mut Vec::new(), &tree, figment, &mut out);
+    if config.keys.pkcs11.as_ref().is_some_and(|p| p.pin.is_some()) {
+        let path: Vec<String> = ["keys", "pkcs11", "pin"].map(String::from).to_vec();
+        out.push(Effective {
+            source: source_of(figment, &path),
+            path,
+            value: Some(Value::String(REDACTED.into())),
+        });
+    }
     if config.certprov.pubsub.push_token.is_some() {
         // Never serialised (a secret); shown as set.
         let path: Vec<String> = ["certprov", "pubsub", "push_token"]

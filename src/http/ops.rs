@@ -126,10 +126,13 @@ async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     state
         .metrics
         .set_notifications_configured(state.notifications_configured);
-    state.metrics.set_certificate_expiry(
-        &state.watched_certificates,
-        state.services.clock.system_time(),
-    );
+    let mut watched = state.watched_certificates.to_vec();
+    watched.extend(crate::pki::expiry::of_key_set(
+        &state.services.wallet.keys(),
+    ));
+    state
+        .metrics
+        .set_certificate_expiry(&watched, state.services.clock.system_time());
     match crate::store::cert_processes::count_by_state(&mut state.store().db()).await {
         Ok(counts) => state.metrics.set_cert_process_counts(&counts),
         Err(error) => tracing::warn!(%error, "cannot read certificate process counts for metrics"),

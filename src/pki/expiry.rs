@@ -12,6 +12,7 @@ use x509_cert::Certificate;
 
 use super::certs;
 use crate::config::Config;
+use crate::service::wallet::KeySet;
 use crate::service::WalletContext;
 
 /// One certificate whose expiry is watched.
@@ -50,19 +51,31 @@ fn first_pem_certificate(path: &Path) -> Option<Certificate> {
 
 /// The certificates `config` and the loaded Wallet keys put in use.
 pub fn in_use(config: &Config, wallet: &WalletContext) -> Vec<Watched> {
+    let mut watched = fixed(config);
+    watched.extend(of_key_set(&wallet.keys()));
+    watched
+}
+
+/// The certificates of a key set (DS, identity, hybrid), which change when keys are reloaded.
+pub fn of_key_set(set: &KeySet) -> Vec<Watched> {
     let mut watched = Vec::new();
-    let keys = super::keystore::KeyStore::new(config.effective_keys_dir());
-    if let Ok(iaca) = keys.iaca_certificate() {
-        watched.push(Watched::of("iaca", "iaca", &iaca));
-    }
-    if let Some(ds) = &wallet.document_signer {
+    for ds in &set.document_signers {
         watched.push(Watched::of(
             "ds",
             format!("{:04}", ds.number),
             &ds.certificate,
         ));
     }
-    if let Some(keys) = &wallet.keys {
+    for (doc_type, signers) in &set.doc_type_signers {
+        for ds in signers {
+            watched.push(Watched::of(
+                "ds",
+                format!("{doc_type}/{:04}", ds.number),
+                &ds.certificate,
+            ));
+        }
+    }
+    if let Some(keys) = &set.keys {
         for key in &keys.identity {
             watched.push(Watched::of(
                 "identity",
@@ -76,6 +89,22 @@ pub fn in_use(config: &Config, wallet: &WalletContext) -> Vec<Watched> {
                 format!("{:04}", key.number),
                 &key.certificate,
             ));
+        }
+    }
+    watched
+}
+
+/// The certificates that stay for the life of the process: the IACA, built-in device CAs and the
+/// TLS server certificate.
+pub fn fixed(config: &Config) -> Vec<Watched> {
+    let mut watched = Vec::new();
+    let keys = super::keystore::KeyStore::new(config.effective_keys_dir());
+    if let Ok(iaca) = keys.iaca_certificate() {
+        watched.push(Watched::of("iaca", "iaca", &iaca));
+    }
+    for (doc_type, own) in &config.keys.doc_type {
+        if let Ok(iaca) = super::keystore::KeyStore::new(&own.keys_dir).iaca_certificate() {
+            watched.push(Watched::of("iaca", doc_type.clone(), &iaca));
         }
     }
     for (name, path) in crate::certprov::builtin_ca_certificates(&config.certprov) {
@@ -136,16 +165,19 @@ impl ExpiryWarnings {
         count
     }
 
-    /// Looks every `every` until `stop` resolves.
+    /// Looks every `every` until `stop` resolves, at `fixed` and at the key set in force.
     pub async fn run(
         &self,
-        watched: &[Watched],
+        fixed: &[Watched],
+        wallet: &WalletContext,
         every: Duration,
         stop: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(stop);
         loop {
-            self.check(watched, SystemTime::now());
+            let mut watched = fixed.to_vec();
+            watched.extend(of_key_set(&wallet.keys()));
+            self.check(&watched, SystemTime::now());
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = &mut stop => return,

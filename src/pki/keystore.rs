@@ -25,7 +25,8 @@ use x509_cert::der::Encode;
 use x509_cert::Certificate;
 
 use super::certs::{self, Authority, CertError};
-use super::signer::{Signer, SignerError, SoftwareSigner};
+use super::pkcs11::Token;
+use super::signer::{fast_signer, Signer, SignerError, SoftwareSigner};
 
 /// Failures of the key directory.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub enum KeyStoreError {
         #[source]
         source: SignerError,
     },
+    /// The PKCS#11 token could not be used.
+    #[error(transparent)]
+    Token(#[from] super::pkcs11::TokenError),
 }
 
 pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError + '_ {
@@ -100,15 +104,23 @@ pub struct DocumentSignerKey {
     pub number: u32,
     /// Its certificate.
     pub certificate: Certificate,
-    /// Its key.
-    pub signer: SoftwareSigner,
+    /// Its key: in memory, or in the token.
+    pub signer: Box<dyn Signer>,
 }
 
-/// The key directory.
+/// The key directory, and the PKCS#11 token its new signing keys are made in, if any.
+///
+/// A signing key `<stem>` is a PKCS#8 file `<stem>.key.pem`, or, when it lives in the token,
+/// `<stem>.key.pkcs11`: a text file holding the key's label in the token (the key itself never
+/// leaves it). Certificates are PEM files beside, in both cases.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     dir: PathBuf,
+    token: Option<std::sync::Arc<Token>>,
 }
+
+/// Suffix of the file that names a token-held key.
+const TOKEN_KEY_SUFFIX: &str = "key.pkcs11";
 
 /// Validity lifetimes used by `init` and `rotate-ds`.
 #[derive(Debug, Clone, Copy)]
@@ -145,9 +157,126 @@ pub(super) fn read(path: &Path) -> Result<String, KeyStoreError> {
 }
 
 impl KeyStore {
-    /// The key directory at `dir` (which need not exist yet).
+    /// The key directory at `dir` (which need not exist yet), with software keys.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            token: None,
+        }
+    }
+
+    /// The key directory `config` names, with its PKCS#11 token when `keys.pkcs11` is set.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, KeyStoreError> {
+        let store = Self::new(config.effective_keys_dir());
+        Ok(match &config.keys.pkcs11 {
+            Some(pkcs11) => store.with_token(Token::open(pkcs11)?),
+            None => store,
+        })
+    }
+
+    /// The key directory `dir`, with the token `config` names (a doc type's own directory).
+    pub fn from_config_at(
+        config: &crate::config::Config,
+        dir: &Path,
+    ) -> Result<Self, KeyStoreError> {
+        let store = Self::new(dir);
+        Ok(match &config.keys.pkcs11 {
+            Some(pkcs11) => store.with_token(Token::open(pkcs11)?),
+            None => store,
+        })
+    }
+
+    /// The same directory, making new signing keys in `token`.
+    pub fn with_token(mut self, token: std::sync::Arc<Token>) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    fn pem_key(stem: &Path) -> PathBuf {
+        stem.with_extension("key.pem")
+    }
+
+    fn token_key(stem: &Path) -> PathBuf {
+        stem.with_extension(TOKEN_KEY_SUFFIX)
+    }
+
+    /// Whether the signing key `stem` exists here or in the token.
+    pub(super) fn has_signing_key(&self, stem: &Path) -> bool {
+        Self::pem_key(stem).is_file() || Self::token_key(stem).is_file()
+    }
+
+    /// Makes the signing key `stem`: in the token when there is one (its label written to
+    /// `<stem>.key.pkcs11`), else in memory, written to `<stem>.key.pem` (0600).
+    pub(super) fn new_signing_key(
+        &self,
+        stem: &Path,
+        role: &str,
+    ) -> Result<Box<dyn Signer>, KeyStoreError> {
+        match &self.token {
+            Some(token) => {
+                // Unique, so that key directories sharing a token never collide.
+                let label = format!(
+                    "brevet-{role}-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
+                let signer = token.generate_p256(&label)?;
+                write_new(
+                    &Self::token_key(stem),
+                    format!("{label}\n").as_bytes(),
+                    0o644,
+                )?;
+                Ok(Box::new(signer))
+            }
+            None => {
+                let key = SoftwareSigner::generate();
+                let path = Self::pem_key(stem);
+                let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
+                    path: path.clone(),
+                    source,
+                })?;
+                write_new(&path, pem.as_bytes(), 0o600)?;
+                fast_signer(&key).map_err(|source| KeyStoreError::Key { path, source })
+            }
+        }
+    }
+
+    /// The signing key `stem`, from its PEM file or from the token.
+    pub(super) fn load_signing_key(&self, stem: &Path) -> Result<Box<dyn Signer>, KeyStoreError> {
+        let pem = Self::pem_key(stem);
+        if pem.is_file() {
+            let key = self.load_key(&pem)?;
+            return fast_signer(&key).map_err(|source| KeyStoreError::Key { path: pem, source });
+        }
+        let marker = Self::token_key(stem);
+        let label = read(&marker)?.trim().to_owned();
+        let token = self.token.as_ref().ok_or_else(|| {
+            KeyStoreError::State(format!(
+                "{}: the key {label:?} is in a PKCS#11 token: configure keys.pkcs11",
+                marker.display()
+            ))
+        })?;
+        Ok(Box::new(token.signer(&label).map_err(|e| {
+            KeyStoreError::State(format!("{}: {e}", marker.display()))
+        })?))
+    }
+
+    /// Where the signing key `stem` lives, for `keys show`.
+    fn key_location(&self, stem: &Path) -> String {
+        if Self::pem_key(stem).is_file() {
+            "present (PKCS#8 file)".into()
+        } else if let Ok(label) = read(&Self::token_key(stem)) {
+            format!("in the PKCS#11 token, label {:?}", label.trim())
+        } else {
+            "not here (offline)".into()
+        }
+    }
+
+    fn iaca_stem(&self) -> PathBuf {
+        self.dir.join("iaca")
+    }
+
+    fn ds_stem(&self, number: u32) -> PathBuf {
+        self.ds_dir().join(format!("{number:04}"))
     }
 
     /// Where it is.
@@ -206,18 +335,16 @@ impl KeyStore {
             )));
         }
         let now = SystemTime::now();
-        let iaca_key = SoftwareSigner::generate();
-        let iaca = certs::issue_iaca(&iaca_key, &authority.authority(), now, lifetimes.iaca)?;
         self.create_dirs()?;
+        let iaca_key = self.new_signing_key(&self.iaca_stem(), "iaca")?;
+        let iaca = certs::issue_iaca(
+            iaca_key.as_ref(),
+            &authority.authority(),
+            now,
+            lifetimes.iaca,
+        )?;
         let toml = toml::to_string(authority).map_err(|e| KeyStoreError::State(e.to_string()))?;
         write_new(&self.authority_path(), toml.as_bytes(), 0o644)?;
-        let key_pem = iaca_key
-            .to_pkcs8_pem()
-            .map_err(|source| KeyStoreError::Key {
-                path: self.iaca_key_path(),
-                source,
-            })?;
-        write_new(&self.iaca_key_path(), key_pem.as_bytes(), 0o600)?;
         write_new(
             &self.iaca_cert_path(),
             certs::to_pem(&iaca)?.as_bytes(),
@@ -229,22 +356,32 @@ impl KeyStore {
 
     /// Adds a new DS key and certificate signed by the IACA key, and makes it the active one.
     pub fn rotate_ds(&self, lifetime: Duration) -> Result<u32, KeyStoreError> {
+        self.rotate_ds_at(lifetime, None)
+    }
+
+    /// [`KeyStore::rotate_ds`], the new DS starting to sign at `at` when given. The schedule is
+    /// written before the certificate, so that no server loads the DS without it.
+    pub fn rotate_ds_at(
+        &self,
+        lifetime: Duration,
+        at: Option<SystemTime>,
+    ) -> Result<u32, KeyStoreError> {
         let authority: AuthorityFile =
             toml::from_str(&read(&self.authority_path())?).map_err(|e| {
                 KeyStoreError::State(format!("{}: {e}", self.authority_path().display()))
             })?;
-        if !self.iaca_key_path().is_file() {
+        if !self.has_signing_key(&self.iaca_stem()) {
             return Err(KeyStoreError::State(
                 "the IACA private key is not in the key directory (kept offline?): sign a DS certificate elsewhere and use `keys import`".into(),
             ));
         }
-        let iaca_key = self.load_key(&self.iaca_key_path())?;
+        let iaca_key = self.load_signing_key(&self.iaca_stem())?;
         let iaca = self.iaca_certificate()?;
         let number = self.ds_numbers()?.last().map_or(1, |n| n + 1);
-        let ds_key = SoftwareSigner::generate();
+        let ds_key = self.new_signing_key(&self.ds_stem(number), "ds")?;
         let name = format!("{} {number}", authority.ds_common_name);
         let ds = certs::issue_ds(
-            &iaca_key,
+            iaca_key.as_ref(),
             &iaca,
             &authority.authority(),
             &name,
@@ -252,22 +389,30 @@ impl KeyStore {
             SystemTime::now(),
             lifetime,
         )?;
-        self.write_ds(number, &ds_key, &ds)?;
+        if let Some(at) = at {
+            self.schedule_ds(number, at)?;
+        }
+        self.write_ds_certificate(number, &ds)?;
         Ok(number)
     }
 
+    /// Writes an imported DS key (a PKCS#8 file) and its certificate.
     fn write_ds(
         &self,
         number: u32,
         key: &SoftwareSigner,
         cert: &Certificate,
     ) -> Result<(), KeyStoreError> {
-        let key_path = self.ds_dir().join(format!("{number:04}.key.pem"));
+        let key_path = Self::pem_key(&self.ds_stem(number));
         let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
             path: key_path.clone(),
             source,
         })?;
         write_new(&key_path, pem.as_bytes(), 0o600)?;
+        self.write_ds_certificate(number, cert)
+    }
+
+    fn write_ds_certificate(&self, number: u32, cert: &Certificate) -> Result<(), KeyStoreError> {
         write_new(
             &self.ds_dir().join(format!("{number:04}.cert.pem")),
             certs::to_pem(cert)?.as_bytes(),
@@ -378,12 +523,72 @@ impl KeyStore {
             .ok_or_else(|| KeyStoreError::State("no DS key; run `brevet keys rotate-ds`".into()))?;
         let certificate =
             certs::from_pem(&read(&self.ds_dir().join(format!("{number:04}.cert.pem")))?)?;
-        let signer = self.load_key(&self.ds_dir().join(format!("{number:04}.key.pem")))?;
+        let signer = self.load_signing_key(&self.ds_stem(number))?;
+        if certs::public_key(&certificate)? != signer.verifying_key() {
+            return Err(KeyStoreError::State(format!(
+                "the key of DS {number:04} is not the key of its certificate"
+            )));
+        }
         Ok(DocumentSignerKey {
             number,
             certificate,
             signer,
         })
+    }
+
+    /// The document signers that may sign now or later: every one whose certificate has not
+    /// expired (the newest too if all have, so that readiness can say so), oldest first.
+    pub fn usable_ds(&self, now: SystemTime) -> Result<Vec<DocumentSignerKey>, KeyStoreError> {
+        let numbers = self.ds_numbers()?;
+        let mut usable = Vec::new();
+        for (i, &number) in numbers.iter().enumerate() {
+            let certificate =
+                certs::from_pem(&read(&self.ds_dir().join(format!("{number:04}.cert.pem")))?)?;
+            let expired = certificate
+                .tbs_certificate
+                .validity
+                .not_after
+                .to_system_time()
+                < now;
+            if expired && i + 1 < numbers.len() {
+                continue;
+            }
+            let signer = self.load_signing_key(&self.ds_stem(number))?;
+            if certs::public_key(&certificate)? != signer.verifying_key() {
+                return Err(KeyStoreError::State(format!(
+                    "the key of DS {number:04} is not the key of its certificate"
+                )));
+            }
+            usable.push(DocumentSignerKey {
+                number,
+                certificate,
+                signer,
+            });
+        }
+        Ok(usable)
+    }
+
+    /// When DS `number` was scheduled to start signing (`keys rotate-ds --at`), if it was.
+    pub fn ds_scheduled_at(&self, number: u32) -> Result<Option<SystemTime>, KeyStoreError> {
+        let path = self.ds_stem(number).with_extension("activate-at");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = read(&path)?;
+        let at = chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map_err(|e| KeyStoreError::State(format!("{}: {e}", path.display())))?;
+        Ok(Some(at.with_timezone(&chrono::Utc).into()))
+    }
+
+    /// Schedules DS `number` to start signing at `at` (recorded beside its certificate; every
+    /// replica agrees on it through the store when it first loads the DS).
+    fn schedule_ds(&self, number: u32, at: SystemTime) -> Result<(), KeyStoreError> {
+        let stamp = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339();
+        write_new(
+            &self.ds_stem(number).with_extension("activate-at"),
+            format!("{stamp}\n").as_bytes(),
+            0o644,
+        )
     }
 
     /// A human-readable description of the chain, for `brevet keys show`; certificates expiring
@@ -392,14 +597,7 @@ impl KeyStore {
         let iaca = self.iaca_certificate()?;
         let mut out = format!("key directory: {}\n", self.dir.display());
         out += &describe_cert("IACA", &iaca, now, soon)?;
-        out += &format!(
-            "  private key: {}\n",
-            if self.iaca_key_path().is_file() {
-                "present"
-            } else {
-                "not here (offline)"
-            }
-        );
+        out += &format!("  private key: {}\n", self.key_location(&self.iaca_stem()));
         let all = self.ds_certificates()?;
         let active = all.last().map(|(n, _)| *n);
         for (number, cert) in &all {
@@ -417,6 +615,10 @@ impl KeyStore {
                 Err(e) => format!("NOT USABLE: {e}"),
             };
             out += &format!("  status: {chain}\n");
+            out += &format!(
+                "  private key: {}\n",
+                self.key_location(&self.ds_stem(*number))
+            );
         }
         for (label, kind) in [
             (

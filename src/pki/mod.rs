@@ -10,6 +10,7 @@ pub mod chain;
 pub mod expiry;
 pub mod hpke;
 pub mod keystore;
+pub mod pkcs11;
 pub mod signer;
 pub mod wallet_keys;
 

@@ -22,7 +22,7 @@ use x509_cert::Certificate;
 use super::certs::{self, CertTemplate};
 use super::hpke::HpkePrivateKey;
 use super::keystore::{io, read, write_new, AuthorityFile, KeyStore, KeyStoreError};
-use super::signer::{fast_signer, Signer, SoftwareSigner};
+use super::signer::Signer;
 
 /// Lifetime of a new identity certificate: a year plus a month of overlap for rotation [I].
 pub const IDENTITY_LIFETIME: Duration = Duration::from_secs(395 * 86_400);
@@ -55,6 +55,8 @@ pub struct IdentityKey {
     pub certificate: Certificate,
     /// Signs.
     pub signer: Box<dyn Signer>,
+    /// When it starts to sign; `None`: at once. Until then it is only published.
+    pub activate_at: Option<SystemTime>,
 }
 
 /// A hybrid key with its certificate.
@@ -66,6 +68,21 @@ pub struct HybridKey {
     pub certificate: Certificate,
     /// Decrypts.
     pub key: HpkePrivateKey,
+    /// When it starts to be advertised for encryption; `None`: at once. It decrypts from the
+    /// start.
+    pub activate_at: Option<SystemTime>,
+}
+
+/// The newest of `keys` whose activation has come at `now` (or the oldest, if none has).
+fn active_at<K>(
+    keys: &[K],
+    activation: impl Fn(&K) -> Option<SystemTime>,
+    now: SystemTime,
+) -> Option<&K> {
+    keys.iter()
+        .rev()
+        .find(|k| activation(k).is_none_or(|at| at <= now))
+        .or_else(|| keys.first())
 }
 
 /// The Wallet keys a server uses, loaded once at start.
@@ -77,14 +94,14 @@ pub struct WalletKeys {
 }
 
 impl WalletKeys {
-    /// The identity key that signs.
-    pub fn active_identity(&self) -> Option<&IdentityKey> {
-        self.identity.last()
+    /// The identity key that signs at `now`: the newest whose activation has come.
+    pub fn active_identity(&self, now: SystemTime) -> Option<&IdentityKey> {
+        active_at(&self.identity, |k| k.activate_at, now)
     }
 
-    /// The hybrid key that is published.
-    pub fn active_hybrid(&self) -> Option<&HybridKey> {
-        self.hybrid.last()
+    /// The hybrid key advertised at `now`: the newest whose activation has come.
+    pub fn active_hybrid(&self, now: SystemTime) -> Option<&HybridKey> {
+        active_at(&self.hybrid, |k| k.activate_at, now)
     }
 
     /// The hybrid key whose certificate serial is `serial_hex` (case-insensitive).
@@ -123,6 +140,10 @@ fn unexpired(cert: &Certificate, now: SystemTime) -> bool {
 impl KeyStore {
     fn wallet_dir(&self, kind: WalletKeyKind) -> PathBuf {
         self.dir().join(kind.dir_name())
+    }
+
+    fn wallet_stem(&self, kind: WalletKeyKind, number: u32) -> PathBuf {
+        self.wallet_dir(kind).join(format!("{number:04}"))
     }
 
     fn wallet_file(&self, kind: WalletKeyKind, number: u32, what: &str) -> PathBuf {
@@ -171,9 +192,10 @@ impl KeyStore {
         let dir = self.wallet_dir(kind);
         let number = numbers(&dir)?.last().map_or(1, |n| n + 1);
         let now = SystemTime::now();
-        let (certificate, key_pem) = match kind {
+        let certificate = match kind {
             WalletKeyKind::Identity => {
-                let key = SoftwareSigner::generate();
+                // Its key file (or token label) is written first: a certificate always has a key.
+                let key = self.new_signing_key(&self.wallet_stem(kind, number), "identity")?;
                 let template = CertTemplate {
                     subject: self.subject("Identity Key", number),
                     issuer: None,
@@ -187,12 +209,7 @@ impl KeyStore {
                         true,
                     )?],
                 };
-                let cert = certs::issue_certificate(&template, &key)?;
-                let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
-                    path: self.wallet_file(kind, number, "key"),
-                    source,
-                })?;
-                (cert, pem)
+                certs::issue_certificate(&template, key.as_ref())?
             }
             WalletKeyKind::Hybrid => {
                 let identity = self.load_identity_keys(now)?.pop().ok_or_else(|| {
@@ -216,18 +233,19 @@ impl KeyStore {
                     )?],
                 };
                 let cert = certs::issue_certificate(&template, identity.signer.as_ref())?;
+                // Decryption stays in software: the key schedule needs the ECDH secret.
                 let pem = key
                     .secret()
                     .to_pkcs8_pem(LineEnding::LF)
                     .map_err(|e| KeyStoreError::State(format!("cannot encode hybrid key: {e}")))?;
-                (cert, pem)
+                write_new(
+                    &self.wallet_file(kind, number, "key"),
+                    pem.as_bytes(),
+                    0o600,
+                )?;
+                cert
             }
         };
-        write_new(
-            &self.wallet_file(kind, number, "key"),
-            key_pem.as_bytes(),
-            0o600,
-        )?;
         write_new(
             &self.wallet_file(kind, number, "cert"),
             certs::to_pem(&certificate)?.as_bytes(),
@@ -244,21 +262,17 @@ impl KeyStore {
             if !unexpired(&certificate, now) {
                 continue;
             }
-            let path = self.wallet_file(kind, number, "key");
-            let software = self.load_key(&path)?;
-            if certs::public_key(&certificate)? != software.verifying_key() {
+            let stem = self.wallet_stem(kind, number);
+            let signer = self.load_signing_key(&stem)?;
+            if certs::public_key(&certificate)? != signer.verifying_key() {
                 return Err(KeyStoreError::State(format!(
-                    "{} is not the key of its certificate",
-                    path.display()
+                    "the key of Wallet identity {number:04} is not the key of its certificate"
                 )));
             }
-            let signer = fast_signer(&software).map_err(|source| KeyStoreError::Key {
-                path: path.clone(),
-                source,
-            })?;
             keys.push(IdentityKey {
                 number,
                 certificate,
+                activate_at: None,
                 signer,
             });
         }
@@ -290,6 +304,7 @@ impl KeyStore {
             hybrid.push(HybridKey {
                 number,
                 certificate,
+                activate_at: None,
                 key,
             });
         }

@@ -10,6 +10,7 @@
 
 pub mod credentials;
 pub mod device_certs;
+pub mod keys;
 pub mod outbox;
 pub mod proofings;
 pub mod tokens;

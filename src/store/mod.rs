@@ -13,6 +13,7 @@ pub mod connect;
 pub mod copies;
 pub mod credentials;
 pub mod devices;
+pub mod key_activations;
 pub mod outbox;
 pub mod proofings;
 pub mod revocations;

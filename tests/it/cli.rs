@@ -272,7 +272,7 @@ both_stores! {
         let output = brevet(&db.dir).env("BREVET_DATABASE_URL", db.url.expose()).arg("migrate").output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
         let store = db.store().await;
-        assert_eq!(store.table_names().await.unwrap().len(), 14);
+        assert_eq!(store.table_names().await.unwrap().len(), 15);
         assert!(store.list_admin_tokens().await.unwrap().is_empty(), "migrate creates no token");
     }
 }
@@ -306,7 +306,7 @@ both_stores! {
         let (code, log) = worker.terminate();
         assert_eq!(code, Some(0));
         assert!(log.join("\n").contains("brevet worker stopped"));
-        assert_eq!(db.store().await.table_names().await.unwrap().len(), 14, "the worker migrated the store");
+        assert_eq!(db.store().await.table_names().await.unwrap().len(), 15, "the worker migrated the store");
     }
 }
 

@@ -48,7 +48,7 @@ both_stores! {
                 { "name": "store", "ok": true, "detail": ready.json()["checks"][0]["detail"] },
                 { "name": "migrations", "ok": true, "detail": format!("{expected} of {expected} applied") },
                 { "name": "mdoc_keys", "ok": true, "detail": "document signer 0001 loaded" },
-                { "name": "wallet_keys", "ok": true, "detail": "identity and hybrid-encryption keys loaded" },
+                { "name": "wallet_keys", "ok": true, "detail": "identity 0001 signs, hybrid 0001 advertised" },
             ],
             "warnings": [brevet::http::ops::NOTIFICATIONS_DISABLED],
         }));

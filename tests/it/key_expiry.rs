@@ -95,14 +95,20 @@ fn serve_warns_of_a_certificate_near_expiry_and_keys_show_flags_it() {
         "{shown}"
     );
     assert!(shown.contains("IACA: CN=Soon IACA,C=XX"), "{shown}");
-    let server = Server::start(brevet(dir.path()));
-    // Said before the server listens, so among the lines read while starting.
-    let warning: serde_json::Value = server
+    let mut server = Server::start(brevet(dir.path()));
+    // Said as the server starts: among the lines read while starting, or just after.
+    let wanted = |l: &serde_json::Value| {
+        l["message"] == "certificate expires soon; rotate it (docs/KEYS.md)"
+    };
+    let seen = server
         .log
         .iter()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|l| l["message"] == "certificate expires soon; rotate it (docs/KEYS.md)")
-        .unwrap_or_else(|| panic!("no expiry warning in {:?}", server.log));
+        .find(|l| wanted(l));
+    let warning = match seen {
+        Some(warning) => warning,
+        None => server.wait_for_log(wanted),
+    };
     assert_eq!(warning["level"], "WARN");
     assert_eq!(warning["certificate.role"], "ds");
     assert_eq!(warning["days_left"], 9);

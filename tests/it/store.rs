@@ -26,7 +26,7 @@ both_stores! {
             store.table_names().await.unwrap(),
             [
                 "admin_tokens", "audit_log", "cert_processes", "credential_versions", "credentials",
-                "deployment_settings", "device_crls", "device_revocations", "devices", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
+                "deployment_settings", "device_crls", "device_revocations", "devices", "key_activations", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
                 "wallet_credentials",
             ]
         );

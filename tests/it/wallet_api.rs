@@ -736,11 +736,12 @@ fn ds_valid_between(
         &key,
     )
     .unwrap();
-    wallet.document_signer = Some(brevet::service::wallet::DocumentSignerKey {
+    wallet.keys_mut().document_signers = vec![brevet::service::wallet::DocumentSignerKey {
         number: 9,
         certificate,
         signer: Box::new(key),
-    });
+        activate_at: None,
+    }];
 }
 
 both_stores! {
@@ -838,13 +839,45 @@ both_stores! {
         assert!(h.app.store.get_wallet_credential("c-ds").await.unwrap().is_none(), "nothing bound");
 
         // No document signer at all: the same.
-        let h = Harness::with_wallet(&db, |_| {}, |w| w.document_signer = None).await;
+        let h = Harness::with_wallet(&db, |_| {}, |w| w.keys_mut().document_signers.clear()).await;
         let device = h.registered("dev-nods").await;
         h.proofing(&device, "nods-1").await;
         h.approve("nods-1", &record).await;
         let key = device.encryption_key();
         let response = h.call("provisionCredential", h.provision_body(&device, "c-nods", "nods-1", &key)).await;
         assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    async fn a_failing_signer_is_retryable_and_changes_nothing(db: TestDb) {
+        // An HSM that stops answering: every signature fails, with the keys still known.
+        struct Failing(p256::ecdsa::VerifyingKey);
+        impl brevet::pki::Signer for Failing {
+            fn verifying_key(&self) -> p256::ecdsa::VerifyingKey {
+                self.0
+            }
+            fn sign(&self, _: &[u8]) -> Result<p256::ecdsa::Signature, brevet::pki::SignerError> {
+                Err(brevet::pki::SignerError::Failed("CKR_DEVICE_REMOVED".into()))
+            }
+        }
+        let failing = |w: &mut WalletContext| {
+            let set = w.keys_mut();
+            let ds = set.document_signers.last_mut().unwrap();
+            ds.signer = Box::new(Failing(ds.signer.verifying_key()));
+            for identity in &mut set.keys.as_mut().unwrap().identity {
+                identity.signer = Box::new(Failing(identity.signer.verifying_key()));
+            }
+        };
+        let h = Harness::with_wallet(&db, |_| {}, failing).await;
+        let device = h.registered("dev-hsm").await;
+        let (record, _) = h.record().await;
+        h.proofing(&device, "hsm-1").await;
+        h.approve("hsm-1", &record).await;
+        let key = device.encryption_key();
+        let response = h.call("provisionCredential", h.provision_body(&device, "c-hsm", "hsm-1", &key)).await;
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{}", response.text());
+        assert_eq!(response.headers["retry-after"], "1");
+        assert!(!response.text().contains("CKR_DEVICE_REMOVED"), "the cause stays in the log: {}", response.text());
+        assert!(h.app.store.get_wallet_credential("c-hsm").await.unwrap().is_none(), "nothing bound");
     }
 
     async fn an_expired_document_is_not_provisioned(db: TestDb) {

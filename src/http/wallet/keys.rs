@@ -71,9 +71,10 @@ pub async fn get_identity_key(
     State(state): State<AppState>,
     _body: EmptyBody,
 ) -> Result<Json<GetIdentityKeyResponse>, WalletError> {
-    let keys = state
-        .services
-        .wallet
+    // Every loaded identity key is published, also one not yet signing: Google caches the
+    // answer, so a new key is announced before it is used.
+    let set = state.services.wallet.keys();
+    let keys = set
         .keys
         .as_ref()
         .ok_or_else(|| unavailable("no Wallet identity key: run `brevet keys init`"))?;
@@ -101,12 +102,11 @@ pub async fn get_hybrid_encryption_key(
     State(state): State<AppState>,
     _body: EmptyBody,
 ) -> Result<Json<GetHybridEncryptionKeyResponse>, WalletError> {
-    let key = state
-        .services
-        .wallet
+    let set = state.services.wallet.keys();
+    let key = set
         .keys
         .as_ref()
-        .and_then(|k| k.active_hybrid())
+        .and_then(|k| k.active_hybrid(state.services.clock.system_time()))
         .ok_or_else(|| unavailable("no Wallet hybrid key: run `brevet keys init`"))?;
     Ok(Json(GetHybridEncryptionKeyResponse {
         issuer_encryption_certificate: der_base64(&key.certificate)?,

@@ -1,6 +1,8 @@
-//! What the Wallet handlers need beyond the store: the Wallet and document-signer keys, the
-//! attestation policy and the [I] settings, loaded once when `brevet serve` starts.
+//! What the Wallet handlers need beyond the store: the Wallet and document-signer keys (a
+//! [`KeySet`], replaced whole when the key directory changes), the attestation policy and the
+//! [I] settings.
 
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -11,9 +13,9 @@ use crate::pki::attestation::AttestationPolicy;
 use crate::pki::hpke::HpkeContext;
 use crate::pki::keystore::KeyStore;
 use crate::pki::wallet_keys::WalletKeys;
-use crate::pki::{certs, chain, fast_signer, Signer};
+use crate::pki::{certs, chain, Signer};
 
-/// The document signer that signs MSOs.
+/// A document signer that signs MSOs.
 pub struct DocumentSignerKey {
     /// Its number in the key directory, recorded with each MSO.
     pub number: u32,
@@ -21,6 +23,104 @@ pub struct DocumentSignerKey {
     pub certificate: x509_cert::Certificate,
     /// Its key.
     pub signer: Box<dyn Signer>,
+    /// When it starts to sign; `None`: at once.
+    pub activate_at: Option<SystemTime>,
+}
+
+/// The keys in force: loaded from the key directory (or token), with the activation times the
+/// replicas agreed on. Handlers take the current set for the length of a call.
+#[derive(Default)]
+pub struct KeySet {
+    /// Identity and hybrid keys; `None` when the key directory has none (the key methods and
+    /// everything that encrypts then fail with a logged server error).
+    pub keys: Option<WalletKeys>,
+    /// Document signers whose certificates have not expired, oldest first.
+    pub document_signers: Vec<DocumentSignerKey>,
+    /// The document signers of doc types that have a key directory of their own.
+    pub doc_type_signers: std::collections::BTreeMap<String, Vec<DocumentSignerKey>>,
+}
+
+/// The newest of `signers` whose activation has come at `now` (or the oldest, if none has).
+fn signer_at(signers: &[DocumentSignerKey], now: SystemTime) -> Option<&DocumentSignerKey> {
+    signers
+        .iter()
+        .rev()
+        .find(|ds| ds.activate_at.is_none_or(|at| at <= now))
+        .or_else(|| signers.first())
+}
+
+/// The usable document signers of the key directory `keys`.
+fn load_signers(keys: &KeyStore, now: SystemTime) -> anyhow::Result<Vec<DocumentSignerKey>> {
+    if !keys.is_initialised() {
+        return Ok(Vec::new());
+    }
+    // A DS key that is configured but cannot be used (a token key gone, a wrong file) stops the
+    // start, naming it, rather than leaving a server that cannot issue.
+    Ok(keys
+        .usable_ds(now)
+        .with_context(|| {
+            format!(
+                "cannot load the active document signer of {}",
+                keys.dir().display()
+            )
+        })?
+        .into_iter()
+        .map(|ds| DocumentSignerKey {
+            number: ds.number,
+            certificate: ds.certificate,
+            signer: ds.signer,
+            activate_at: None,
+        })
+        .collect())
+}
+
+impl KeySet {
+    /// The document signer that signs at `now` for doc types without their own: the newest
+    /// whose activation has come.
+    pub fn document_signer(&self, now: SystemTime) -> Option<&DocumentSignerKey> {
+        signer_at(&self.document_signers, now)
+    }
+
+    /// The document signer that signs `doc_type`'s MSOs at `now`: its own when it has a key
+    /// directory of its own, else the main one.
+    pub fn document_signer_for(
+        &self,
+        doc_type: &str,
+        now: SystemTime,
+    ) -> Option<&DocumentSignerKey> {
+        match self.doc_type_signers.get(doc_type) {
+            Some(own) => signer_at(own, now),
+            None => self.document_signer(now),
+        }
+    }
+
+    /// The key set of the key directory `config` names, every key active at once (activation
+    /// times are agreed later, with the store: [`crate::service::keys`]).
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let store = KeyStore::from_config(config)?;
+        let now = SystemTime::now();
+        let mut set = KeySet::default();
+        match store.wallet_keys(now) {
+            Ok(keys) => set.keys = Some(keys),
+            Err(error) => {
+                tracing::warn!(%error, "the Wallet API cannot sign or decrypt until its keys exist")
+            }
+        }
+        set.document_signers = load_signers(&store, now)?;
+        for (doc_type, own) in &config.keys.doc_type {
+            let keys = KeyStore::from_config_at(config, &own.keys_dir)?;
+            if !keys.is_initialised() {
+                anyhow::bail!(
+                    "setting `keys.doc_type.\"{doc_type}\".keys_dir`: no keys in {}; run `BREVET_KEYS_DIR={} brevet keys init …`",
+                    own.keys_dir.display(),
+                    own.keys_dir.display()
+                );
+            }
+            set.doc_type_signers
+                .insert(doc_type.clone(), load_signers(&keys, now)?);
+        }
+        Ok(set)
+    }
 }
 
 /// Settings of the Wallet methods.
@@ -48,11 +148,7 @@ pub struct WalletSettings {
 
 /// Keys and policy of the Wallet surface.
 pub struct WalletContext {
-    /// Identity and hybrid keys; `None` when the key directory has none (the key methods and
-    /// everything that encrypts then fail with a logged server error).
-    pub keys: Option<WalletKeys>,
-    /// The active document signer; `None` when there is none.
-    pub document_signer: Option<DocumentSignerKey>,
+    key_set: RwLock<Arc<KeySet>>,
     /// registerDevice's policy.
     pub attestation: AttestationPolicy,
     /// Settings.
@@ -117,8 +213,7 @@ impl WalletContext {
     /// key fails. What `AppState::new` starts from.
     pub fn without_keys(config: &Config) -> Self {
         Self {
-            keys: None,
-            document_signer: None,
+            key_set: RwLock::new(Arc::new(KeySet::default())),
             attestation: AttestationPolicy {
                 anchors: Vec::new(),
                 revoked_serials: config.wallet.attestation.revoked_serials.clone(),
@@ -134,23 +229,7 @@ impl WalletContext {
     /// development mode).
     pub fn load(config: &Config, extra_anchors: &[[u8; 32]]) -> anyhow::Result<Self> {
         let mut context = Self::without_keys(config);
-        let store = KeyStore::new(config.effective_keys_dir());
-        let now = SystemTime::now();
-        match store.wallet_keys(now) {
-            Ok(keys) => context.keys = Some(keys),
-            Err(error) => {
-                tracing::warn!(%error, "the Wallet API cannot sign or decrypt until its keys exist")
-            }
-        }
-        if store.is_initialised() {
-            if let Ok(ds) = store.active_ds() {
-                context.document_signer = Some(DocumentSignerKey {
-                    number: ds.number,
-                    signer: fast_signer(&ds.signer).context("cannot load the DS key")?,
-                    certificate: ds.certificate,
-                });
-            }
-        }
+        context.replace_keys(KeySet::load(config)?);
         for path in &config.wallet.attestation.roots {
             let pem = std::fs::read_to_string(path).with_context(|| {
                 format!("wallet.attestation.roots: cannot read {}", path.display())
@@ -164,5 +243,27 @@ impl WalletContext {
             tracing::warn!("no attestation root configured (wallet.attestation.roots): registerDevice refuses every device");
         }
         Ok(context)
+    }
+
+    /// The keys in force now (a snapshot: a call keeps using it even if the set is replaced).
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.key_set
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts `set` in force for the calls that start from now on.
+    pub fn replace_keys(&self, set: KeySet) {
+        *self.key_set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+    }
+
+    /// The key set, to change before the context is shared (tests, start-up).
+    ///
+    /// # Panics
+    /// When the set is already shared with a call in progress.
+    pub fn keys_mut(&mut self) -> &mut KeySet {
+        let set = self.key_set.get_mut().unwrap_or_else(|e| e.into_inner());
+        Arc::get_mut(set).expect("the key set is changed only before it is shared")
     }
 }

@@ -197,7 +197,8 @@ pub async fn provision(
         ));
     }
     let (_, record) = change_copy(&mut tx, id, Event::Provision, None).await?;
-    tx.commit().await?;
+    // The answer is sealed and signed before the binding commits: a signer that fails (an HSM
+    // away) rolls it back, so the retry Google makes finds nothing half done.
     let payload = android::credential_payload(&element_values(&s.doc_types, &record)?);
     let wallet = s.wallet.clone();
     let credential = cpu(move || {
@@ -219,6 +220,7 @@ pub async fn provision(
         })
     })
     .await?;
+    tx.commit().await?;
     Ok((credential, record.current_version_id))
 }
 
@@ -356,19 +358,20 @@ fn check_msos(
 /// identity key, is the retryable 503: Google tries again once the operator has rotated.
 fn signing_plan(s: &Services, values: &ElementValues) -> Result<Validity, WalletError> {
     let wallet = &s.wallet;
-    if wallet
+    let set = wallet.keys();
+    let now = std::time::SystemTime::now();
+    if set
         .keys
         .as_ref()
-        .and_then(|k| k.active_identity())
+        .and_then(|k| k.active_identity(now))
         .is_none()
     {
         return Err(unavailable(
             "no Wallet identity key: run `brevet keys init`",
         ));
     }
-    let ds = wallet
-        .document_signer
-        .as_ref()
+    let ds = set
+        .document_signer_for(&values.doc_type, now)
         .ok_or_else(|| unavailable("no document signer key: run `brevet keys init`"))?;
     let ds_validity = &ds.certificate.tbs_certificate.validity;
     let decided = mso_validity::decide(
@@ -429,9 +432,9 @@ async fn issue_msos(
 }
 
 fn build_msos(wallet: &WalletContext, checked: &Checked) -> Result<Issued, WalletError> {
-    let ds = wallet
-        .document_signer
-        .as_ref()
+    let set = wallet.keys();
+    let ds = set
+        .document_signer_for(&checked.values.doc_type, std::time::SystemTime::now())
         .ok_or_else(|| unavailable("no document signer key: run `brevet keys init`"))?;
     let signer = DocumentSigner {
         signer: ds.signer.as_ref(),

@@ -86,10 +86,11 @@ pub fn seal_for_device(
     hpke_context: &str,
     plaintext: &[u8],
 ) -> Result<EncryptedData, WalletError> {
-    let identity = context
+    let set = context.keys();
+    let identity = set
         .keys
         .as_ref()
-        .and_then(|k| k.active_identity())
+        .and_then(|k| k.active_identity(std::time::SystemTime::now()))
         .ok_or_else(|| unavailable("no Wallet identity key: run `brevet keys init`"))?;
     let sealed = hpke::seal(
         recipient,
@@ -123,7 +124,8 @@ pub fn open_from_device(
     hpke_context: &str,
     data: &EncryptedData,
 ) -> Result<Vec<u8>, WalletError> {
-    let keys = context
+    let set = context.keys();
+    let keys = set
         .keys
         .as_ref()
         .ok_or_else(|| unavailable("no Wallet hybrid key: run `brevet keys init`"))?;

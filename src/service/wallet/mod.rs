@@ -11,7 +11,7 @@ pub mod proofing;
 use p256::ecdsa::VerifyingKey;
 use p256::pkcs8::DecodePublicKey;
 
-pub use context::{hpke_context, DocumentSignerKey, WalletContext, WalletSettings};
+pub use context::{hpke_context, DocumentSignerKey, KeySet, WalletContext, WalletSettings};
 
 use crate::error::{WalletError, WalletErrorKind as K};
 use crate::protocol::ids::DeviceReferenceId;

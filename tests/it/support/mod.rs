@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod postgres;
 pub mod process;
 pub mod python;
+pub mod softhsm;
 pub mod tools;
 
 use std::future::Future;

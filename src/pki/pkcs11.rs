@@ -1,0 +1,341 @@
+//! Keys in a PKCS#11 token (an HSM, or SoftHSM in tests), behind the [`Signer`] trait. Keys are
+//! generated inside the token (sensitive, never extractable) and found again by label; only their
+//! public halves and the certificates leave it. One module is loaded and initialised once per
+//! process, and a small pool of logged-in sessions serves concurrent signatures.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use p256::ecdsa::{Signature, VerifyingKey};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::signer::{Signer, SignerError};
+
+/// DER of the named curve P-256 (OID 1.2.840.10045.3.1.7), the `CKA_EC_PARAMS` of every key.
+const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// `[keys.pkcs11]`: the token that holds the issuer's signing keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The vendor's PKCS#11 module (`/usr/lib/softhsm/libsofthsm2.so`, a cloud HSM's library).
+    pub module: PathBuf,
+    /// Label of the token to use.
+    pub token_label: String,
+    /// File holding the user PIN (a secret; never logged). Or set `pin`.
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// The user PIN itself, for an environment variable (`BREVET_KEYS__PKCS11__PIN`); a secret.
+    #[serde(default, skip_serializing)]
+    pub pin: Option<SecretString>,
+    /// Sessions opened for concurrent signing.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+}
+
+fn default_sessions() -> usize {
+    4
+}
+
+/// Why the token could not be used. Each names the setting or key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(String);
+
+/// A logged-in token.
+pub struct Token {
+    label: String,
+    sessions: Vec<Mutex<Session>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({:?})", self.label)
+    }
+}
+
+/// Modules loaded in this process: PKCS#11 allows one initialisation per module and process.
+static MODULES: OnceLock<Mutex<Vec<(PathBuf, Pkcs11)>>> = OnceLock::new();
+/// A token logged in in this process, by module and label.
+type OpenToken = ((PathBuf, String), Arc<Token>);
+/// Tokens logged in in this process.
+static TOKENS: OnceLock<Mutex<Vec<OpenToken>>> = OnceLock::new();
+
+fn module(path: &Path) -> Result<Pkcs11, TokenError> {
+    let mut loaded = MODULES
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((_, pkcs11)) = loaded.iter().find(|(p, _)| p == path) {
+        return Ok(pkcs11.clone());
+    }
+    let bad = |why: String| {
+        TokenError(format!(
+            "setting `keys.pkcs11.module`: {}: {why}",
+            path.display()
+        ))
+    };
+    let pkcs11 = Pkcs11::new(path).map_err(|e| bad(format!("cannot load it ({e})")))?;
+    pkcs11
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .map_err(|e| bad(format!("C_Initialize failed ({e})")))?;
+    loaded.push((path.to_owned(), pkcs11.clone()));
+    Ok(pkcs11)
+}
+
+fn read_pin(config: &Pkcs11Config) -> Result<AuthPin, TokenError> {
+    if let Some(pin) = &config.pin {
+        return Ok(AuthPin::from(pin.expose_secret().to_owned()));
+    }
+    let path = config.pin_file.as_ref().ok_or_else(|| {
+        TokenError(
+            "setting `keys.pkcs11.pin_file`: the token's PIN is needed (pin_file, or BREVET_KEYS__PKCS11__PIN)".into(),
+        )
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        TokenError(format!(
+            "setting `keys.pkcs11.pin_file`: cannot read {} ({e})",
+            path.display()
+        ))
+    })?;
+    Ok(AuthPin::from(
+        text.trim_end_matches(['\n', '\r']).to_owned(),
+    ))
+}
+
+impl Token {
+    /// Loads the module, finds the token by label and logs in (once per process).
+    pub fn open(config: &Pkcs11Config) -> Result<Arc<Token>, TokenError> {
+        let key = (config.module.clone(), config.token_label.clone());
+        let mut tokens = TOKENS
+            .get_or_init(|| Mutex::new(Vec::new()))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((_, token)) = tokens.iter().find(|(k, _)| *k == key) {
+            return Ok(token.clone());
+        }
+        let pkcs11 = module(&config.module)?;
+        let slots = pkcs11.get_slots_with_initialized_token().map_err(|e| {
+            TokenError(format!(
+                "setting `keys.pkcs11.module`: cannot list its tokens ({e})"
+            ))
+        })?;
+        let mut labels = Vec::new();
+        let mut found = None;
+        for slot in slots {
+            let info = pkcs11
+                .get_token_info(slot)
+                .map_err(|e| TokenError(format!("cannot read a token's information ({e})")))?;
+            if info.label().trim_end() == config.token_label {
+                found = Some(slot);
+                break;
+            }
+            labels.push(info.label().trim_end().to_owned());
+        }
+        let slot = found.ok_or_else(|| {
+            TokenError(format!(
+                "setting `keys.pkcs11.token_label`: no token labelled {:?} (the module has {labels:?})",
+                config.token_label
+            ))
+        })?;
+        let pin = read_pin(config)?;
+        let mut sessions = Vec::new();
+        for n in 0..config.sessions.max(1) {
+            let session = pkcs11.open_rw_session(slot).map_err(|e| {
+                TokenError(format!(
+                    "cannot open a session on token {:?} ({e})",
+                    config.token_label
+                ))
+            })?;
+            if n == 0 {
+                // A login holds for every session of the application.
+                session.login(UserType::User, Some(&pin)).map_err(|e| {
+                    TokenError(format!(
+                        "setting `keys.pkcs11.pin_file`: token {:?} refused the PIN ({e})",
+                        config.token_label
+                    ))
+                })?;
+            }
+            sessions.push(Mutex::new(session));
+        }
+        let token = Arc::new(Token {
+            label: config.token_label.clone(),
+            sessions,
+            next: AtomicUsize::new(0),
+        });
+        tokens.push((key, token.clone()));
+        Ok(token)
+    }
+
+    /// The token's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Runs `work` on one of the sessions: a free one if any, else the next in turn.
+    fn with_session<T>(&self, work: impl FnOnce(&Session) -> T) -> T {
+        for session in &self.sessions {
+            if let Ok(guard) = session.try_lock() {
+                return work(&guard);
+            }
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        let guard = self.sessions[n].lock().unwrap_or_else(|e| e.into_inner());
+        work(&guard)
+    }
+
+    /// Generates a P-256 key pair in the token under `label`: private half sensitive and never
+    /// extractable, both halves token objects.
+    pub fn generate_p256(self: &Arc<Self>, label: &str) -> Result<TokenSigner, TokenError> {
+        let public_template = [
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(P256_PARAMS.to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        let private_template = [
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ];
+        let (public, private) = self
+            .with_session(|s| {
+                s.generate_key_pair(
+                    &Mechanism::EccKeyPairGen,
+                    &public_template,
+                    &private_template,
+                )
+            })
+            .map_err(|e| {
+                TokenError(format!(
+                    "token {:?}: cannot generate a P-256 key ({e})",
+                    self.label
+                ))
+            })?;
+        let verifying = self.public_key(public, label)?;
+        Ok(TokenSigner {
+            token: self.clone(),
+            key: private,
+            public: verifying,
+            label: label.to_owned(),
+        })
+    }
+
+    /// The signer of the private key labelled `label`.
+    pub fn signer(self: &Arc<Self>, label: &str) -> Result<TokenSigner, TokenError> {
+        let find = |class: ObjectClass| {
+            self.with_session(|s| {
+                s.find_objects(&[
+                    Attribute::Class(class),
+                    Attribute::KeyType(KeyType::EC),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+            })
+            .map_err(|e| {
+                TokenError(format!(
+                    "token {:?}: cannot search for key {label:?} ({e})",
+                    self.label
+                ))
+            })
+        };
+        let private = find(ObjectClass::PRIVATE_KEY)?;
+        let public = find(ObjectClass::PUBLIC_KEY)?;
+        let (Some(&private), Some(&public)) = (private.first(), public.first()) else {
+            return Err(TokenError(format!(
+                "key {label:?} is not in token {:?}",
+                self.label
+            )));
+        };
+        Ok(TokenSigner {
+            token: self.clone(),
+            key: private,
+            public: self.public_key(public, label)?,
+            label: label.to_owned(),
+        })
+    }
+
+    fn public_key(&self, handle: ObjectHandle, label: &str) -> Result<VerifyingKey, TokenError> {
+        let attributes = self
+            .with_session(|s| s.get_attributes(handle, &[AttributeType::EcPoint]))
+            .map_err(|e| {
+                TokenError(format!(
+                    "token {:?}: cannot read key {label:?} ({e})",
+                    self.label
+                ))
+            })?;
+        let point = attributes
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::EcPoint(point) => Some(point),
+                _ => None,
+            })
+            .ok_or_else(|| TokenError(format!("key {label:?} has no EC point")))?;
+        // CKA_EC_POINT is the DER OCTET STRING of the SEC1 point; some modules give it bare.
+        let sec1 = match point.as_slice() {
+            [0x04, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
+            bare => bare,
+        };
+        VerifyingKey::from_sec1_bytes(sec1)
+            .map_err(|e| TokenError(format!("key {label:?} is not a P-256 key ({e})")))
+    }
+}
+
+/// A P-256 private key in a token.
+pub struct TokenSigner {
+    token: Arc<Token>,
+    key: ObjectHandle,
+    public: VerifyingKey,
+    label: String,
+}
+
+impl TokenSigner {
+    /// The key's label in the token.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenSigner({:?} in {:?})", self.label, self.token.label)
+    }
+}
+
+impl Signer for TokenSigner {
+    fn verifying_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Signature, SignerError> {
+        // CKM_ECDSA signs a digest, which every token offers; the hash is made here.
+        let digest = Sha256::digest(message);
+        let raw = self
+            .token
+            .with_session(|s| s.sign(&Mechanism::Ecdsa, self.key, &digest))
+            .map_err(|e| {
+                SignerError::Failed(format!(
+                    "token {:?}, key {:?}: {e}",
+                    self.token.label, self.label
+                ))
+            })?;
+        Signature::from_slice(&raw).map_err(|e| {
+            SignerError::Failed(format!(
+                "token {:?} returned a malformed signature ({e})",
+                self.token.label
+            ))
+        })
+    }
+}
