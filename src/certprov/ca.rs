@@ -118,8 +118,44 @@ impl BuiltinCa {
         common_name: &str,
         lifetime: Duration,
     ) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        Self::create_files_with(dir, common_name, lifetime, None)
+    }
+
+    /// [`BuiltinCa::create_files`], the key generated inside `token` when given (the key file
+    /// then holds its label: `ca.key.pkcs11`).
+    pub fn create_files_with(
+        dir: &std::path::Path,
+        common_name: &str,
+        lifetime: Duration,
+        token: Option<&std::sync::Arc<crate::pki::pkcs11::Token>>,
+    ) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
         use anyhow::Context;
-        let key = crate::pki::signer::SoftwareSigner::generate();
+        let cert_path = dir.join("ca.crt.pem");
+        if cert_path.exists() {
+            anyhow::bail!(
+                "{} already holds a CA; choose another directory",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let (key, key_path): (Box<dyn Signer>, std::path::PathBuf) = match token {
+            Some(token) => {
+                let label = format!(
+                    "brevet-device-ca-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
+                let signer = token.generate_p256(&label)?;
+                let path = dir.join("ca.key.pkcs11");
+                crate::pki::keystore::write_new(&path, format!("{label}\n").as_bytes(), 0o644)?;
+                (Box::new(signer), path)
+            }
+            None => {
+                let key = crate::pki::signer::SoftwareSigner::generate();
+                let path = dir.join("ca.key.pem");
+                crate::pki::keystore::write_new(&path, key.to_pkcs8_pem()?.as_bytes(), 0o600)?;
+                (Box::new(key), path)
+            }
+        };
         let certificate = certs::issue_certificate(
             &CertTemplate {
                 subject: format!("CN={common_name}"),
@@ -131,12 +167,8 @@ impl BuiltinCa {
                 ca: true,
                 extensions: Vec::new(),
             },
-            &key,
+            key.as_ref(),
         )?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let cert_path = dir.join("ca.crt.pem");
-        let key_path = dir.join("ca.key.pem");
-        crate::pki::keystore::write_new(&key_path, key.to_pkcs8_pem()?.as_bytes(), 0o600)?;
         crate::pki::keystore::write_new(
             &cert_path,
             certs::to_pem(&certificate)?.as_bytes(),
@@ -147,11 +179,42 @@ impl BuiltinCa {
 
     /// Reads the CA from PEM files.
     pub fn load(certificate: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Self> {
+        Self::load_with(certificate, key, None)
+    }
+
+    /// [`BuiltinCa::load`], with `token` for a key that lives in it: a `*.key.pkcs11` file names
+    /// the key's label in the token (as `brevet keys init-device-ca` writes it with
+    /// `[keys.pkcs11]` set).
+    pub fn load_with(
+        certificate: &std::path::Path,
+        key: &std::path::Path,
+        token: Option<&std::sync::Arc<crate::pki::pkcs11::Token>>,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context;
         let pem = std::fs::read_to_string(certificate)
             .with_context(|| format!("cannot read {}", certificate.display()))?;
         let certificate = certs::from_pem(&pem)
             .with_context(|| format!("{} is not a PEM certificate", certificate.display()))?;
+        if key.to_string_lossy().ends_with(".key.pkcs11") {
+            let label = std::fs::read_to_string(key)
+                .with_context(|| format!("cannot read {}", key.display()))?;
+            let token = token.with_context(|| {
+                format!(
+                    "{}: the CA key is in a PKCS#11 token: configure keys.pkcs11",
+                    key.display()
+                )
+            })?;
+            let signer = token
+                .signer(label.trim())
+                .with_context(|| key.display().to_string())?;
+            if signer.verifying_key() != certs::public_key(&certificate)? {
+                anyhow::bail!(
+                    "{} does not hold the key of the CA certificate",
+                    key.display()
+                );
+            }
+            return Ok(Self::new(certificate, Box::new(signer)));
+        }
         let key_pem = zeroize::Zeroizing::new(
             std::fs::read_to_string(key)
                 .with_context(|| format!("cannot read {}", key.display()))?,

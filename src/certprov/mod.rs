@@ -77,6 +77,15 @@ fn host_name() -> String {
 
 /// Builds the adapter from `config`, checking every profile and CA connection.
 pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Parts> {
+    build_with(config, store, None)
+}
+
+/// [`build`], with the PKCS#11 token that holds built-in CA keys (`[keys.pkcs11]`).
+pub fn build_with(
+    config: &CertProvConfig,
+    store: SharedStore,
+    token: Option<Arc<crate::pki::pkcs11::Token>>,
+) -> anyhow::Result<Parts> {
     let timeout = Duration::from_secs(config.timeout_secs);
     if timeout >= Duration::from_secs(config.lease_secs) {
         anyhow::bail!("certprov.timeout_secs must be shorter than certprov.lease_secs");
@@ -142,7 +151,13 @@ pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Part
         for (name, ca) in scope_cas {
             cas.insert(
                 key(name),
-                build_ca(&setting("ca_connections", name), ca, timeout, &google)?,
+                build_ca(
+                    &setting("ca_connections", name),
+                    ca,
+                    timeout,
+                    &google,
+                    token.as_ref(),
+                )?,
             );
         }
     }
@@ -287,6 +302,7 @@ fn build_ca(
     ca: &CaConnectionConfig,
     timeout: Duration,
     google: &Arc<dyn TokenSource>,
+    token: Option<&Arc<crate::pki::pkcs11::Token>>,
 ) -> anyhow::Result<Arc<dyn CertificateAuthority>> {
     Ok(match ca {
         CaConnectionConfig::GoogleCas { pool, base_url } => Arc::new(
@@ -298,7 +314,7 @@ fn build_ca(
             private_key,
             crl_url,
         } => Arc::new(
-            BuiltinCa::load(certificate, private_key)
+            BuiltinCa::load_with(certificate, private_key, token)
                 .with_context(|| name.to_owned())?
                 .with_crl_url(crl_url.clone()),
         ),

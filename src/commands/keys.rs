@@ -66,6 +66,10 @@ pub struct DeviceCaArgs {
     /// Common name of the CA, e.g. "Example Agency ChromeOS Device CA".
     #[arg(long)]
     pub name: String,
+    /// Directory of the new CA; default `<keys_dir>/device-ca`. A rotation makes its new CA in
+    /// a directory of its own (docs/KEYS.md).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
     /// Validity in days.
     #[arg(long, default_value_t = 3650)]
     pub days: u64,
@@ -221,10 +225,23 @@ pub fn rotate_wallet_key(config: &Config, kind: WalletKeyKind) -> anyhow::Result
 /// `keys init-device-ca`: the built-in CA of the certificate-provisioning adapter, in
 /// `<keys_dir>/device-ca/`; prints the `[certprov.ca_connections.…]` lines that use it.
 pub fn init_device_ca(config: &Config, args: &DeviceCaArgs) -> anyhow::Result<()> {
-    let dir = config.effective_keys_dir().join("device-ca");
-    let (certificate, key) =
-        crate::certprov::ca::BuiltinCa::create_files(&dir, &args.name, days(args.days))
-            .context("keys init-device-ca failed")?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| config.effective_keys_dir().join("device-ca"));
+    let token = config
+        .keys
+        .pkcs11
+        .as_ref()
+        .map(crate::pki::pkcs11::Token::open)
+        .transpose()?;
+    let (certificate, key) = crate::certprov::ca::BuiltinCa::create_files_with(
+        &dir,
+        &args.name,
+        days(args.days),
+        token.as_ref(),
+    )
+    .context("keys init-device-ca failed")?;
     println!(
         "created the device CA \"{}\" ({} days)",
         args.name, args.days

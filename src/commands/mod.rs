@@ -309,7 +309,13 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     }
     let mut adapter_metrics = None;
     if config.certprov.enabled {
-        let parts = crate::certprov::build(&config.certprov, store.clone())
+        let token = config
+            .keys
+            .pkcs11
+            .as_ref()
+            .map(crate::pki::pkcs11::Token::open)
+            .transpose()?;
+        let parts = crate::certprov::build_with(&config.certprov, store.clone(), token)
             .context("cannot start the certificate-provisioning adapter")?;
         adapter_metrics = Some(parts.metrics.clone());
         let poll = Duration::from_millis(config.certprov.poll_interval_ms);

@@ -184,6 +184,10 @@ pub struct ChromeArgs {
     /// Keep serving after the check (for trying the worker by hand) until Ctrl-C.
     #[arg(long)]
     pub serve: bool,
+    /// Use the device CA in this directory (`brevet keys init-device-ca --dir`, its key perhaps
+    /// in a PKCS#11 token) instead of making one; the worker then needs the same `[keys.pkcs11]`.
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// Plays Google (Chrome Management, Pub/Sub, OAuth) and ChromeOS devices for `brevet worker`:
@@ -202,11 +206,21 @@ pub async fn chrome(args: ChromeArgs) -> anyhow::Result<()> {
     }
     let (key_file, public) = chrome::service_account_key("https://oauth2.googleapis.com/token");
     crate::pki::keystore::write_new(&args.dir.join("sa.json"), key_file.as_bytes(), 0o600)?;
-    let (ca_cert, ca_key) = BuiltinCa::create_files(
-        &args.dir,
-        "Brevet Simulated Device CA",
-        std::time::Duration::from_secs(365 * 86_400),
-    )?;
+    let (ca_cert, ca_key) = match &args.ca_dir {
+        Some(dir) => {
+            let key = ["ca.key.pem", "ca.key.pkcs11"]
+                .iter()
+                .map(|name| dir.join(name))
+                .find(|path| path.is_file())
+                .with_context(|| format!("{} holds no device CA key", dir.display()))?;
+            (dir.join("ca.crt.pem"), key)
+        }
+        None => BuiltinCa::create_files(
+            &args.dir,
+            "Brevet Simulated Device CA",
+            std::time::Duration::from_secs(365 * 86_400),
+        )?,
+    };
     let sim = ChromeSim::start(args.listen, public).await?;
     let base = sim.base_url();
     let worker = format!(

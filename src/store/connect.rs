@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 use super::sql::Pool;
 use super::StoreError;
@@ -49,31 +48,33 @@ pub async fn open(url: &DatabaseUrl, max_connections: u32) -> Result<Pool, Store
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
+            // The first connection switches the file to WAL and the migrations run, while this
+            // process holds the file's start-up lock: processes starting together on one file
+            // (`serve` and `worker`, say) then never contend for its first write lock.
+            let lock = start_lock(&options).await?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.clone())
                 .await?;
-            migrate_sqlite(&options, &pool).await?;
+            let migrated = SQLITE.run(&pool).await;
+            drop(lock);
+            migrated?;
             Ok(Pool::Sqlite(pool))
         }
     }
 }
 
-/// Applies pending migrations while holding an exclusive lock on `<database>.migrate.lock`.
-/// sqlx's SQLite migrator takes no lock of its own, so two processes starting together on a new
-/// file (`serve` and `worker`, say) would both try to create the tables.
-async fn migrate_sqlite(
-    options: &SqliteConnectOptions,
-    pool: &SqlitePool,
-) -> Result<(), StoreError> {
+/// An exclusive lock on `<database>.migrate.lock`, held while a process opens the file and
+/// applies its migrations (sqlx's SQLite migrator takes no lock of its own, so two processes
+/// starting together on a new file would both try to create the tables); `None` for an
+/// in-memory database, which belongs to this process alone.
+async fn start_lock(options: &SqliteConnectOptions) -> Result<Option<std::fs::File>, StoreError> {
     let database = options.get_filename();
     let name = database.to_string_lossy();
     // `sqlite::memory:` is named `:memory:` or, by sqlx, `file:sqlx-in-memory-N` (shared cache).
     if name.is_empty() || name.starts_with(':') || name.starts_with("file:sqlx-in-memory") {
-        // An in-memory database belongs to this process alone.
-        SQLITE.run(pool).await?;
-        return Ok(());
+        return Ok(None);
     }
     let mut lock_path = database.as_os_str().to_owned();
     lock_path.push(".migrate.lock");
@@ -89,7 +90,5 @@ async fn migrate_sqlite(
     .await
     .map_err(|e| StoreError::Corrupt(format!("migration lock task failed: {e}")))?
     .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-    let result = SQLITE.run(pool).await;
-    drop(lock);
-    Ok(result?)
+    Ok(Some(lock))
 }

@@ -153,3 +153,75 @@ fn token_mistakes_are_one_line_errors_naming_the_setting() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_device_ca_key_in_the_token_issues_chromeos_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = SoftHsm::new(dir.path(), "brevet-device-ca");
+    std::fs::write(
+        dir.path().join("brevet.toml"),
+        format!("mode = \"production\"\n{}", hsm.config()),
+    )
+    .unwrap();
+    let ca_dir = dir.path().join("device-ca-2026");
+    let made = run(
+        dir.path(),
+        &hsm,
+        &[
+            "keys",
+            "init-device-ca",
+            "--name",
+            "Token Device CA",
+            "--dir",
+            ca_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    assert!(ca_dir.join("ca.key.pkcs11").is_file() && !ca_dir.join("ca.key.pem").exists());
+    assert!(String::from_utf8_lossy(&made.stdout).contains("ca.key.pkcs11"));
+
+    // The simulated ChromeOS devices check every certificate against that CA.
+    let sim_dir = dir.path().join("sim");
+    let mut sim_command = brevet(dir.path());
+    sim_command.env("SOFTHSM2_CONF", &hsm.conf);
+    let mut sim = Server::spawn_args(
+        sim_command,
+        &[
+            "sim",
+            "chrome",
+            "--dir",
+            sim_dir.to_str().unwrap(),
+            "--ca-dir",
+            ca_dir.to_str().unwrap(),
+            "--processes",
+            "2",
+            "--timeout-secs",
+            "60",
+        ],
+    );
+    let ready = sim.wait_for_log(|line| line["worker_config"].is_string());
+    let config = ready["worker_config"].as_str().unwrap().to_owned();
+    let mut command = brevet(dir.path());
+    command
+        .arg("--config")
+        .arg(&config)
+        .env("SOFTHSM2_CONF", &hsm.conf)
+        .env(
+            "BREVET_KEYS__PKCS11__MODULE",
+            crate::support::softhsm::MODULE,
+        )
+        .env("BREVET_KEYS__PKCS11__TOKEN_LABEL", &hsm.label)
+        .env("BREVET_KEYS__PKCS11__PIN_FILE", &hsm.pin_file);
+    let mut worker = Server::spawn(command, "worker");
+    worker.wait_for_log(|line| line["message"] == "certificate-provisioning adapter started");
+    let (code, out) = sim.wait_exit(std::time::Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{out:?}");
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("2 of 2 processes provisioned"),
+        "{out:?}"
+    );
+    let (exit, log) = worker.terminate();
+    assert_eq!(exit, Some(0));
+    assert!(!log.join("\n").contains(crate::support::softhsm::PIN));
+}
