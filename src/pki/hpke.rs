@@ -24,6 +24,52 @@ pub enum HpkeError {
     /// The library refused to seal.
     #[error("encryption failed")]
     Seal,
+    /// The key's holder (a PKCS#11 token) could not compute the key agreement: Brevet's fault,
+    /// not the sender's.
+    #[error("the hybrid key is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The private half of a hybrid-encryption key: in this process's memory ([`HpkePrivateKey`])
+/// or in a PKCS#11 token.
+pub trait HpkeRecipient: Send + Sync {
+    /// The public key as a 65-byte uncompressed point.
+    fn public_bytes(&self) -> Vec<u8>;
+
+    /// Decrypts what [`seal`] made for this key.
+    fn open(
+        &self,
+        context: HpkeContext<'_>,
+        encapsulated_key: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, HpkeError>;
+}
+
+/// Base-mode opening given the DH shared secret (the x coordinate of skR·pkE) computed elsewhere
+/// (a token's `CKM_ECDH1_DERIVE`): the RFC 9180 KEM and key schedule as [`seal`] composes them.
+#[cfg(feature = "ring")]
+pub fn open_with_dh(
+    dh: &[u8],
+    recipient: &[u8],
+    context: HpkeContext<'_>,
+    encapsulated_key: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, HpkeError> {
+    ring_seal::open_with_dh(dh, recipient, context, encapsulated_key, ciphertext)
+}
+
+/// Without ring there is no composed schedule: a token-held hybrid key cannot decrypt.
+#[cfg(not(feature = "ring"))]
+pub fn open_with_dh(
+    _dh: &[u8],
+    _recipient: &[u8],
+    _context: HpkeContext<'_>,
+    _encapsulated_key: &[u8],
+    _ciphertext: &[u8],
+) -> Result<Vec<u8>, HpkeError> {
+    Err(HpkeError::Unavailable(
+        "token-held hybrid keys need the default `ring` feature".into(),
+    ))
 }
 
 /// The context a payload is bound to: HPKE `info` and AEAD `aad` ([I], see docs/wallet-api.md).
@@ -133,6 +179,66 @@ mod ring_seal {
             .map_err(|_| HpkeError::Seal)
     }
 
+    /// DHKEM's shared secret from `dh`, then the base-mode key schedule: the AEAD key and nonce.
+    fn schedule(
+        dh: &[u8],
+        enc: &[u8],
+        recipient: &[u8],
+        info: &[u8],
+    ) -> Result<([u8; 32], [u8; 12]), HpkeError> {
+        let kem_context = [enc, recipient].concat();
+        let eae_prk = labeled_extract(KEM_SUITE, b"", b"eae_prk", dh);
+        let mut shared_secret = [0u8; 32];
+        labeled_expand(
+            KEM_SUITE,
+            &eae_prk,
+            b"shared_secret",
+            &kem_context,
+            &mut shared_secret,
+        )?;
+        // Key schedule, base mode (no PSK).
+        let psk_id_hash = labeled_extract(HPKE_SUITE, b"", b"psk_id_hash", b"");
+        let info_hash = labeled_extract(HPKE_SUITE, b"", b"info_hash", info);
+        let context = [[0u8].as_slice(), &psk_id_hash, &info_hash].concat();
+        let secret = labeled_extract(HPKE_SUITE, &shared_secret, b"secret", b"");
+        let mut key = [0u8; 32];
+        let mut base_nonce = [0u8; 12];
+        labeled_expand(HPKE_SUITE, &secret, b"key", &context, &mut key)?;
+        labeled_expand(
+            HPKE_SUITE,
+            &secret,
+            b"base_nonce",
+            &context,
+            &mut base_nonce,
+        )?;
+        Ok((key, base_nonce))
+    }
+
+    pub(super) fn open_with_dh(
+        dh: &[u8],
+        recipient: &[u8],
+        context: HpkeContext<'_>,
+        enc: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, HpkeError> {
+        if enc.len() != 65 || enc[0] != 0x04 {
+            return Err(HpkeError::BadEncapsulatedKey);
+        }
+        let (key, base_nonce) = schedule(dh, enc, recipient, context.info)?;
+        let key = aead::LessSafeKey::new(
+            aead::UnboundKey::new(&aead::AES_256_GCM, &key).map_err(|_| HpkeError::Open)?,
+        );
+        let mut buffer = ciphertext.to_vec();
+        let plaintext = key
+            .open_in_place(
+                aead::Nonce::assume_unique_for_key(base_nonce),
+                aead::Aad::from(context.aad),
+                &mut buffer,
+            )
+            .map_err(|_| HpkeError::Open)?;
+        Ok(plaintext.to_vec())
+    }
+
     pub(super) fn seal(
         recipient: &[u8],
         context: HpkeContext<'_>,
@@ -153,32 +259,7 @@ mod ring_seal {
         let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, recipient);
         let dh: Vec<u8> = agreement::agree_ephemeral(ephemeral, &peer, |x| x.to_vec())
             .map_err(|_| HpkeError::BadPublicKey)?;
-        let kem_context = [enc.as_slice(), recipient].concat();
-        let eae_prk = labeled_extract(KEM_SUITE, b"", b"eae_prk", &dh);
-        let mut shared_secret = [0u8; 32];
-        labeled_expand(
-            KEM_SUITE,
-            &eae_prk,
-            b"shared_secret",
-            &kem_context,
-            &mut shared_secret,
-        )?;
-
-        // Key schedule, base mode (no PSK).
-        let psk_id_hash = labeled_extract(HPKE_SUITE, b"", b"psk_id_hash", b"");
-        let info_hash = labeled_extract(HPKE_SUITE, b"", b"info_hash", context.info);
-        let schedule = [[0u8].as_slice(), &psk_id_hash, &info_hash].concat();
-        let secret = labeled_extract(HPKE_SUITE, &shared_secret, b"secret", b"");
-        let mut key = [0u8; 32];
-        let mut base_nonce = [0u8; 12];
-        labeled_expand(HPKE_SUITE, &secret, b"key", &schedule, &mut key)?;
-        labeled_expand(
-            HPKE_SUITE,
-            &secret,
-            b"base_nonce",
-            &schedule,
-            &mut base_nonce,
-        )?;
+        let (key, base_nonce) = schedule(&dh, &enc, recipient, context.info)?;
 
         // The first (and only) message: sequence number 0, so the nonce is the base nonce.
         let key = aead::LessSafeKey::new(
@@ -261,6 +342,21 @@ impl HpkePrivateKey {
     }
 }
 
+impl HpkeRecipient for HpkePrivateKey {
+    fn public_bytes(&self) -> Vec<u8> {
+        HpkePrivateKey::public_bytes(self)
+    }
+
+    fn open(
+        &self,
+        context: HpkeContext<'_>,
+        encapsulated_key: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, HpkeError> {
+        HpkePrivateKey::open(self, context, encapsulated_key, ciphertext)
+    }
+}
+
 /// Checks that the library agrees with our key encoding (used by tests).
 pub fn kem_id() -> u16 {
     Kem::KEM_ID
@@ -274,6 +370,43 @@ mod tests {
         info: b"Credential",
         aad: b"",
     };
+
+    /// The opening a token-held key uses (DH from outside, schedule composed here) against the
+    /// `hpke` crate's sealing: the same bytes decrypt, a wrong DH does not.
+    #[cfg(feature = "ring")]
+    #[test]
+    fn opening_with_an_outside_dh_agrees_with_the_hpke_crate() {
+        use p256::elliptic_curve::sec1::FromEncodedPoint;
+        let key = HpkePrivateKey::generate();
+        let aad = HpkeContext {
+            info: b"MobileSecurityObject",
+            aad: b"bound",
+        };
+        let sealed = reference_seal(&key.public_bytes(), aad, b"evidence").unwrap();
+        let point = p256::EncodedPoint::from_bytes(&sealed.encapsulated_key).unwrap();
+        let ephemeral = p256::PublicKey::from_encoded_point(&point).unwrap();
+        let dh =
+            p256::ecdh::diffie_hellman(key.secret().to_nonzero_scalar(), ephemeral.as_affine());
+        let opened = open_with_dh(
+            dh.raw_secret_bytes(),
+            &key.public_bytes(),
+            aad,
+            &sealed.encapsulated_key,
+            &sealed.ciphertext,
+        )
+        .unwrap();
+        assert_eq!(opened, b"evidence");
+        assert_eq!(
+            open_with_dh(
+                &[7; 32],
+                &key.public_bytes(),
+                aad,
+                &sealed.encapsulated_key,
+                &sealed.ciphertext
+            ),
+            Err(HpkeError::Open)
+        );
+    }
 
     #[test]
     fn round_trip_and_tamper() {

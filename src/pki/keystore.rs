@@ -260,6 +260,65 @@ impl KeyStore {
         })?))
     }
 
+    /// Makes the hybrid-encryption key `stem`: an ECDH key in the token when there is one (its
+    /// label in `<stem>.key.pkcs11`), else in memory, written to `<stem>.key.pem` (0600).
+    /// Returns its public key.
+    pub(super) fn new_hybrid_key(
+        &self,
+        stem: &Path,
+    ) -> Result<p256::ecdsa::VerifyingKey, KeyStoreError> {
+        match &self.token {
+            Some(token) => {
+                let label = format!(
+                    "brevet-hybrid-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
+                let key = token.generate_p256_agreement(&label)?;
+                write_new(
+                    &Self::token_key(stem),
+                    format!("{label}\n").as_bytes(),
+                    0o644,
+                )?;
+                Ok(key.public_key())
+            }
+            None => {
+                use p256::pkcs8::{EncodePrivateKey, LineEnding};
+                let key = super::hpke::HpkePrivateKey::generate();
+                let pem = key
+                    .secret()
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|e| KeyStoreError::State(format!("cannot encode hybrid key: {e}")))?;
+                write_new(&Self::pem_key(stem), pem.as_bytes(), 0o600)?;
+                Ok(p256::ecdsa::VerifyingKey::from(key.secret().public_key()))
+            }
+        }
+    }
+
+    /// The hybrid-encryption key `stem`, from its PEM file or from the token.
+    pub(super) fn load_hybrid_key(
+        &self,
+        stem: &Path,
+    ) -> Result<Box<dyn super::hpke::HpkeRecipient>, KeyStoreError> {
+        let pem = Self::pem_key(stem);
+        if pem.is_file() {
+            use p256::pkcs8::DecodePrivateKey;
+            let secret = p256::SecretKey::from_pkcs8_pem(&read(&pem)?)
+                .map_err(|e| KeyStoreError::State(format!("{}: {e}", pem.display())))?;
+            return Ok(Box::new(super::hpke::HpkePrivateKey::from_secret(secret)));
+        }
+        let marker = Self::token_key(stem);
+        let label = read(&marker)?.trim().to_owned();
+        let token = self.token.as_ref().ok_or_else(|| {
+            KeyStoreError::State(format!(
+                "{}: the key {label:?} is in a PKCS#11 token: configure keys.pkcs11",
+                marker.display()
+            ))
+        })?;
+        Ok(Box::new(token.recipient(&label).map_err(|e| {
+            KeyStoreError::State(format!("{}: {e}", marker.display()))
+        })?))
+    }
+
     /// Where the signing key `stem` lives, for `keys show`.
     fn key_location(&self, stem: &Path) -> String {
         if Self::pem_key(stem).is_file() {

@@ -193,13 +193,17 @@ impl Token {
         work(&guard)
     }
 
-    /// Generates a P-256 key pair in the token under `label`: private half sensitive and never
-    /// extractable, both halves token objects.
-    pub fn generate_p256(self: &Arc<Self>, label: &str) -> Result<TokenSigner, TokenError> {
+    /// Generates a P-256 key pair in the token under `label`, for signing or (`agreement`) for
+    /// ECDH: private half sensitive and never extractable, both halves token objects.
+    fn generate_pair(
+        &self,
+        label: &str,
+        agreement: bool,
+    ) -> Result<(ObjectHandle, VerifyingKey), TokenError> {
         let public_template = [
             Attribute::Token(true),
             Attribute::Private(false),
-            Attribute::Verify(true),
+            Attribute::Verify(!agreement),
             Attribute::EcParams(P256_PARAMS.to_vec()),
             Attribute::Label(label.as_bytes().to_vec()),
         ];
@@ -208,7 +212,8 @@ impl Token {
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
-            Attribute::Sign(true),
+            Attribute::Sign(!agreement),
+            Attribute::Derive(agreement),
             Attribute::Label(label.as_bytes().to_vec()),
         ];
         let (public, private) = self
@@ -225,12 +230,42 @@ impl Token {
                     self.label
                 ))
             })?;
-        let verifying = self.public_key(public, label)?;
+        Ok((private, self.public_key(public, label)?))
+    }
+
+    /// Generates a P-256 signing key in the token under `label`.
+    pub fn generate_p256(self: &Arc<Self>, label: &str) -> Result<TokenSigner, TokenError> {
+        let (key, public) = self.generate_pair(label, false)?;
         Ok(TokenSigner {
             token: self.clone(),
-            key: private,
-            public: verifying,
+            key,
+            public,
             label: label.to_owned(),
+        })
+    }
+
+    /// Generates a P-256 key-agreement (hybrid-encryption) key in the token under `label`.
+    pub fn generate_p256_agreement(
+        self: &Arc<Self>,
+        label: &str,
+    ) -> Result<TokenRecipient, TokenError> {
+        let (key, public) = self.generate_pair(label, true)?;
+        Ok(TokenRecipient {
+            token: self.clone(),
+            key,
+            public,
+            label: label.to_owned(),
+        })
+    }
+
+    /// The key-agreement key labelled `label`.
+    pub fn recipient(self: &Arc<Self>, label: &str) -> Result<TokenRecipient, TokenError> {
+        let signer = self.signer(label)?;
+        Ok(TokenRecipient {
+            token: self.clone(),
+            key: signer.key,
+            public: signer.public,
+            label: signer.label,
         })
     }
 
@@ -305,6 +340,95 @@ impl TokenSigner {
     /// The key's label in the token.
     pub fn label(&self) -> &str {
         &self.label
+    }
+}
+
+/// A P-256 key-agreement key in a token: decrypts HPKE (the Wallet hybrid key) through the
+/// token's `CKM_ECDH1_DERIVE`; only the per-message DH secret leaves the token.
+pub struct TokenRecipient {
+    token: Arc<Token>,
+    key: ObjectHandle,
+    public: VerifyingKey,
+    label: String,
+}
+
+impl TokenRecipient {
+    /// The public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// The ECDH shared secret (x coordinate) with `peer`, a 65-byte uncompressed point.
+    fn agree(&self, peer: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, TokenError> {
+        use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
+        let params = Ecdh1DeriveParams::new(EcKdf::null(), peer);
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(false),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ];
+        let fail = |e: cryptoki::error::Error| {
+            TokenError(format!(
+                "token {:?}, key {:?}: ECDH failed ({e})",
+                self.token.label, self.label
+            ))
+        };
+        self.token.with_session(|s| {
+            let derived = s
+                .derive_key(&Mechanism::Ecdh1Derive(params), self.key, &template)
+                .map_err(fail)?;
+            let value = s.get_attributes(derived, &[AttributeType::Value]);
+            // The session object goes whatever happened to the read.
+            let _ = s.destroy_object(derived);
+            value
+                .map_err(fail)?
+                .into_iter()
+                .find_map(|a| match a {
+                    Attribute::Value(v) => Some(zeroize::Zeroizing::new(v)),
+                    _ => None,
+                })
+                .ok_or_else(|| TokenError("the token returned no ECDH secret".into()))
+        })
+    }
+}
+
+impl std::fmt::Debug for TokenRecipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TokenRecipient({:?} in {:?})",
+            self.label, self.token.label
+        )
+    }
+}
+
+impl super::hpke::HpkeRecipient for TokenRecipient {
+    fn public_bytes(&self) -> Vec<u8> {
+        self.public.to_encoded_point(false).as_bytes().to_vec()
+    }
+
+    fn open(
+        &self,
+        context: super::hpke::HpkeContext<'_>,
+        encapsulated_key: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, super::hpke::HpkeError> {
+        if encapsulated_key.len() != 65 || encapsulated_key[0] != 0x04 {
+            return Err(super::hpke::HpkeError::BadEncapsulatedKey);
+        }
+        let dh = self
+            .agree(encapsulated_key)
+            .map_err(|e| super::hpke::HpkeError::Unavailable(e.to_string()))?;
+        super::hpke::open_with_dh(
+            &dh,
+            &self.public_bytes(),
+            context,
+            encapsulated_key,
+            ciphertext,
+        )
     }
 }
 

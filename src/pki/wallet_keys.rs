@@ -15,12 +15,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
 use super::certs::{self, CertTemplate};
-use super::hpke::HpkePrivateKey;
+use super::hpke::HpkeRecipient;
 use super::keystore::{io, read, write_new, AuthorityFile, KeyStore, KeyStoreError};
 use super::signer::Signer;
 
@@ -66,8 +65,8 @@ pub struct HybridKey {
     /// Certificate served by getHybridEncryptionKey; its serial (upper-case hex) is the
     /// `recipientKeyId` devices use.
     pub certificate: Certificate,
-    /// Decrypts.
-    pub key: HpkePrivateKey,
+    /// Decrypts: in memory, or in the token.
+    pub key: Box<dyn HpkeRecipient>,
     /// When it starts to be advertised for encryption; `None`: at once. It decrypts from the
     /// start.
     pub activate_at: Option<SystemTime>,
@@ -217,8 +216,7 @@ impl KeyStore {
                         "a hybrid key is certified by the identity key: create one first".into(),
                     )
                 })?;
-                let key = HpkePrivateKey::generate();
-                let public = p256::ecdsa::VerifyingKey::from(key.secret().public_key());
+                let public = self.new_hybrid_key(&self.wallet_stem(kind, number))?;
                 let template = CertTemplate {
                     subject: self.subject("Hybrid Encryption Key", number),
                     issuer: Some(identity.certificate.tbs_certificate.subject.clone()),
@@ -232,18 +230,7 @@ impl KeyStore {
                         true,
                     )?],
                 };
-                let cert = certs::issue_certificate(&template, identity.signer.as_ref())?;
-                // Decryption stays in software: the key schedule needs the ECDH secret.
-                let pem = key
-                    .secret()
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| KeyStoreError::State(format!("cannot encode hybrid key: {e}")))?;
-                write_new(
-                    &self.wallet_file(kind, number, "key"),
-                    pem.as_bytes(),
-                    0o600,
-                )?;
-                cert
+                certs::issue_certificate(&template, identity.signer.as_ref())?
             }
         };
         write_new(
@@ -289,16 +276,12 @@ impl KeyStore {
             if !unexpired(&certificate, now) {
                 continue;
             }
-            let path = self.wallet_file(kind, number, "key");
-            let secret = p256::SecretKey::from_pkcs8_pem(&read(&path)?)
-                .map_err(|e| KeyStoreError::State(format!("{}: {e}", path.display())))?;
-            let key = HpkePrivateKey::from_secret(secret);
-            if certs::public_key(&certificate)?
-                != p256::ecdsa::VerifyingKey::from(key.secret().public_key())
-            {
+            let key = self.load_hybrid_key(&self.wallet_stem(kind, number))?;
+            let public = p256::PublicKey::from_sec1_bytes(&key.public_bytes())
+                .map_err(|e| KeyStoreError::State(format!("hybrid key {number:04}: {e}")))?;
+            if certs::public_key(&certificate)? != p256::ecdsa::VerifyingKey::from(public) {
                 return Err(KeyStoreError::State(format!(
-                    "{} is not the key of its certificate",
-                    path.display()
+                    "the key of Wallet hybrid key {number:04} is not the key of its certificate"
                 )));
             }
             hybrid.push(HybridKey {

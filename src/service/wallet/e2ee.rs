@@ -152,7 +152,13 @@ pub fn open_from_device(
             &enc,
             &ciphertext,
         )
-        .map_err(|e| refuse(K::InvalidPayloadEncryption, format!("{member}: {e}")))?;
+        .map_err(|e| match e {
+            // The token holding the key failed: Brevet's fault, retried by Google.
+            crate::pki::hpke::HpkeError::Unavailable(why) => {
+                unavailable(format!("{member}: {why}"))
+            }
+            e => refuse(K::InvalidPayloadEncryption, format!("{member}: {e}")),
+        })?;
     let signature = decode_field(&format!("{member}.signature"), &data.signature)?;
     let challenge = android::sha256_concat(&plaintext, &hybrid.key.public_bytes());
     let proof = android::verify_ownership(&signature, identity, &challenge)
