@@ -27,7 +27,8 @@ struct Setup {
     to_be_signed: Vec<u8>,
 }
 
-fn setup() -> Setup {
+/// A DS certificate for `ds_key` under a fresh IACA.
+fn ds_certificate(ds_key: &p256::ecdsa::VerifyingKey, name: &str) -> x509_cert::Certificate {
     let authority = Authority {
         country: "US".into(),
         state: None,
@@ -44,17 +45,21 @@ fn setup() -> Setup {
         Duration::from_secs(3650 * 86_400),
     )
     .unwrap();
-    let ds_key = SoftwareSigner::generate();
-    let ds = certs::issue_ds(
+    certs::issue_ds(
         &iaca_key,
         &iaca,
         &authority,
-        "Bench DS",
-        &ds_key.verifying_key(),
+        name,
+        ds_key,
         now,
         Duration::from_secs(365 * 86_400),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn setup() -> Setup {
+    let ds_key = SoftwareSigner::generate();
+    let ds = ds_certificate(&ds_key.verifying_key(), "Bench DS");
     let holder = json!({ "org.iso.18013.5.1": {
         "family_name": "Doe", "given_name": "Jane", "birth_date": "1990-05-17",
         "issue_date": "2024-01-02", "expiry_date": "2029-01-02", "issuing_country": "US",
@@ -167,32 +172,7 @@ fn softhsm_signer(dir: &std::path::Path) -> Option<(Box<dyn Signer>, x509_cert::
     })
     .unwrap();
     let key = token.generate_p256("bench-ds").unwrap();
-    let authority = Authority {
-        country: "US".into(),
-        state: None,
-        iaca_common_name: "Bench IACA".into(),
-        contact: "bench@example.com".into(),
-        crl_url: None,
-    };
-    let now = SystemTime::now() - Duration::from_secs(60);
-    let iaca_key = SoftwareSigner::generate();
-    let iaca = certs::issue_iaca(
-        &iaca_key,
-        &authority,
-        now,
-        Duration::from_secs(3650 * 86_400),
-    )
-    .unwrap();
-    let ds = certs::issue_ds(
-        &iaca_key,
-        &iaca,
-        &authority,
-        "Bench HSM DS",
-        &key.verifying_key(),
-        now,
-        Duration::from_secs(365 * 86_400),
-    )
-    .unwrap();
+    let ds = ds_certificate(&key.verifying_key(), "Bench HSM DS");
     Some((Box::new(key), ds))
 }
 

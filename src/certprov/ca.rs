@@ -140,10 +140,7 @@ impl BuiltinCa {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let (key, key_path): (Box<dyn Signer>, std::path::PathBuf) = match token {
             Some(token) => {
-                let label = format!(
-                    "brevet-device-ca-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..12]
-                );
+                let label = crate::pki::keystore::new_label("device-ca");
                 let signer = token.generate_p256(&label)?;
                 let path = dir.join("ca.key.pkcs11");
                 crate::pki::keystore::write_new(&path, format!("{label}\n").as_bytes(), 0o644)?;

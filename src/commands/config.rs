@@ -31,19 +31,11 @@ pub async fn check(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
         let scratch =
             crate::config::DatabaseUrl::parse("sqlite::memory:").map_err(|e| anyhow::anyhow!(e))?;
         let store = crate::store::connect(&scratch, 1).await?;
-        let token = match config
-            .keys
-            .pkcs11
-            .as_ref()
-            .map(crate::pki::pkcs11::Token::open)
-        {
-            Some(Err(error)) => {
+        let token = crate::pki::pkcs11::Token::configured(config.keys.pkcs11.as_ref())
+            .unwrap_or_else(|error| {
                 problems.push(error.to_string());
                 None
-            }
-            Some(Ok(token)) => Some(token),
-            None => None,
-        };
+            });
         if let Err(error) = crate::certprov::build_with(&config.certprov, store, token) {
             problems.push(format!("setting `certprov`: {error:#}"));
         }

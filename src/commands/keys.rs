@@ -229,12 +229,7 @@ pub fn init_device_ca(config: &Config, args: &DeviceCaArgs) -> anyhow::Result<()
         .dir
         .clone()
         .unwrap_or_else(|| config.effective_keys_dir().join("device-ca"));
-    let token = config
-        .keys
-        .pkcs11
-        .as_ref()
-        .map(crate::pki::pkcs11::Token::open)
-        .transpose()?;
+    let token = crate::pki::pkcs11::Token::configured(config.keys.pkcs11.as_ref())?;
     let (certificate, key) = crate::certprov::ca::BuiltinCa::create_files_with(
         &dir,
         &args.name,

@@ -309,12 +309,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     }
     let mut adapter_metrics = None;
     if config.certprov.enabled {
-        let token = config
-            .keys
-            .pkcs11
-            .as_ref()
-            .map(crate::pki::pkcs11::Token::open)
-            .transpose()?;
+        let token = crate::pki::pkcs11::Token::configured(config.keys.pkcs11.as_ref())?;
         let parts = crate::certprov::build_with(&config.certprov, store.clone(), token)
             .context("cannot start the certificate-provisioning adapter")?;
         adapter_metrics = Some(parts.metrics.clone());

@@ -119,6 +119,15 @@ pub struct KeyStore {
     token: Option<std::sync::Arc<Token>>,
 }
 
+/// A fresh label for a key of `role`: unique, so that key directories sharing a token never
+/// collide.
+pub fn new_label(role: &str) -> String {
+    format!(
+        "brevet-{role}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
 /// Suffix of the file that names a token-held key.
 const TOKEN_KEY_SUFFIX: &str = "key.pkcs11";
 
@@ -167,11 +176,7 @@ impl KeyStore {
 
     /// The key directory `config` names, with its PKCS#11 token when `keys.pkcs11` is set.
     pub fn from_config(config: &crate::config::Config) -> Result<Self, KeyStoreError> {
-        let store = Self::new(config.effective_keys_dir());
-        Ok(match &config.keys.pkcs11 {
-            Some(pkcs11) => store.with_token(Token::open(pkcs11)?),
-            None => store,
-        })
+        Self::from_config_at(config, &config.effective_keys_dir())
     }
 
     /// The key directory `dir`, with the token `config` names (a doc type's own directory).
@@ -180,8 +185,8 @@ impl KeyStore {
         dir: &Path,
     ) -> Result<Self, KeyStoreError> {
         let store = Self::new(dir);
-        Ok(match &config.keys.pkcs11 {
-            Some(pkcs11) => store.with_token(Token::open(pkcs11)?),
+        Ok(match Token::configured(config.keys.pkcs11.as_ref())? {
+            Some(token) => store.with_token(token),
             None => store,
         })
     }
@@ -214,17 +219,9 @@ impl KeyStore {
     ) -> Result<Box<dyn Signer>, KeyStoreError> {
         match &self.token {
             Some(token) => {
-                // Unique, so that key directories sharing a token never collide.
-                let label = format!(
-                    "brevet-{role}-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..12]
-                );
+                let label = new_label(role);
                 let signer = token.generate_p256(&label)?;
-                write_new(
-                    &Self::token_key(stem),
-                    format!("{label}\n").as_bytes(),
-                    0o644,
-                )?;
+                Self::write_label(stem, &label)?;
                 Ok(Box::new(signer))
             }
             None => {
@@ -247,6 +244,26 @@ impl KeyStore {
             let key = self.load_key(&pem)?;
             return fast_signer(&key).map_err(|source| KeyStoreError::Key { path: pem, source });
         }
+        self.in_token(stem, |token, label| {
+            Ok(Box::new(token.signer(label)?) as Box<dyn Signer>)
+        })
+    }
+
+    /// Writes the label of the token key `stem`.
+    fn write_label(stem: &Path, label: &str) -> Result<(), KeyStoreError> {
+        write_new(
+            &Self::token_key(stem),
+            format!("{label}\n").as_bytes(),
+            0o644,
+        )
+    }
+
+    /// Runs `find` on the token and the label `<stem>.key.pkcs11` names; its errors name that file.
+    fn in_token<T>(
+        &self,
+        stem: &Path,
+        find: impl FnOnce(&std::sync::Arc<Token>, &str) -> Result<T, super::pkcs11::TokenError>,
+    ) -> Result<T, KeyStoreError> {
         let marker = Self::token_key(stem);
         let label = read(&marker)?.trim().to_owned();
         let token = self.token.as_ref().ok_or_else(|| {
@@ -255,9 +272,7 @@ impl KeyStore {
                 marker.display()
             ))
         })?;
-        Ok(Box::new(token.signer(&label).map_err(|e| {
-            KeyStoreError::State(format!("{}: {e}", marker.display()))
-        })?))
+        find(token, &label).map_err(|e| KeyStoreError::State(format!("{}: {e}", marker.display())))
     }
 
     /// Makes the hybrid-encryption key `stem`: an ECDH key in the token when there is one (its
@@ -269,16 +284,9 @@ impl KeyStore {
     ) -> Result<p256::ecdsa::VerifyingKey, KeyStoreError> {
         match &self.token {
             Some(token) => {
-                let label = format!(
-                    "brevet-hybrid-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..12]
-                );
+                let label = new_label("hybrid");
                 let key = token.generate_p256_agreement(&label)?;
-                write_new(
-                    &Self::token_key(stem),
-                    format!("{label}\n").as_bytes(),
-                    0o644,
-                )?;
+                Self::write_label(stem, &label)?;
                 Ok(key.public_key())
             }
             None => {
@@ -306,17 +314,9 @@ impl KeyStore {
                 .map_err(|e| KeyStoreError::State(format!("{}: {e}", pem.display())))?;
             return Ok(Box::new(super::hpke::HpkePrivateKey::from_secret(secret)));
         }
-        let marker = Self::token_key(stem);
-        let label = read(&marker)?.trim().to_owned();
-        let token = self.token.as_ref().ok_or_else(|| {
-            KeyStoreError::State(format!(
-                "{}: the key {label:?} is in a PKCS#11 token: configure keys.pkcs11",
-                marker.display()
-            ))
-        })?;
-        Ok(Box::new(token.recipient(&label).map_err(|e| {
-            KeyStoreError::State(format!("{}: {e}", marker.display()))
-        })?))
+        self.in_token(stem, |token, label| {
+            Ok(Box::new(token.recipient(label)?) as Box<dyn super::hpke::HpkeRecipient>)
+        })
     }
 
     /// Where the signing key `stem` lives, for `keys show`.

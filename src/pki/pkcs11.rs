@@ -176,6 +176,11 @@ impl Token {
         Ok(token)
     }
 
+    /// The token `keys.pkcs11` names, if it names one.
+    pub fn configured(config: Option<&Pkcs11Config>) -> Result<Option<Arc<Token>>, TokenError> {
+        config.map(Token::open).transpose()
+    }
+
     /// The token's label.
     pub fn label(&self) -> &str {
         &self.label
