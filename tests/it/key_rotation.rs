@@ -192,6 +192,35 @@ async fn a_doc_type_with_its_own_key_directory_is_signed_under_its_own_iaca() {
     let passed = flow(own.join("iaca.cert.pem"));
     let out = String::from_utf8_lossy(&passed.stdout);
     assert!(passed.status.success() && !out.contains("FAIL"), "{out}");
+    // The issuance records name the DS with its doc type (numbers repeat across directories).
+    let client = reqwest::Client::new();
+    let admin = |path: String| {
+        let request = client
+            .get(format!("{}/admin/v1{path}", server.base_url))
+            .bearer_auth(&token);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let records = admin("/credentials".into()).await;
+    let id = records["credentials"][0]["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let msos = admin(format!("/credentials/{id}/msos")).await;
+    let first = &msos
+        .as_object()
+        .unwrap()
+        .values()
+        .find_map(|v| v.as_array())
+        .unwrap()[0];
+    assert_eq!(first["dsKeyId"], "org.iso.18013.5.1.mDL/0001", "{msos}");
     // …and the main directory's (the development IACA) does not sign mDL MSOs here.
     let refused = flow(dir.path().join("brevet-data/keys/iaca.cert.pem"));
     assert!(

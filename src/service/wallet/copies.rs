@@ -467,10 +467,18 @@ fn build_msos(wallet: &WalletContext, checked: &Checked) -> Result<Issued, Walle
             unencrypted_value,
         });
     }
+    // A DS of a doc type's own key directory is named with its doc type: numbers repeat
+    // across directories.
+    let doc_type = &checked.values.doc_type;
+    let ds_key_id = if set.doc_type_signers.contains_key(doc_type) {
+        format!("{doc_type}/{:04}", ds.number)
+    } else {
+        format!("{:04}", ds.number)
+    };
     Ok(Issued {
         objects,
         auth_key_digests,
-        ds_key_id: format!("{:04}", ds.number),
+        ds_key_id,
     })
 }
 
