@@ -86,11 +86,14 @@ pub enum RecordsCommand {
         /// Credential id.
         id: String,
     },
-    /// List records (newest first), optionally of one status.
+    /// List records (newest first), every page, optionally of one status or doc type.
     List {
         /// `active`, `suspended` or `revoked`.
         #[arg(long)]
         status: Option<String>,
+        /// Only records of this doc type.
+        #[arg(long)]
+        doc_type: Option<String>,
     },
     /// Replace a record's holder data with a file's (a new version; every element must be in
     /// the file, since the whole holder data is replaced).
@@ -512,15 +515,34 @@ async fn records(client: &Client, command: RecordsCommand) -> anyhow::Result<Ans
                 )
                 .await?
         }
-        RecordsCommand::List { status } => {
-            client
-                .call(
-                    Method::GET,
-                    &format!("/credentials{}", query(&[("status", &status)])),
-                    None,
-                    None,
-                )
-                .await?
+        RecordsCommand::List { status, doc_type } => {
+            // The API pages by cursor; the CLI follows the pages and shows one list.
+            let mut all = Vec::new();
+            let mut cursor: Option<String> = None;
+            let limit = Some("200".to_owned());
+            loop {
+                let path = format!(
+                    "/credentials{}",
+                    query(&[
+                        ("status", &status),
+                        ("docType", &doc_type),
+                        ("limit", &limit),
+                        ("cursor", &cursor),
+                    ])
+                );
+                let page = client.call(Method::GET, &path, None, None).await?;
+                if let Some(records) = page.body["credentials"].as_array() {
+                    all.extend(records.iter().cloned());
+                }
+                match page.body["nextCursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            Answer {
+                etag: None,
+                body: json!({ "credentials": all }),
+            }
         }
         RecordsCommand::Update { id, file, if_match } => {
             let holder_data = read_json(&file)?;

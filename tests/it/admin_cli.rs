@@ -135,6 +135,24 @@ both_stores! {
         let after = staff.run_as(&clerk, &["records", "list"]);
         assert!(String::from_utf8_lossy(&after.stderr).contains("401 unauthorized"), "{after:?}");
 
+        // A list longer than a page: the CLI follows the cursor through every page.
+        let client = reqwest::Client::new();
+        for _ in 0..205 {
+            let created = client
+                .post(format!("{}/admin/v1/credentials", staff.url))
+                .bearer_auth(&staff.token)
+                .json(&serde_json::json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": holder }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201);
+        }
+        let listed = staff.ok(&["records", "list", "--output", "id"]);
+        assert_eq!(listed.lines().count(), 207, "every page");
+        let unique: std::collections::BTreeSet<&str> = listed.lines().collect();
+        assert_eq!(unique.len(), 207, "no record twice");
+        assert_eq!(staff.ok(&["records", "list", "--doc-type", "org.example.none", "--output", "id"]), "");
+
         // A lost bootstrap token: a new one minted on the store, audited as the system's.
         let minted = staff.ok(&["mint-token", "--name", "recovery", "--role", "admin"]);
         let recovery = minted.lines().last().unwrap().to_owned();
