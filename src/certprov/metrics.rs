@@ -35,6 +35,25 @@ struct StepLabels {
     step: &'static str,
 }
 
+/// An outbox delivery attempt's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `delivered`, `retrying`, `dead` or `lost_lease`.
+    pub outcome: &'static str,
+}
+
+/// The counter of notification attempts by outcome, registered in `registry`: a process that
+/// dispatches notifications (the worker, or serve with `outbox.dispatch_in_serve`) exports it.
+pub fn register_deliveries(registry: &mut Registry) -> Family<OutcomeLabels, Counter> {
+    let deliveries = Family::<OutcomeLabels, Counter>::default();
+    registry.register(
+        "outbox_deliveries",
+        "Attempts to deliver a notification to Google, by outcome (delivered, retrying, dead, lost_lease)",
+        deliveries.clone(),
+    );
+    deliveries
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
@@ -49,6 +68,7 @@ fn latency_histogram() -> Histogram {
 
 /// The adapter's metrics and their registry (one per worker process; nothing global).
 pub struct AdapterMetrics {
+    deliveries: Family<OutcomeLabels, Counter>,
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     durations: Durations,
@@ -57,6 +77,16 @@ pub struct AdapterMetrics {
     held: Gauge,
     processes: Family<StateLabels, Gauge>,
     oldest: Gauge,
+}
+
+impl crate::outbox::DeliveryObserver for AdapterMetrics {
+    fn attempted(&self, step: &crate::outbox::Step) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels {
+                outcome: step.outcome(),
+            })
+            .inc();
+    }
 }
 
 impl Default for AdapterMetrics {
@@ -111,7 +141,9 @@ impl AdapterMetrics {
             "Age of the oldest process not yet done, failed or skipped (0 when there is none)",
             oldest.clone(),
         );
+        let deliveries = register_deliveries(&mut registry);
         Self {
+            deliveries,
             registry,
             calls,
             durations,

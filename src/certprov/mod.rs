@@ -77,7 +77,7 @@ fn host_name() -> String {
 
 /// Builds the adapter from `config`, checking every profile and CA connection.
 pub fn build(config: &CertProvConfig, store: SharedStore) -> anyhow::Result<Parts> {
-    build_with(config, store, None)
+    build_with(config, store, None, Arc::new(AdapterMetrics::new()))
 }
 
 /// [`build`], with the PKCS#11 token that holds built-in CA keys (`[keys.pkcs11]`).
@@ -85,6 +85,7 @@ pub fn build_with(
     config: &CertProvConfig,
     store: SharedStore,
     token: Option<Arc<crate::pki::pkcs11::Token>>,
+    metrics: Arc<AdapterMetrics>,
 ) -> anyhow::Result<Parts> {
     let timeout = Duration::from_secs(config.timeout_secs);
     if timeout >= Duration::from_secs(config.lease_secs) {
@@ -108,7 +109,6 @@ pub fn build_with(
             Arc::new(Anonymous)
         }
     };
-    let metrics = Arc::new(AdapterMetrics::new());
     let chrome = ChromeClient::new(
         &config.chrome_base_url,
         google.clone(),

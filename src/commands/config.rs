@@ -36,7 +36,8 @@ pub async fn check(config: &Config, file: Option<&Path>) -> anyhow::Result<()> {
                 problems.push(error.to_string());
                 None
             });
-        if let Err(error) = crate::certprov::build_with(&config.certprov, store, token) {
+        let metrics = std::sync::Arc::new(crate::certprov::metrics::AdapterMetrics::new());
+        if let Err(error) = crate::certprov::build_with(&config.certprov, store, token, metrics) {
             problems.push(format!("setting `certprov`: {error:#}"));
         }
     }

@@ -289,8 +289,11 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     };
     let store = open_store(&config).await?;
     let mut tasks = tokio::task::JoinSet::new();
+    // One registry for what the worker does: deliveries and the adapter; `/metrics` serves it.
+    let metrics = Arc::new(crate::certprov::metrics::AdapterMetrics::new());
     match dispatcher(&config, store.clone())? {
         Some(dispatcher) => {
+            let dispatcher = dispatcher.with_observer(metrics.clone());
             tracing::info!(
                 google = config.google.base_url.as_deref().unwrap_or_default(),
                 "delivering notifications"
@@ -307,12 +310,11 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
         let stop = stopped();
         tasks.spawn(async move { sweep.run(interval, stop).await });
     }
-    let mut adapter_metrics = None;
     if config.certprov.enabled {
         let token = crate::pki::pkcs11::Token::configured(config.keys.pkcs11.as_ref())?;
-        let parts = crate::certprov::build_with(&config.certprov, store.clone(), token)
-            .context("cannot start the certificate-provisioning adapter")?;
-        adapter_metrics = Some(parts.metrics.clone());
+        let parts =
+            crate::certprov::build_with(&config.certprov, store.clone(), token, metrics.clone())
+                .context("cannot start the certificate-provisioning adapter")?;
         let poll = Duration::from_millis(config.certprov.poll_interval_ms);
         for intake in parts.intake.into_iter().chain(parts.customer_intakes) {
             let stop = stopped();
@@ -324,7 +326,6 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
         tracing::info!("certificate-provisioning adapter started");
     }
     if let Some(address) = config.worker.ops_listen {
-        let metrics = adapter_metrics.unwrap_or_default();
         let serve = http::worker_ops::bind(address, store, metrics, stopped())
             .await
             .with_context(|| format!("worker.ops_listen: cannot listen on {address}"))?;

@@ -65,6 +65,25 @@ pub enum Step {
     LostLease(Uuid),
 }
 
+/// Told the outcome of every delivery attempt (a process's metrics).
+pub trait DeliveryObserver: Send + Sync {
+    /// One attempt ended in `step`.
+    fn attempted(&self, step: &Step);
+}
+
+impl Step {
+    /// The outcome's name in metrics: `delivered`, `retrying`, `dead`, `lost_lease` (or `idle`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Step::Idle => "idle",
+            Step::Delivered(_) => "delivered",
+            Step::Retrying(_) => "retrying",
+            Step::Dead(_) => "dead",
+            Step::LostLease(_) => "lost_lease",
+        }
+    }
+}
+
 /// Delivers outbox jobs.
 pub struct Dispatcher {
     store: SharedStore,
@@ -73,6 +92,7 @@ pub struct Dispatcher {
     worker_id: String,
     lease: Duration,
     policy: RetryPolicy,
+    observer: Option<Arc<dyn DeliveryObserver>>,
 }
 
 impl Dispatcher {
@@ -91,7 +111,14 @@ impl Dispatcher {
             worker_id,
             lease,
             policy,
+            observer: None,
         }
+    }
+
+    /// The same dispatcher telling `observer` the outcome of each attempt.
+    pub fn with_observer(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The same dispatcher deciding due times and backoff by `clock`.
@@ -164,9 +191,13 @@ impl Dispatcher {
                 )
             }
         };
+        let step = if held { step } else { Step::LostLease(id) };
+        if let Some(observer) = &self.observer {
+            observer.attempted(&step);
+        }
         if !held {
             tracing::warn!(outbox.id = %id, "outbox lease expired during the attempt; another worker has the job");
-            return Ok(Step::LostLease(id));
+            return Ok(step);
         }
         if let Step::Delivered(_) = step {
             tracing::info!(outbox.id = %id, outbox.kind = %job.kind, outbox.attempts = job.attempts, "outbox job delivered");

@@ -111,8 +111,17 @@ both_stores! {
         let google = FakeGoogle::start(ISSUER).await.unwrap();
         google.behave(&[Behaviour::ServerError, Behaviour::ServerError], Behaviour::Accept);
         record_with_copies(&store, &["w1"], 1).await;
-        let steps = dispatcher(&store, &google, "d1", 5).drain().await.unwrap();
+        // The worker's metrics count each attempt by outcome.
+        let metrics = Arc::new(brevet::certprov::metrics::AdapterMetrics::new());
+        let steps = dispatcher(&store, &google, "d1", 5).with_observer(metrics.clone()).drain().await.unwrap();
         assert!(matches!(steps[..], [Step::Retrying(_), Step::Retrying(_), Step::Delivered(_)]), "{steps:?}");
+        let text = metrics.encode(&store).await.unwrap();
+        for line in [
+            r#"brevet_outbox_deliveries_total{outcome="retrying"} 2"#,
+            r#"brevet_outbox_deliveries_total{outcome="delivered"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
         assert_eq!(google.received(), 3);
         assert_eq!(delivered(&google).len(), 1);
         let jobs = store.list_outbox(Some("done"), 10).await.unwrap();
