@@ -166,6 +166,7 @@ fn softhsm_signer(dir: &std::path::Path) -> Option<(Box<dyn Signer>, x509_cert::
     let token = brevet::pki::pkcs11::Token::open(&brevet::pki::pkcs11::Pkcs11Config {
         module: MODULE.into(),
         token_label: "bench".into(),
+        slot: None,
         pin_file: None,
         pin: Some("1234".to_owned().into()),
         sessions: 4,

@@ -28,8 +28,13 @@ const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0
 pub struct Pkcs11Config {
     /// The vendor's PKCS#11 module (`/usr/lib/softhsm/libsofthsm2.so`, a cloud HSM's library).
     pub module: PathBuf,
-    /// Label of the token to use.
+    /// Label of the token to use (or give `slot`).
+    #[serde(default)]
     pub token_label: String,
+    /// Id of the slot whose token to use, for modules whose tokens share a label; with
+    /// `token_label` as well, both must match.
+    #[serde(default)]
+    pub slot: Option<u64>,
     /// File holding the user PIN (a secret; never logged). Or set `pin`.
     #[serde(default)]
     pub pin_file: Option<PathBuf>,
@@ -129,46 +134,59 @@ impl Token {
                 "setting `keys.pkcs11.module`: cannot list its tokens ({e})"
             ))
         })?;
-        let mut labels = Vec::new();
+        if config.token_label.is_empty() && config.slot.is_none() {
+            return Err(TokenError(
+                "setting `keys.pkcs11.token_label`: name the token (token_label, or slot)".into(),
+            ));
+        }
+        let mut seen = Vec::new();
         let mut found = None;
         for slot in slots {
             let info = pkcs11
                 .get_token_info(slot)
                 .map_err(|e| TokenError(format!("cannot read a token's information ({e})")))?;
-            if info.label().trim_end() == config.token_label {
-                found = Some(slot);
+            let label = info.label().trim_end().to_owned();
+            let label_matches = config.token_label.is_empty() || label == config.token_label;
+            let slot_matches = config.slot.is_none_or(|id| id == slot.id());
+            if label_matches && slot_matches {
+                found = Some((slot, label));
                 break;
             }
-            labels.push(info.label().trim_end().to_owned());
+            seen.push(format!("slot {}: {label:?}", slot.id()));
         }
-        let slot = found.ok_or_else(|| {
+        let (slot, label) = found.ok_or_else(|| {
+            let (key, wanted) = match config.slot {
+                Some(id) if config.token_label.is_empty() => ("slot", format!("in slot {id}")),
+                Some(id) => (
+                    "slot",
+                    format!("labelled {:?} in slot {id}", config.token_label),
+                ),
+                None => ("token_label", format!("labelled {:?}", config.token_label)),
+            };
             TokenError(format!(
-                "setting `keys.pkcs11.token_label`: no token labelled {:?} (the module has {labels:?})",
-                config.token_label
+                "setting `keys.pkcs11.{key}`: the module has no token {wanted} (it has {})",
+                seen.join(", ")
             ))
         })?;
         let pin = read_pin(config)?;
         let mut sessions = Vec::new();
         for n in 0..config.sessions.max(1) {
             let session = pkcs11.open_rw_session(slot).map_err(|e| {
-                TokenError(format!(
-                    "cannot open a session on token {:?} ({e})",
-                    config.token_label
-                ))
+                TokenError(format!("cannot open a session on token {:?} ({e})", label))
             })?;
             if n == 0 {
                 // A login holds for every session of the application.
                 session.login(UserType::User, Some(&pin)).map_err(|e| {
                     TokenError(format!(
                         "setting `keys.pkcs11.pin_file`: token {:?} refused the PIN ({e})",
-                        config.token_label
+                        label
                     ))
                 })?;
             }
             sessions.push(Mutex::new(session));
         }
         let token = Arc::new(Token {
-            label: config.token_label.clone(),
+            label,
             sessions,
             next: AtomicUsize::new(0),
         });

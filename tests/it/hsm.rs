@@ -81,7 +81,7 @@ both_stores! {
 fn token_mistakes_are_one_line_errors_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let hsm = SoftHsm::new(dir.path(), "brevet-errors");
-    let cases: [(String, &str); 3] = [
+    let cases: [(String, &str); 4] = [
         (
             hsm.config()
                 .replace(crate::support::softhsm::MODULE, "/nonexistent/libpkcs11.so"),
@@ -89,7 +89,11 @@ fn token_mistakes_are_one_line_errors_naming_the_setting() {
         ),
         (
             hsm.config().replace("brevet-errors", "no-such-token"),
-            "setting `keys.pkcs11.token_label`: no token labelled \"no-such-token\"",
+            "setting `keys.pkcs11.token_label`: the module has no token labelled \"no-such-token\" (it has slot ",
+        ),
+        (
+            hsm.config().replace("token_label = \"brevet-errors\"", "slot = 999999"),
+            "setting `keys.pkcs11.slot`: the module has no token in slot 999999 (it has slot ",
         ),
         (
             format!(
@@ -132,10 +136,15 @@ fn token_mistakes_are_one_line_errors_naming_the_setting() {
         assert!(!stderr.contains("0000") && !stderr.contains(crate::support::softhsm::PIN));
     }
 
-    // A key that is no longer in the token stops the server at start, naming it.
+    // A key that is no longer in the token stops the server at start, naming it. (The token is
+    // named by its slot here, as a module whose tokens share a label needs.)
+    let by_slot = hsm.config().replace(
+        "token_label = \"brevet-errors\"",
+        &format!("slot = {}", hsm.slot),
+    );
     std::fs::write(
         dir.path().join("brevet.toml"),
-        format!("mode = \"production\"\n{}", hsm.config()),
+        format!("mode = \"production\"\n{by_slot}"),
     )
     .unwrap();
     init_keys(dir.path(), &hsm);

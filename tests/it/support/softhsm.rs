@@ -18,6 +18,8 @@ pub struct SoftHsm {
     pub label: String,
     /// A file holding [`PIN`].
     pub pin_file: PathBuf,
+    /// The slot softhsm2-util put the token in.
+    pub slot: u64,
 }
 
 impl SoftHsm {
@@ -50,12 +52,20 @@ impl SoftHsm {
             .output()
             .unwrap();
         assert!(output.status.success(), "softhsm2-util: {output:?}");
+        // "The token has been initialized and is reassigned to slot N"
+        let said = String::from_utf8_lossy(&output.stdout);
+        let slot = said
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no slot in {said:?}"));
         let pin_file = dir.join("hsm-pin");
         std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
         Self {
             conf,
             label: label.to_owned(),
             pin_file,
+            slot,
         }
     }
 
