@@ -34,6 +34,7 @@ mod mtls;
 mod openapi;
 mod operations;
 mod outbox;
+mod replicas;
 mod schemathesis;
 mod sim_wallet;
 mod store;
