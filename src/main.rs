@@ -85,8 +85,11 @@ enum SimCommand {
     Chrome(brevet::commands::sim::ChromeArgs),
     /// Open-loop HTTP load at a steady rate (latency counted from each scheduled start).
     Pace(brevet::commands::sim::PaceArgs),
-    /// Measure the raw ES256 signing rate of this machine (the MSO issuance ceiling).
+    /// Measure the raw ES256 signing rate of this machine.
     SignRate(brevet::commands::sim::SignRateArgs),
+    /// Measure the composite MSO ceiling: per MSO the auth-key check, DS signature, HPKE seal and
+    /// identity signature provisionMobileSecurityObjects needs, with the server's own code.
+    MsoRate(brevet::commands::sim::SignRateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +263,7 @@ fn main() -> ExitCode {
             Command::Sim(SimCommand::Pace(args)) => brevet::commands::sim::pace(args).await,
             Command::Sim(SimCommand::Seed(args)) => brevet::commands::sim::seed(args).await,
             Command::Sim(SimCommand::SignRate(args)) => brevet::commands::sim::sign_rate(&args),
+            Command::Sim(SimCommand::MsoRate(args)) => brevet::commands::sim::mso_rate(&args),
             Command::Google(GoogleCommand::Check(args)) => {
                 brevet::commands::google_check(&config, &args).await
             }

@@ -163,6 +163,24 @@ pub fn sign_rate(args: &SignRateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `sim mso-rate`: the composite MSO ceiling as JSON (what provisionMobileSecurityObjects must do
+/// per MSO: auth-key check, DS signature, HPKE seal, identity signature), one thread per core.
+pub fn mso_rate(args: &SignRateArgs) -> anyhow::Result<()> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (total, per_thread) = crate::sim::wallet::load::mso_rate(
+        threads,
+        std::time::Duration::from_secs(args.seconds.max(1)),
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!(
+        "{}",
+        serde_json::json!({ "threads": threads, "msos_per_second": total.round(), "per_thread": per_thread.round() })
+    );
+    Ok(())
+}
+
 /// Options of `sim chrome`.
 #[derive(Debug, Args)]
 pub struct ChromeArgs {

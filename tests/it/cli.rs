@@ -277,6 +277,22 @@ both_stores! {
     }
 }
 
+#[test]
+fn the_composite_mso_ceiling_is_measured_with_the_servers_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = brevet(dir.path())
+        .args(["sim", "mso-rate", "--seconds", "1", "--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let measured: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(measured["threads"], 1);
+    assert!(
+        measured["msos_per_second"].as_f64().unwrap() > 10.0,
+        "{measured}"
+    );
+}
+
 #[tokio::test]
 async fn database_passwords_never_reach_the_log() {
     crate::support::with_db(brevet::config::Backend::Postgres, |db| async move {

@@ -267,3 +267,91 @@ pub fn sign_rate(threads: usize, duration: Duration) -> (f64, f64) {
     let per_second = total as f64 / started.elapsed().as_secs_f64();
     (per_second, per_second / threads as f64)
 }
+
+/// Composite MSO ceiling: per MSO, the work provisionMobileSecurityObjects cannot avoid, with the
+/// server's own code and signer — the auth-key certificate's signature checked, the MSO issued
+/// and signed by a DS, its static auth data sealed to the device (HPKE) and the sealed value
+/// signed by the identity key — on `threads` threads for `duration`; returns MSOs per second
+/// (total, per thread).
+pub fn mso_rate(threads: usize, duration: Duration) -> Result<(f64, f64), String> {
+    use crate::mdoc::issue::{self, DocumentSigner, Validity};
+    use crate::pki::certs::{self, CertTemplate};
+    let threads = threads.max(1);
+    let values = crate::mdoc::doctype::DocTypes::builtin()
+        .validate(MDL, &sample_holder())
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let values = values.clone();
+            std::thread::spawn(move || -> Result<u64, String> {
+                let err = |e: &dyn std::fmt::Display| e.to_string();
+                let software = SoftwareSigner::generate();
+                let ds_signer = fast_signer(&software).map_err(|e| err(&e))?;
+                let identity_key = SoftwareSigner::generate();
+                let identity = fast_signer(&identity_key).map_err(|e| err(&e))?;
+                let device_identity = SoftwareSigner::generate();
+                let device_hpke = crate::pki::hpke::HpkePrivateKey::generate().public_bytes();
+                let template = |public: p256::ecdsa::VerifyingKey, ca: bool| CertTemplate {
+                    subject: "CN=Brevet MSO ceiling,C=XX".into(),
+                    issuer: None,
+                    serial: None,
+                    not_before: std::time::SystemTime::now() - Duration::from_secs(60),
+                    lifetime: Duration::from_secs(365 * 86_400),
+                    public_key: public.into(),
+                    ca,
+                    extensions: Vec::new(),
+                };
+                let ds_cert =
+                    certs::issue_certificate(&template(software.verifying_key(), false), &software)
+                        .map_err(|e| err(&e))?;
+                let auth_key = SoftwareSigner::generate();
+                let auth_cert = certs::issue_certificate(
+                    &template(auth_key.verifying_key(), false),
+                    &device_identity,
+                )
+                .map_err(|e| err(&e))?;
+                let ds = DocumentSigner {
+                    signer: ds_signer.as_ref(),
+                    certificate: &ds_cert,
+                };
+                let now = chrono::Utc::now();
+                let validity = Validity {
+                    signed: now,
+                    valid_from: now,
+                    valid_until: now + chrono::Duration::days(30),
+                    expected_update: None,
+                };
+                let context = crate::pki::hpke::HpkeContext {
+                    info: b"MobileSecurityObject",
+                    aad: b"",
+                };
+                let mut count = 0u64;
+                let until = Instant::now() + duration;
+                while Instant::now() < until {
+                    certs::check_signature(&auth_cert, &device_identity.verifying_key())
+                        .map_err(|e| err(&e))?;
+                    let mso = issue::issue(&values, &auth_key.verifying_key(), validity, &ds)
+                        .map_err(|e| err(&e))?;
+                    let plaintext = crate::mdoc::cbor::to_vec(&mso.static_auth_data());
+                    let sealed = crate::pki::hpke::seal(&device_hpke, context, &plaintext)
+                        .map_err(|e| err(&e))?;
+                    let digest = crate::mdoc::android::sha256_concat(&plaintext, &device_hpke);
+                    crate::mdoc::android::sign1(digest.to_vec(), identity.as_ref())
+                        .map_err(|e| err(&e))?;
+                    std::hint::black_box(sealed);
+                    count += 1;
+                }
+                Ok(count)
+            })
+        })
+        .collect();
+    let mut total = 0u64;
+    for handle in handles {
+        total += handle
+            .join()
+            .map_err(|_| "a measuring thread panicked".to_owned())??;
+    }
+    let per_second = total as f64 / started.elapsed().as_secs_f64();
+    Ok((per_second, per_second / threads as f64))
+}
