@@ -7,8 +7,6 @@
 //! the requested lifetime. It can be told to issue and then lose its answer.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, Query, State};
@@ -18,10 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use super::fake_ca::{requested_extensions, FakeCa};
+use super::fake_ca::{requested_extensions, Served};
 use crate::pki::certs;
 
 #[derive(Default)]
@@ -32,54 +28,35 @@ struct Shared {
     creates: usize,
 }
 
-#[derive(Clone)]
-struct Ctx {
-    ca: FakeCa,
-    shared: Arc<Mutex<Shared>>,
-}
+type Ctx = super::fake_ca::Ctx<Shared>;
 
 /// The fake, serving on loopback until dropped.
 pub struct FakeCas {
-    address: SocketAddr,
-    ca_certificate: x509_cert::Certificate,
-    shared: Arc<Mutex<Shared>>,
-    stop: Option<oneshot::Sender<()>>,
+    served: Served<Shared>,
 }
 
 impl FakeCas {
     /// Starts with a fresh CA.
     pub async fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let address = listener.local_addr()?;
-        let ca = FakeCa::new("CN=Simulated CAS Pool CA")?;
-        let ca_certificate = ca.certificate().clone();
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let ctx = Ctx {
-            ca,
-            shared: shared.clone(),
-        };
         let pool = "/v1/projects/{project}/locations/{location}/caPools/{pool}/certificates";
-        let app = Router::new()
-            .route(pool, post(create))
-            .route(&format!("{pool}/{{id}}"), get(read))
-            .with_state(ctx);
-        let stop = crate::sim::serve_until_stopped(listener, app);
-        Ok(Self {
-            address,
-            ca_certificate,
-            shared,
-            stop: Some(stop),
+        let served = Served::start("CN=Simulated CAS Pool CA", |ctx| {
+            Router::new()
+                .route(pool, post(create))
+                .route(&format!("{pool}/{{id}}"), get(read))
+                .with_state(ctx)
         })
+        .await?;
+        Ok(Self { served })
     }
 
     /// Base URL (`http://127.0.0.1:PORT/`).
     pub fn base_url(&self) -> String {
-        format!("http://{}/", self.address)
+        format!("http://{}/", self.served.address())
     }
 
     /// The pool's issuing CA.
     pub fn ca_certificate(&self) -> &x509_cert::Certificate {
-        &self.ca_certificate
+        self.served.ca_certificate()
     }
 
     /// The next `count` creations issue, but answer 503.
@@ -98,15 +75,7 @@ impl FakeCas {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for FakeCas {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.served.lock()
     }
 }
 
@@ -117,6 +86,15 @@ fn error(code: u16, status: &str, message: &str) -> Response {
         Json(json!({ "error": { "code": code, "message": message, "status": status } })),
     )
         .into_response()
+}
+
+/// Google's answer to a call without a valid bearer token.
+fn unauthenticated() -> Response {
+    error(
+        401,
+        "UNAUTHENTICATED",
+        "Request is missing required authentication credential.",
+    )
 }
 
 fn authenticated(headers: &HeaderMap) -> bool {
@@ -150,13 +128,9 @@ async fn create(
     Json(body): Json<Value>,
 ) -> Response {
     if !authenticated(&headers) {
-        return error(
-            401,
-            "UNAUTHENTICATED",
-            "Request is missing required authentication credential.",
-        );
+        return unauthenticated();
     }
-    ctx.shared.lock().unwrap_or_else(|p| p.into_inner()).creates += 1;
+    ctx.lock().creates += 1;
     let Some(id) = query.certificate_id.filter(|id| {
         !id.is_empty()
             && id.len() <= 63
@@ -207,7 +181,7 @@ async fn create(
     else {
         return error(500, "INTERNAL", "cannot issue");
     };
-    let mut shared = ctx.shared.lock().unwrap_or_else(|p| p.into_inner());
+    let mut shared = ctx.lock();
     shared.certificates.insert(name.clone(), pem.clone());
     if shared.lose_answers > 0 {
         shared.lose_answers -= 1;
@@ -222,14 +196,10 @@ async fn read(
     headers: HeaderMap,
 ) -> Response {
     if !authenticated(&headers) {
-        return error(
-            401,
-            "UNAUTHENTICATED",
-            "Request is missing required authentication credential.",
-        );
+        return unauthenticated();
     }
     let name = format!("projects/{project}/locations/{location}/caPools/{pool}/certificates/{id}");
-    let shared = ctx.shared.lock().unwrap_or_else(|p| p.into_inner());
+    let shared = ctx.lock();
     match shared.certificates.get(&name) {
         Some(pem) => Json(view(&name, pem, ctx.ca.certificate())).into_response(),
         None => error(

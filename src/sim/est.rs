@@ -7,8 +7,6 @@
 //! without valid credentials, 400 for a body that is not a valid request; it can be told to
 //! hold requests for approval (202 + Retry-After) or to fail.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
@@ -19,11 +17,9 @@ use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use x509_cert::der::{Decode, Encode};
 
-use super::fake_ca::{requested_extensions, FakeCa};
+use super::fake_ca::{requested_extensions, Served};
 
 /// The user the fake accepts.
 pub const USER: &str = "brevet";
@@ -39,53 +35,34 @@ struct Shared {
     issued: usize,
 }
 
-#[derive(Clone)]
-struct Ctx {
-    ca: FakeCa,
-    shared: Arc<Mutex<Shared>>,
-}
+type Ctx = super::fake_ca::Ctx<Shared>;
 
 /// The fake, serving on loopback until dropped.
 pub struct FakeEst {
-    address: SocketAddr,
-    ca_certificate: x509_cert::Certificate,
-    shared: Arc<Mutex<Shared>>,
-    stop: Option<oneshot::Sender<()>>,
+    served: Served<Shared>,
 }
 
 impl FakeEst {
     /// Starts with a fresh CA.
     pub async fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let address = listener.local_addr()?;
-        let ca = FakeCa::new("CN=Simulated EST CA")?;
-        let ca_certificate = ca.certificate().clone();
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let ctx = Ctx {
-            ca,
-            shared: shared.clone(),
-        };
-        let app = Router::new()
-            .route("/.well-known/est/simpleenroll", post(simpleenroll))
-            .route("/.well-known/est/{label}/simpleenroll", post(simpleenroll))
-            .with_state(ctx);
-        let stop = crate::sim::serve_until_stopped(listener, app);
-        Ok(Self {
-            address,
-            ca_certificate,
-            shared,
-            stop: Some(stop),
+        let served = Served::start("CN=Simulated EST CA", |ctx| {
+            Router::new()
+                .route("/.well-known/est/simpleenroll", post(simpleenroll))
+                .route("/.well-known/est/{label}/simpleenroll", post(simpleenroll))
+                .with_state(ctx)
         })
+        .await?;
+        Ok(Self { served })
     }
 
     /// `http://127.0.0.1:PORT/.well-known/est`.
     pub fn url(&self) -> String {
-        format!("http://{}/.well-known/est", self.address)
+        format!("http://{}/.well-known/est", self.served.address())
     }
 
     /// The issuing CA.
     pub fn ca_certificate(&self) -> &x509_cert::Certificate {
-        &self.ca_certificate
+        self.served.ca_certificate()
     }
 
     /// The next `count` requests are held for approval (202).
@@ -104,15 +81,7 @@ impl FakeEst {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for FakeEst {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.served.lock()
     }
 }
 
@@ -143,7 +112,7 @@ async fn simpleenroll(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -
             .into_response();
     }
     {
-        let mut shared = ctx.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shared = ctx.lock();
         if let Some((status, left)) = shared.fail.as_mut() {
             if *left > 0 {
                 *left -= 1;
@@ -202,7 +171,7 @@ async fn simpleenroll(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -
     else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode");
     };
-    ctx.shared.lock().unwrap_or_else(|p| p.into_inner()).issued += 1;
+    ctx.lock().issued += 1;
     // MIME-style base64: lines of 64 characters
     let encoded = STANDARD.encode(message);
     let wrapped = encoded

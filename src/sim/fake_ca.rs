@@ -88,3 +88,80 @@ pub fn requested_extensions(csr: &CertReq) -> Vec<Extension> {
     }
     extensions
 }
+
+/// What a fake CA's handlers get: its CA and its state.
+pub struct Ctx<S> {
+    /// The issuing CA.
+    pub ca: FakeCa,
+    /// What the fake remembers and has been told to do.
+    pub shared: std::sync::Arc<std::sync::Mutex<S>>,
+}
+
+impl<S> Clone for Ctx<S> {
+    fn clone(&self) -> Self {
+        Self {
+            ca: self.ca.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> Ctx<S> {
+    /// The state, also after a handler panicked holding it.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A fake CA served on loopback until dropped: the part the EST and CAS fakes share.
+pub struct Served<S> {
+    address: std::net::SocketAddr,
+    ctx: Ctx<S>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<S: Default + Send + 'static> Served<S> {
+    /// Starts a fresh CA named `subject`, serving the routes `app` makes for it.
+    pub async fn start(
+        subject: &str,
+        app: impl FnOnce(Ctx<S>) -> axum::Router,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let address = listener.local_addr()?;
+        let ctx = Ctx {
+            ca: FakeCa::new(subject)?,
+            shared: Arc::new(std::sync::Mutex::new(S::default())),
+        };
+        let stop = crate::sim::serve_until_stopped(listener, app(ctx.clone()));
+        Ok(Self {
+            address,
+            ctx,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl<S> Served<S> {
+    /// Where it listens.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// The issuing CA's certificate.
+    pub fn ca_certificate(&self) -> &Certificate {
+        self.ctx.ca.certificate()
+    }
+
+    /// The fake's state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        self.ctx.lock()
+    }
+}
+
+impl<S> Drop for Served<S> {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
