@@ -176,7 +176,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let stop = stopped();
         background.spawn(async move { sweep.run(interval, stop).await });
     }
-    let wallet = crate::service::WalletContext::load(&config, &extra_attestation_anchors(&config))?;
+    let mut wallet =
+        crate::service::WalletContext::load(&config, &extra_attestation_anchors(&config))?;
+    // The keys just loaded, with the activation times the replicas agree on through the store.
+    crate::service::keys::agree_activations(
+        &store,
+        &config,
+        wallet.keys_mut(),
+        std::time::SystemTime::now(),
+    )
+    .await
+    .context("cannot agree the keys' activation times with the store")?;
+    crate::service::keys::log_key_set(&wallet.keys());
     if let Some(url) = config.wallet.attestation.status_list_url.clone() {
         let list = wallet.attestation.status_list.clone();
         let every = Duration::from_secs(config.wallet.attestation.status_list_refresh_secs);
@@ -196,11 +207,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_doc_types(doc_types)
         .with_wallet(wallet)
         .with_watched_certificates(fixed.clone());
-    // Keys: activation times agreed with the other replicas now, then reloaded as they change.
+    // Keys reloaded as the key directory changes.
     let wallet = state.services.wallet.clone();
-    crate::service::keys::reload(&config, &store, &wallet, std::time::SystemTime::now())
-        .await
-        .context("cannot agree the keys' activation times with the store")?;
     {
         let stop = stopped();
         let every = Duration::from_secs(config.keys.reload_secs);

@@ -68,7 +68,7 @@ pub const SETTINGS: &[Setting] = &[
     s("listen", "`127.0.0.1:8080`", "address `brevet serve` binds"),
     s("data_dir", "`./brevet-data`", "where the embedded SQLite store (and, later, dev keys) live"),
     s("keys_dir", "`<data_dir>/keys`", "IACA and DS keys and certificates (`brevet keys`)"),
-    secret("database_url", "`sqlite://<data_dir>/brevet.db`", "`sqlite:` or `postgres://` URL; secret, redacted in logs"),
+    s("database_url", "`sqlite://<data_dir>/brevet.db`", "`sqlite:` or `postgres://` URL; its password (and secret query values) redacted in logs and `config print`"),
     s("database_max_connections", "`10`", "connection pool size"),
     s("log", "`info`", "tracing filter, e.g. `info,brevet=debug`"),
     s("log_format", "`text`", "`text` for people, `json` for log pipelines"),

@@ -77,7 +77,7 @@ fn walk(path: &mut Vec<String>, value: &Value, figment: &Figment, out: &mut Vec<
         }
         return;
     }
-    let secret = reference::find(path).is_some_and(|s| s.secret) && path[0] != "database_url";
+    let secret = reference::find(path).is_some_and(|s| s.secret);
     let value = match value {
         Value::Null => None,
         _ if secret => Some(Value::String(REDACTED.into())),

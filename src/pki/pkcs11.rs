@@ -283,17 +283,28 @@ impl Token {
 
     /// The key-agreement key labelled `label`.
     pub fn recipient(self: &Arc<Self>, label: &str) -> Result<TokenRecipient, TokenError> {
-        let signer = self.signer(label)?;
+        let (key, public) = self.find_pair(label)?;
         Ok(TokenRecipient {
             token: self.clone(),
-            key: signer.key,
-            public: signer.public,
-            label: signer.label,
+            key,
+            public,
+            label: label.to_owned(),
         })
     }
 
     /// The signer of the private key labelled `label`.
     pub fn signer(self: &Arc<Self>, label: &str) -> Result<TokenSigner, TokenError> {
+        let (key, public) = self.find_pair(label)?;
+        Ok(TokenSigner {
+            token: self.clone(),
+            key,
+            public,
+            label: label.to_owned(),
+        })
+    }
+
+    /// The private key labelled `label` and its public half.
+    fn find_pair(&self, label: &str) -> Result<(ObjectHandle, VerifyingKey), TokenError> {
         let find = |class: ObjectClass| {
             self.with_session(|s| {
                 s.find_objects(&[
@@ -317,12 +328,7 @@ impl Token {
                 self.label
             )));
         };
-        Ok(TokenSigner {
-            token: self.clone(),
-            key: private,
-            public: self.public_key(public, label)?,
-            label: label.to_owned(),
-        })
+        Ok((private, self.public_key(public, label)?))
     }
 
     fn public_key(&self, handle: ObjectHandle, label: &str) -> Result<VerifyingKey, TokenError> {

@@ -23,16 +23,15 @@ fn fingerprint(cert: &x509_cert::Certificate) -> String {
     hex::encode(Sha256::digest(cert.to_der().unwrap_or_default()))
 }
 
-/// Records (or reads) the activation time of every key in `set` and sets it on the key. `keys`
-/// is the main key directory; `doc_type_keys` those of doc types with their own.
+/// Records (or reads) the activation time of every key in `set` and sets it on the key. A DS's
+/// proposed time is its schedule (`keys rotate-ds --at`), read from its key directory.
 pub async fn agree_activations(
     store: &Store,
-    keys: &KeyStore,
-    doc_type_keys: &[(String, KeyStore)],
+    config: &Config,
     set: &mut KeySet,
-    publish_delay: Duration,
     now: SystemTime,
 ) -> anyhow::Result<()> {
+    let publish_delay = Duration::from_secs(config.keys.publish_delay_secs);
     let at = |t: SystemTime| DateTime::<Utc>::from(t);
     let mut db = store.db();
     // A key among others waits out the delay; the only one of its kind is used at once.
@@ -69,11 +68,14 @@ pub async fn agree_activations(
             key.activate_at = Some(agreed.into());
         }
     }
-    let mut lists: Vec<(&KeyStore, &mut Vec<DocumentSignerKey>)> =
-        vec![(keys, &mut set.document_signers)];
+    // Schedules are files beside the certificates: the directories alone, no token, tell them.
+    let mut lists: Vec<(KeyStore, &mut Vec<DocumentSignerKey>)> = vec![(
+        KeyStore::new(config.effective_keys_dir()),
+        &mut set.document_signers,
+    )];
     for (doc_type, signers) in &mut set.doc_type_signers {
-        if let Some((_, own)) = doc_type_keys.iter().find(|(d, _)| d == doc_type) {
-            lists.push((own, signers));
+        if let Some(own) = config.keys.doc_type.get(doc_type) {
+            lists.push((KeyStore::new(&own.keys_dir), signers));
         }
     }
     for (dir, signers) in lists {
@@ -114,6 +116,17 @@ pub fn summary(set: &KeySet) -> Vec<(&'static str, u32, Option<DateTime<Utc>>)> 
     out
 }
 
+/// Logs every key of `set` and when it is used from.
+pub fn log_key_set(set: &KeySet) {
+    for (kind, number, activate_at) in summary(set) {
+        let from = activate_at.map_or_else(
+            || "at once".to_owned(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        tracing::info!(key.kind = kind, key.number = number, key.activate_at = %from, "key in force");
+    }
+}
+
 /// Loads the key set `config` names, agrees its activations and puts it in force when it differs
 /// from the one in force; returns whether it changed.
 pub async fn reload(
@@ -124,36 +137,11 @@ pub async fn reload(
 ) -> anyhow::Result<bool> {
     let owned = config.clone();
     // Reading files and asking a token block: off the async threads.
-    let (mut set, keys, doc_type_keys) = tokio::task::spawn_blocking(move || {
-        let doc_type_keys = owned
-            .keys
-            .doc_type
-            .iter()
-            .map(|(doc_type, own)| {
-                Ok((
-                    doc_type.clone(),
-                    KeyStore::from_config_at(&owned, &own.keys_dir)?,
-                ))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok::<_, anyhow::Error>((
-            KeySet::load(&owned)?,
-            KeyStore::from_config(&owned)?,
-            doc_type_keys,
-        ))
-    })
-    .await??;
-    let delay = Duration::from_secs(config.keys.publish_delay_secs);
-    agree_activations(store, &keys, &doc_type_keys, &mut set, delay, now).await?;
+    let mut set = tokio::task::spawn_blocking(move || KeySet::load(&owned)).await??;
+    agree_activations(store, config, &mut set, now).await?;
     let changed = summary(&set) != summary(&wallet.keys());
     if changed {
-        for (kind, number, activate_at) in summary(&set) {
-            let from = activate_at.map_or_else(
-                || "at once".to_owned(),
-                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            );
-            tracing::info!(key.kind = kind, key.number = number, key.activate_at = %from, "key in force");
-        }
+        log_key_set(&set);
         wallet.replace_keys(set);
     }
     Ok(changed)

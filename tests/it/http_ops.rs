@@ -8,19 +8,11 @@ use crate::support::TestDb;
 /// them.
 async fn keyed_app(db: &TestDb) -> crate::support::http::TestApp {
     let config = db.config();
-    let keys = brevet::pki::keystore::KeyStore::new(config.effective_keys_dir());
-    keys.init(
-        &brevet::pki::keystore::AuthorityFile {
-            country: "XX".into(),
-            state: None,
-            iaca_common_name: "Readiness IACA".into(),
-            ds_common_name: "Readiness DS".into(),
-            contact: "https://issuer.example".into(),
-            crl_url: None,
-        },
+    crate::support::keys::init(
+        &config.effective_keys_dir(),
+        "Readiness",
         brevet::pki::keystore::Lifetimes::default(),
-    )
-    .unwrap();
+    );
     let wallet = brevet::service::WalletContext::load(&config, &[]).unwrap();
     let store = db.store().await;
     let router = brevet::http::build_app(

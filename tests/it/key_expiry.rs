@@ -11,19 +11,11 @@ use crate::support::TestDb;
 both_stores! {
     async fn expiry_is_exported_and_judged_by_readiness(db: TestDb) {
         let config = db.config();
-        let keys = brevet::pki::keystore::KeyStore::new(config.effective_keys_dir());
-        keys.init(
-            &brevet::pki::keystore::AuthorityFile {
-                country: "XX".into(),
-                state: None,
-                iaca_common_name: "Expiry IACA".into(),
-                ds_common_name: "Expiry DS".into(),
-                contact: "https://issuer.example".into(),
-                crl_url: None,
-            },
+        crate::support::keys::init(
+            &config.effective_keys_dir(),
+            "Expiry",
             brevet::pki::keystore::Lifetimes { iaca: Duration::from_secs(3650 * 86_400), ds: Duration::from_secs(90 * 86_400) },
-        )
-        .unwrap();
+        );
         let wallet = brevet::service::WalletContext::load(&config, &[]).unwrap();
         let watched = brevet::pki::expiry::in_use(&config, &wallet);
         let roles: Vec<(&str, &str)> = watched.iter().map(|w| (w.role, w.id.as_str())).collect();

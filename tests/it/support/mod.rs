@@ -4,6 +4,7 @@
 pub mod fixtures;
 pub mod http;
 pub mod inspect;
+pub mod keys;
 pub mod postgres;
 pub mod process;
 pub mod python;
