@@ -565,12 +565,7 @@ impl KeyStore {
     pub fn ds_certificates(&self) -> Result<Vec<(u32, Certificate)>, KeyStoreError> {
         self.ds_numbers()?
             .into_iter()
-            .map(|n| {
-                Ok((
-                    n,
-                    certs::from_pem(&read(&self.ds_dir().join(format!("{n:04}.cert.pem")))?)?,
-                ))
-            })
+            .map(|n| Ok((n, self.ds_certificate(n)?)))
             .collect()
     }
 
@@ -580,8 +575,21 @@ impl KeyStore {
             .ds_numbers()?
             .last()
             .ok_or_else(|| KeyStoreError::State("no DS key; run `brevet keys rotate-ds`".into()))?;
-        let certificate =
-            certs::from_pem(&read(&self.ds_dir().join(format!("{number:04}.cert.pem")))?)?;
+        self.ds_with_key(number, self.ds_certificate(number)?)
+    }
+
+    fn ds_certificate(&self, number: u32) -> Result<Certificate, KeyStoreError> {
+        Ok(certs::from_pem(&read(
+            &self.ds_dir().join(format!("{number:04}.cert.pem")),
+        )?)?)
+    }
+
+    /// DS `number` with its key, checked to be the key of `certificate`.
+    fn ds_with_key(
+        &self,
+        number: u32,
+        certificate: Certificate,
+    ) -> Result<DocumentSignerKey, KeyStoreError> {
         let signer = self.load_signing_key(&self.ds_stem(number))?;
         if certs::public_key(&certificate)? != signer.verifying_key() {
             return Err(KeyStoreError::State(format!(
@@ -601,8 +609,7 @@ impl KeyStore {
         let numbers = self.ds_numbers()?;
         let mut usable = Vec::new();
         for (i, &number) in numbers.iter().enumerate() {
-            let certificate =
-                certs::from_pem(&read(&self.ds_dir().join(format!("{number:04}.cert.pem")))?)?;
+            let certificate = self.ds_certificate(number)?;
             let expired = certificate
                 .tbs_certificate
                 .validity
@@ -612,17 +619,7 @@ impl KeyStore {
             if expired && i + 1 < numbers.len() {
                 continue;
             }
-            let signer = self.load_signing_key(&self.ds_stem(number))?;
-            if certs::public_key(&certificate)? != signer.verifying_key() {
-                return Err(KeyStoreError::State(format!(
-                    "the key of DS {number:04} is not the key of its certificate"
-                )));
-            }
-            usable.push(DocumentSignerKey {
-                number,
-                certificate,
-                signer,
-            });
+            usable.push(self.ds_with_key(number, certificate)?);
         }
         Ok(usable)
     }

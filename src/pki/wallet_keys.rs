@@ -72,8 +72,9 @@ pub struct HybridKey {
     pub activate_at: Option<SystemTime>,
 }
 
-/// The newest of `keys` whose activation has come at `now` (or the oldest, if none has).
-fn active_at<K>(
+/// The newest of `keys` whose activation has come at `now` (or the oldest, if none has): how
+/// every kind of rotated key (Wallet keys, document signers) is chosen.
+pub fn active_at<K>(
     keys: &[K],
     activation: impl Fn(&K) -> Option<SystemTime>,
     now: SystemTime,

@@ -42,11 +42,7 @@ pub struct KeySet {
 
 /// The newest of `signers` whose activation has come at `now` (or the oldest, if none has).
 fn signer_at(signers: &[DocumentSignerKey], now: SystemTime) -> Option<&DocumentSignerKey> {
-    signers
-        .iter()
-        .rev()
-        .find(|ds| ds.activate_at.is_none_or(|at| at <= now))
-        .or_else(|| signers.first())
+    crate::pki::wallet_keys::active_at(signers, |ds| ds.activate_at, now)
 }
 
 /// The usable document signers of the key directory `keys`.
