@@ -214,13 +214,7 @@ impl Client {
         let base = match &args.url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
-                let address = config.http.admin_listen.unwrap_or(config.listen);
-                let scheme = if config.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                format!("{scheme}://{}", super::health::reachable(address))
+                super::health::local_base(config, config.http.admin_listen.unwrap_or(config.listen))
             }
         };
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));

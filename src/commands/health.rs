@@ -43,12 +43,17 @@ pub fn health_url(config: &Config, worker: bool) -> anyhow::Result<String> {
         return Ok(format!("http://{}/healthz", reachable(address)));
     }
     let address = config.http.ops_listen.unwrap_or(config.listen);
+    Ok(format!("{}/readyz", local_base(config, address)))
+}
+
+/// The base URL of `brevet serve`'s listener `address`, as a client on this host reaches it.
+pub fn local_base(config: &Config, address: SocketAddr) -> String {
     let scheme = if config.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    Ok(format!("{scheme}://{}/readyz", reachable(address)))
+    format!("{scheme}://{}", reachable(address))
 }
 
 /// `brevet health`: prints the answer's status line; fails unless the process is ready.
