@@ -235,6 +235,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         let names: Vec<&str> = surfaces.iter().map(|s| s.as_str()).collect();
         tracing::info!(%address, surfaces = ?names, "brevet serve listening on {scheme}://{address}");
+        if config.console.enabled && surfaces.contains(&http::surfaces::Surface::Admin) {
+            tracing::info!(
+                "staff console at {scheme}://{address}/console/ (sign in with an admin token)"
+            );
+        }
         let app = http::build_surfaces(state.clone(), Limits::from_config(&config), &surfaces);
         servers.spawn(http::serve::serve(
             listener,

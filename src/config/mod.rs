@@ -63,6 +63,28 @@ pub struct Config {
     /// Where issuer keys live and how their expiry is watched.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// The staff console under `/console/` on the admin listener.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: the staff console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Whether `brevet serve` serves the console.
+    pub enabled: bool,
+    /// How long a console session lasts after sign-in.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_ttl_secs: 8 * 3600,
+        }
+    }
 }
 
 /// `[keys]`: issuer keys.
@@ -491,6 +513,7 @@ impl Default for Config {
             certprov: crate::certprov::config::CertProvConfig::default(),
             worker: WorkerConfig::default(),
             keys: KeysConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

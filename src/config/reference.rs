@@ -130,6 +130,8 @@ pub const SETTINGS: &[Setting] = &[
     s("keys.pkcs11.pin_file", "none", "file holding the token's user PIN (a secret file)"),
     secret("keys.pkcs11.pin", "none", "the user PIN itself, for `BREVET_KEYS__PKCS11__PIN` when no file is used"),
     s("keys.pkcs11.sessions", "`4`", "token sessions opened for concurrent signing"),
+    s("console.enabled", "`true`", "serve the staff console under `/console/` on the admin listener (docs/CONSOLE.md)"),
+    s("console.session_ttl_secs", "`28800`", "how long a console sign-in lasts (8 hours); a session also ends at sign-out and when its admin token is revoked"),
     s("worker.ops_listen", "none", "address of `brevet worker`'s `/healthz` and `/metrics` (e.g. `0.0.0.0:9091` in a pod); unset: none"),
 
     s("certprov.enabled", "`false`", "whether `brevet worker` runs the Chrome certificate-provisioning adapter (docs/cert-provisioning.md)"),

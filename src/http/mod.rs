@@ -4,6 +4,7 @@
 //! completes, so tests can bind port 0 and stop the server when they like.
 
 pub mod admin;
+pub mod console;
 pub mod crl;
 pub mod json;
 pub mod metrics;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub extra_probes: Vec<Arc<dyn crate::readiness::Probe>>,
     /// The certificates in use whose expiry `/metrics` exports.
     pub watched_certificates: Arc<[crate::pki::expiry::Watched]>,
+    /// The staff console's settings.
+    pub console: console::Settings,
 }
 
 impl AppState {
@@ -101,6 +104,7 @@ impl AppState {
             notifications_configured: config.google.base_url.is_some(),
             extra_probes: Vec::new(),
             watched_certificates: Arc::new([]),
+            console: console::Settings::from_config(config),
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {
@@ -197,6 +201,9 @@ pub fn build_surfaces(state: AppState, limits: Limits, wanted: &[surfaces::Surfa
                         state.clone(),
                         tls::require_client_certificate,
                     ))
+            }
+            Surface::Admin if state.console.enabled => {
+                openapi::admin_routes().merge(console::router())
             }
             Surface::Admin => openapi::admin_routes(),
             Surface::Ops => openapi::ops_routes(),

@@ -75,6 +75,8 @@ impl<'a> Provenance<'a> {
 /// An audit record: who did what to which record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Its id (UUIDv7: ordered by time), the cursor of the listing.
+    pub audit_id: Uuid,
     /// Token of the actor, when a person acted.
     pub admin_token_id: Option<Uuid>,
     /// "system" or the token's name.
@@ -128,20 +130,67 @@ pub async fn insert(ex: &mut impl Exec, entry: &NewAuditEntry<'_>) -> Result<(),
 
 /// The newest entries, newest first.
 pub async fn list(ex: &mut impl Exec, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-    let rows = ex
-        .fetch_all(
-            query(
-                "select admin_token_id, actor, action, target_kind, target_id, request_id, created_at
-                 from audit_log order by audit_id desc limit $1",
-            )
-            .bind(i64::from(limit)),
-        )
-        .await?;
+    search(ex, &AuditFilter::default(), limit).await
+}
+
+/// Which audit entries a listing wants; every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// The actor's name ("system" or a token's name), exactly.
+    pub actor: Option<String>,
+    /// The action, exactly (e.g. `credential.revoke`).
+    pub action: Option<String>,
+    /// The record acted on, by id.
+    pub target_id: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Entries older than this one (the cursor: the last id of the previous page).
+    pub before: Option<Uuid>,
+}
+
+/// The newest entries that match `filter`, newest first.
+pub async fn search(
+    ex: &mut impl Exec,
+    filter: &AuditFilter,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut q = query(
+        "select audit_id, admin_token_id, actor, action, target_kind, target_id, request_id, created_at
+         from audit_log where 1 = 1",
+    );
+    for (column, value) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("target_id", &filter.target_id),
+    ] {
+        if let Some(value) = value {
+            let p = q.push_param(value.as_str());
+            q.push_sql(&format!(" and {column} = {p}"));
+        }
+    }
+    if let Some(since) = filter.since {
+        let p = q.push_param(since);
+        q.push_sql(&format!(" and created_at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = q.push_param(until);
+        q.push_sql(&format!(" and created_at < {p}"));
+    }
+    if let Some(before) = filter.before {
+        let p = q.push_param(before);
+        q.push_sql(&format!(" and audit_id < {p}"));
+    }
+    let p = q.push_param(i64::from(limit));
+    q.push_sql(&format!(" order by audit_id desc limit {p}"));
+    let rows = ex.fetch_all(q).await?;
     rows.iter().map(read).collect()
 }
 
 fn read(row: &Row) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
+        audit_id: row.uuid("audit_id")?,
         admin_token_id: row.opt_uuid("admin_token_id")?,
         actor: row.text("actor")?,
         action: row.text("action")?,

@@ -219,6 +219,11 @@ pub async fn list(
     rows.iter().map(read).collect()
 }
 
+/// How many records are in each status.
+pub async fn count_by_status(ex: &mut impl Exec) -> Result<Vec<(String, i64)>, StoreError> {
+    super::count_by(ex, "credentials", "status").await
+}
+
 /// Every version of a record, oldest first (empty when there is no such record).
 pub async fn list_versions(
     ex: &mut impl Exec,

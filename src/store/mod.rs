@@ -10,6 +10,7 @@ pub mod audit;
 pub mod cert_processes;
 pub mod codes;
 pub mod connect;
+pub mod console_sessions;
 pub mod copies;
 pub mod credentials;
 pub mod devices;
@@ -135,10 +136,21 @@ async fn count_by_state(
     ex: &mut impl Exec,
     table: &'static str,
 ) -> Result<Vec<(String, i64)>, StoreError> {
-    let text = format!("select state, count(*) as n from {table} group by state order by state");
+    count_by(ex, table, "state").await
+}
+
+/// How many rows of `table` have each value of `column`.
+async fn count_by(
+    ex: &mut impl Exec,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let text = format!(
+        "select {column} as value, count(*) as n from {table} group by {column} order by {column}"
+    );
     let rows = ex.fetch_all(sql::query(text)).await?;
     rows.iter()
-        .map(|r| Ok((r.text("state")?, r.int64("n")?)))
+        .map(|r| Ok((r.text("value")?, r.int64("n")?)))
         .collect()
 }
 

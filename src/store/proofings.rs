@@ -118,6 +118,11 @@ pub async fn list(
     rows.iter().map(read).collect()
 }
 
+/// How many proofings are in each status.
+pub async fn count_by_status(ex: &mut impl Exec) -> Result<Vec<(String, i64)>, StoreError> {
+    super::count_by(ex, "proofings", "status").await
+}
+
 /// Writes a decision: the status, its wire detail and (on approval) the record it binds.
 pub async fn decide(
     ex: &mut impl Exec,

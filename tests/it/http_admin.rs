@@ -67,6 +67,45 @@ both_stores! {
         assert_eq!(audit[0].request_id.as_deref(), Some(created.headers["x-request-id"].to_str().unwrap()));
     }
 
+    async fn the_audit_log_is_filtered_and_paged(db: TestDb) {
+        let app = db.app().await;
+        let admin = app.admin_token().await;
+        let mut ids = Vec::new();
+        for name in ["clerk-1", "clerk-2", "clerk-3"] {
+            let made = app.post("/admin/v1/tokens", &json!({ "name": name, "role": "viewer" }), Some(&admin)).await.json();
+            ids.push(made["tokenId"].as_str().unwrap().to_owned());
+        }
+        let clerk = app.post("/admin/v1/tokens", &json!({ "name": "clerk-admin", "role": "admin" }), Some(&admin)).await.json()["token"].as_str().unwrap().to_owned();
+        app.delete(&format!("/admin/v1/tokens/{}", ids[0]), Some(&clerk)).await;
+        let audit = |query: &str| {
+            let app = &app;
+            let admin = admin.clone();
+            let path = format!("/admin/v1/audit?{query}");
+            async move { app.get(&path, Some(&admin)).await }
+        };
+        let actions = |page: &serde_json::Value| page["entries"].as_array().unwrap().iter().map(|e| format!("{} {}", e["actor"].as_str().unwrap(), e["action"].as_str().unwrap())).collect::<Vec<_>>();
+
+        let by_clerk = audit("actor=clerk-admin").await.json();
+        assert_eq!(actions(&by_clerk), ["clerk-admin admin_token.revoke"]);
+        assert_eq!(by_clerk["entries"][0]["targetId"], ids[0].as_str());
+        let about_first = audit(&format!("targetId={}", ids[0])).await.json();
+        assert_eq!(actions(&about_first), ["clerk-admin admin_token.revoke", "bootstrap admin_token.create"]);
+        // Four creations, one page of three and one of one, newest first, nothing twice.
+        let first = audit("action=admin_token.create&limit=3").await.json();
+        assert_eq!(first["entries"].as_array().unwrap().len(), 3);
+        let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+        let second = audit(&format!("action=admin_token.create&limit=3&cursor={cursor}")).await.json();
+        assert_eq!(second["entries"].as_array().unwrap().len(), 1);
+        assert!(second.get("nextCursor").is_none(), "the last page has no cursor");
+        assert_eq!(second["entries"][0]["targetId"], ids[0].as_str(), "the oldest creation comes last");
+        let later = audit(&format!("since={}", urlencode(&(chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()))).await.json();
+        assert_eq!(later["entries"], json!([]));
+        let until = audit(&format!("until={}&action=admin_token.create", urlencode(&(chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()))).await.json();
+        assert_eq!(until["entries"].as_array().unwrap().len(), 4);
+        let bad = audit("since=yesterday").await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    }
+
     async fn roles_limit_what_a_token_may_do(db: TestDb) {
         let app = db.app().await;
         let admin = app.admin_token().await;
@@ -166,4 +205,8 @@ both_stores! {
         let audit = app.store.list_audit(10).await.unwrap();
         assert_eq!(audit.iter().filter(|a| a.action == "admin_token.revoke").count(), 2);
     }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -15,6 +15,7 @@ mod certprov;
 mod cli;
 mod compose;
 mod config_cli;
+mod console;
 mod crosscheck;
 mod device_boundary;
 mod docs_examples;

@@ -78,7 +78,7 @@ fn parse_id(raw: &str) -> Result<Uuid, AdminError> {
     Uuid::parse_str(raw).map_err(|_| AdminError::NotFound("no such credential".into()))
 }
 
-fn change_error(error: ChangeError) -> AdminError {
+pub(crate) fn change_error(error: ChangeError) -> AdminError {
     match error {
         ChangeError::NotFound => AdminError::NotFound("no such credential".into()),
         ChangeError::VersionMismatch { current } => AdminError::PreconditionFailed(format!(
@@ -367,6 +367,17 @@ pub struct RevokeCredential {
     reason: String,
 }
 
+/// A revocation's reason, trimmed: 1 to 500 characters.
+pub(crate) fn revocation_reason(raw: &str) -> Result<&str, AdminError> {
+    let reason = raw.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(AdminError::BadRequest(
+            "reason must be 1 to 500 characters".into(),
+        ));
+    }
+    Ok(reason)
+}
+
 /// `POST /admin/v1/credentials/{credential_id}/revoke` (operator): final; Google is told.
 #[utoipa::path(
     post, path = "/credentials/{credential_id}/revoke", tag = "admin", security(("bearer" = [])),
@@ -387,12 +398,7 @@ pub async fn revoke_credential(
     AdminJson(body): AdminJson<RevokeCredential>,
 ) -> Result<Response, AdminError> {
     let id = parse_id(&id)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(AdminError::BadRequest(
-            "reason must be 1 to 500 characters".into(),
-        ));
-    }
+    let reason = revocation_reason(&body.reason)?;
     let actor = principal.actor();
     let services = &state.services;
     let record = records::revoke(
@@ -442,17 +448,10 @@ pub async fn list_devices(
         .await?
         .ok_or_else(|| AdminError::NotFound("no such credential".into()))?;
     let copies = copies::list(&mut state.store().db(), record.credential_id).await?;
-    let lifecycle_record = lifecycle::Record {
-        revoked: record.status == CredentialStatus::Revoked,
-        current: record.current_version_id,
-    };
     let devices = copies
         .into_iter()
         .map(|c| DeviceView {
-            // What Google sees on getCredentialStatus, derived as the Wallet API derives it.
-            status: lifecycle::status(&c.state(), &lifecycle_record)
-                .as_str()
-                .to_owned(),
+            status: copy_status(&record, &c).to_owned(),
             wallet_credential_id: c.wallet_credential_id,
             device_reference_id: c.device_reference_id,
             provisioned_version_id: c.provisioned_version_id,
@@ -460,6 +459,15 @@ pub async fn list_devices(
         })
         .collect();
     Ok(AdminJson(DeviceList { devices }))
+}
+
+/// What Google sees for `copy` on getCredentialStatus, derived as the Wallet API derives it.
+pub(crate) fn copy_status(record: &CredentialRecord, copy: &copies::WalletCopy) -> &'static str {
+    let lifecycle_record = lifecycle::Record {
+        revoked: record.status == CredentialStatus::Revoked,
+        current: record.current_version_id,
+    };
+    lifecycle::status(&copy.state(), &lifecycle_record).as_str()
 }
 
 /// An issued MSO as the admin API shows it.
@@ -557,7 +565,7 @@ pub async fn request_reverification(
 }
 
 /// Default and longest lifetime of a pre-authorized code ([I]).
-const CODE_TTL_DEFAULT_SECS: u64 = 7 * 86_400;
+pub(crate) const CODE_TTL_DEFAULT_SECS: u64 = 7 * 86_400;
 const CODE_TTL_MAX_SECS: u64 = 30 * 86_400;
 
 /// Body of `POST /admin/v1/credentials/{credential_id}/pre-authorized-codes`.

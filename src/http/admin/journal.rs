@@ -12,13 +12,63 @@ use crate::http::json::{AdminJson, AdminQuery};
 use crate::http::AppState;
 
 /// Query of the audit listing.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditQuery {
     /// How many, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
+    /// Only entries by this actor (`system` or a token's name).
+    pub actor: Option<String>,
+    /// Only this action, e.g. `credential.revoke`.
+    pub action: Option<String>,
+    /// Only entries about this record (its id: a credential, proofing, token or job).
+    pub target_id: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+impl AuditQuery {
+    /// The store's filter for this query (empty strings mean "any", as an empty form field does).
+    pub fn filter(&self) -> crate::store::audit::AuditFilter {
+        let given = |text: &Option<String>| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        crate::store::audit::AuditFilter {
+            actor: given(&self.actor),
+            action: given(&self.action),
+            target_id: given(&self.target_id),
+            since: self.since,
+            until: self.until,
+            before: self.cursor,
+        }
+    }
+}
+
+/// One page of the audit log matching `query`, newest first, and the cursor of the next page.
+pub async fn audit_page(
+    state: &AppState,
+    query: &AuditQuery,
+) -> Result<(Vec<crate::store::AuditEntry>, Option<Uuid>), AdminError> {
+    let limit = super::page_limit(query.limit, 100, 500)?;
+    // One more than asked tells whether another page exists.
+    let mut entries =
+        crate::store::audit::search(&mut state.store().db(), &query.filter(), limit + 1).await?;
+    let next = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.audit_id)
+    } else {
+        None
+    };
+    Ok((entries, next))
 }
 
 /// Query of the outbox listing.
@@ -55,11 +105,16 @@ pub struct AuditView {
 
 /// Newest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditList {
     entries: Vec<AuditView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<Uuid>,
 }
 
-/// `GET /admin/v1/audit` (viewer): who did what to which record, newest first. Never holder data.
+/// `GET /admin/v1/audit` (viewer): who did what to which record, newest first, filtered, a page
+/// at a time. Never holder data.
 #[utoipa::path(
     get, path = "/audit", tag = "admin", security(("bearer" = [])),
     params(AuditQuery),
@@ -70,9 +125,9 @@ pub async fn list_audit(
     State(state): State<AppState>,
     AdminQuery(query): AdminQuery<AuditQuery>,
 ) -> Result<AdminJson<AuditList>, AdminError> {
-    let limit = super::page_limit(query.limit, 100, 500)?;
-    let entries = crate::store::audit::list(&mut state.store().db(), limit).await?;
+    let (entries, next_cursor) = audit_page(&state, &query).await?;
     Ok(AdminJson(AuditList {
+        next_cursor,
         entries: entries
             .into_iter()
             .map(|e| AuditView {

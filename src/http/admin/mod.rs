@@ -2,11 +2,11 @@
 //! token ([`auth::Principal`]); every write is audited in the same transaction as the change.
 
 pub mod auth;
-mod cert_processes;
-mod credentials;
-mod journal;
-mod proofings;
-mod tokens;
+pub mod cert_processes;
+pub mod credentials;
+pub mod journal;
+pub mod proofings;
+pub mod tokens;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +15,7 @@ use super::AppState;
 use crate::store::{Actor, Provenance};
 
 /// Who made an admin request, and which request it was, for its audit entry.
-fn provenance<'a>(
+pub(crate) fn provenance<'a>(
     actor: &'a Actor,
     request_id: &'a Option<axum::Extension<tower_http::request_id::RequestId>>,
 ) -> Provenance<'a> {
@@ -28,7 +28,11 @@ fn provenance<'a>(
 }
 
 /// The page size a listing asked for (`default` when it did not), or 400 outside 1..=`max`.
-fn page_limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, crate::error::AdminError> {
+pub(crate) fn page_limit(
+    asked: Option<u32>,
+    default: u32,
+    max: u32,
+) -> Result<u32, crate::error::AdminError> {
     let limit = asked.unwrap_or(default);
     if (1..=max).contains(&limit) {
         Ok(limit)

@@ -165,21 +165,7 @@ pub async fn review_proofing(
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<ReviewRequest>,
 ) -> Result<AdminJson<ProofingView>, AdminError> {
-    let (review, credential_id) = match body {
-        ReviewRequest::Approve { credential_id } => (Review::Approve, Some(credential_id)),
-        ReviewRequest::Reject { reason } => (Review::Reject(reason), None),
-        ReviewRequest::Challenge { challenge } => {
-            if let Challenge::IssuerUrlVisit { url } = &challenge {
-                if !url.starts_with("https://") {
-                    return Err(AdminError::BadRequest(
-                        "the challenge URL must be https".into(),
-                    ));
-                }
-            }
-            (Review::Challenge(challenge), None)
-        }
-        ReviewRequest::Revoke {} => (Review::Revoke, None),
-    };
+    let (review, credential_id) = review_of(body)?;
     let actor = principal.actor();
     let by = super::provenance(&actor, &request_id);
     let id = ProofingId::parse(&id).map_err(|_| no_such_proofing())?;
@@ -193,14 +179,38 @@ pub async fn review_proofing(
         by,
     )
     .await
-    .map_err(|e| match e {
-        ReviewError::NotFound => no_such_proofing(),
-        ReviewError::NoSuchCredential => AdminError::NotFound(e.to_string()),
-        ReviewError::CredentialNotActive | ReviewError::Illegal(_) => {
-            AdminError::Conflict(e.to_string())
-        }
-        ReviewError::Store(store) => store.into(),
-    })?;
+    .map_err(review_error)?;
     tracing::info!(proofing.status = %record.status, "proofing reviewed");
     Ok(AdminJson(ProofingView::of(record, false)))
+}
+
+/// The decision a review request asks for, and the record an approval binds.
+pub(crate) fn review_of(body: ReviewRequest) -> Result<(Review, Option<Uuid>), AdminError> {
+    Ok(match body {
+        ReviewRequest::Approve { credential_id } => (Review::Approve, Some(credential_id)),
+        ReviewRequest::Reject { reason } => (Review::Reject(reason), None),
+        ReviewRequest::Challenge { challenge } => {
+            if let Challenge::IssuerUrlVisit { url } = &challenge {
+                if !url.starts_with("https://") {
+                    return Err(AdminError::BadRequest(
+                        "the challenge URL must be https".into(),
+                    ));
+                }
+            }
+            (Review::Challenge(challenge), None)
+        }
+        ReviewRequest::Revoke {} => (Review::Revoke, None),
+    })
+}
+
+/// A review that could not be made, as the admin API answers it.
+pub(crate) fn review_error(error: ReviewError) -> AdminError {
+    match error {
+        ReviewError::NotFound => no_such_proofing(),
+        ReviewError::NoSuchCredential => AdminError::NotFound(error.to_string()),
+        ReviewError::CredentialNotActive | ReviewError::Illegal(_) => {
+            AdminError::Conflict(error.to_string())
+        }
+        ReviewError::Store(store) => store.into(),
+    }
 }

@@ -115,7 +115,32 @@ pub async fn create_token(
     request_id: Option<axum::Extension<RequestId>>,
     AdminJson(body): AdminJson<CreateToken>,
 ) -> Result<(StatusCode, AdminJson<CreatedToken>), AdminError> {
-    let name = body.name.trim();
+    let actor = principal.actor();
+    let (created, secret) = issue(
+        &state,
+        &body.name,
+        body.role,
+        super::provenance(&actor, &request_id),
+    )
+    .await?;
+    let view = TokenView::from(created);
+    Ok((
+        StatusCode::CREATED,
+        AdminJson(CreatedToken {
+            view,
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Makes a token named `name` with `role`, audited; returns it and its secret (shown once).
+pub(crate) async fn issue(
+    state: &AppState,
+    name: &str,
+    role: Role,
+    by: crate::store::Provenance<'_>,
+) -> Result<(crate::store::AdminToken, TokenSecret), AdminError> {
+    let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
         || name.chars().any(char::is_control)
@@ -127,31 +152,19 @@ pub async fn create_token(
     let secret = TokenSecret::generate();
     let new_token = NewAdminToken {
         name: name.to_owned(),
-        role: body.role,
+        role,
         token_hash: secret.hash(),
     };
-    let actor = principal.actor();
-    let created = tokens::create(
-        state.store(),
-        &new_token,
-        super::provenance(&actor, &request_id),
-    )
-    .await
-    .map_err(|e| match e {
-        crate::store::StoreError::Conflict(_) => {
-            AdminError::Conflict(format!("a token named {name:?} already exists"))
-        }
-        other => other.into(),
-    })?;
+    let created = tokens::create(state.store(), &new_token, by)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                AdminError::Conflict(format!("a token named {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
     tracing::info!(admin.token = %created.name, admin.role = %created.role, "admin token created");
-    let view = TokenView::from(created);
-    Ok((
-        StatusCode::CREATED,
-        AdminJson(CreatedToken {
-            view,
-            token: secret.expose().to_owned(),
-        }),
-    ))
+    Ok((created, secret))
 }
 
 /// `DELETE /admin/v1/tokens/{token_id}`: revoke a token (admin role). The last admin token
@@ -175,14 +188,23 @@ pub async fn revoke_token(
     axum::extract::Path(id): axum::extract::Path<String>,
     request_id: Option<axum::Extension<RequestId>>,
 ) -> Result<StatusCode, AdminError> {
-    let not_found = || AdminError::NotFound("no unrevoked token with this id".into());
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let actor = principal.actor();
-    let by = super::provenance(&actor, &request_id);
+    withdraw(&state, &id, super::provenance(&actor, &request_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the token with id `raw`, audited; refuses the last admin token.
+pub(crate) async fn withdraw(
+    state: &AppState,
+    raw: &str,
+    by: crate::store::Provenance<'_>,
+) -> Result<(), AdminError> {
+    let not_found = || AdminError::NotFound("no unrevoked token with this id".into());
+    let id = Uuid::parse_str(raw).map_err(|_| not_found())?;
     match tokens::revoke(state.store(), id, by).await? {
         TokenRevocation::Revoked => {
             tracing::info!(admin.token_id = %id, "admin token revoked");
-            Ok(StatusCode::NO_CONTENT)
+            Ok(())
         }
         TokenRevocation::NotFound => Err(not_found()),
         TokenRevocation::LastAdmin => Err(AdminError::Conflict(

@@ -121,6 +121,16 @@ impl TestApp {
             .await
     }
 
+    /// DELETE with an optional admin token.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let mut builder = Request::builder().method(Method::DELETE).uri(path);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(builder.body(Body::empty()).expect("request"))
+            .await
+    }
+
     /// Creates the bootstrap admin token and returns its value; on a store that has one already,
     /// a further admin token.
     pub async fn admin_token(&self) -> String {

@@ -1,6 +1,7 @@
 //! Test support: a fresh database per test on either store, and the `both_stores!` macro that runs
 //! one test body against SQLite and against Postgres.
 
+pub mod browser;
 pub mod fixtures;
 pub mod http;
 pub mod inspect;
