@@ -17,6 +17,7 @@ const NOT_RUN: &str = "# (not run by the doc tests: ";
 const EXPECTED_NOT_RUN: &[(&str, &str)] = &[
     ("README.md", "builds the release binary and runs until stopped"),
     ("README.md", "this is the test suite itself"),
+    ("docs/CONSOLE.md", "it rewrites the screenshots in docs/console/"),
     ("docs/OPERATIONS.md", "needs Docker, which CI machines lack; tests/it/compose.rs runs each service's command instead"),
     ("docs/cert-provisioning.md", "needs a step-ca server; the fake in src/sim/stepca.rs stands for it in tests"),
     ("docs/cert-provisioning.md", "needs a certificate issued by a running worker; tests/it/certprov.rs revokes one"),
