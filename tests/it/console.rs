@@ -425,3 +425,76 @@ fn base64_png() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(hex::decode(PNG).unwrap())
 }
+
+/// The value of cookie `name` set by `response`.
+fn set_cookie(response: &crate::support::http::TestResponse, name: &str) -> String {
+    response
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+fn form_request(
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> axum::http::Request<axum::body::Body> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    axum::http::Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}
+
+fn page_request(path: &str, cookie: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::get(path)
+        .header("cookie", cookie)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+both_stores! {
+    async fn console_sessions_expire_and_forms_need_their_token(db: TestDb) {
+        let clock = brevet::clock::Clock::manual(chrono::Utc::now());
+        let store = db.store().await;
+        let config = db.config();
+        let router = brevet::http::build_app(
+            brevet::http::AppState::new(store.clone(), &config).with_clock(clock.clone()),
+            brevet::http::Limits::from_config(&config),
+        );
+        let app = crate::support::http::TestApp { router, store };
+        let token = app.admin_token().await;
+
+        // The sign-in form's token is bound to its own cookie: without it, no session.
+        let form = app.send(page_request("/console/sign-in", "")).await;
+        let sign_in_cookie = set_cookie(&form, "brevet_console_sign_in");
+        let forged = app.send(form_request("/console/sign-in", "", &[("csrf", &sign_in_cookie), ("token", &token)])).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+        assert!(forged.text().contains("The sign-in form had expired"));
+        let signed_in = app.send(form_request("/console/sign-in", &format!("brevet_console_sign_in={sign_in_cookie}"), &[("csrf", &sign_in_cookie), ("token", &token)])).await;
+        assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+        let session = format!("{}={}", brevet::http::console::SESSION_COOKIE, set_cookie(&signed_in, brevet::http::console::SESSION_COOKIE));
+        assert!(app.store.list_audit(5).await.unwrap().iter().any(|e| e.action == "console.sign_in"), "sign-in is audited");
+
+        // Within its lifetime the session works; a minute after, it has ended and says so.
+        assert_eq!(app.send(page_request("/console/dashboard", &session)).await.status, StatusCode::OK);
+        clock.advance(std::time::Duration::from_secs(8 * 3600 - 60));
+        assert_eq!(app.send(page_request("/console/dashboard", &session)).await.status, StatusCode::OK);
+        clock.advance(std::time::Duration::from_secs(120));
+        let ended = app.send(page_request("/console/dashboard", &session)).await;
+        assert_eq!(ended.status, StatusCode::SEE_OTHER);
+        assert_eq!(ended.headers["location"], "/console/sign-in?ended=1");
+        // An unknown page under /console/ is a page, not JSON.
+        let missing = app.send(page_request("/console/no-such-page", "")).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert!(missing.text().contains("There is no such page."));
+    }
+}
