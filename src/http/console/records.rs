@@ -185,6 +185,25 @@ fn record_form(
     }
 }
 
+/// Holder data read from the form and validated as the admin API validates it, or every problem
+/// (unreadable fields and refused elements) by field.
+fn checked_holder_data(
+    state: &AppState,
+    spec: &DocTypeSpec,
+    submitted: &Submitted,
+    existing: Option<&Json>,
+) -> Result<Json, Problems> {
+    let holder = record_form::holder_data(spec, submitted, existing)?;
+    service::check_holder_data(&state.services.doc_types, &spec.doc_type, &holder).map_err(
+        |errors| {
+            let mut problems = Problems::default();
+            problems.add_validation(errors);
+            problems
+        },
+    )?;
+    Ok(holder)
+}
+
 /// Query of the new-record form.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -242,16 +261,7 @@ pub async fn create(
     let submitted = Submitted::read(multipart).await?;
     staff.check_form(submitted.field("csrf"))?;
     let spec = spec(&state, submitted.field("docType"))?;
-    let checked = record_form::holder_data(spec, &submitted, None).and_then(|holder| {
-        service::check_holder_data(&state.services.doc_types, &spec.doc_type, &holder)
-            .map(|_| holder)
-            .map_err(|errors| {
-                let mut problems = Problems::default();
-                problems.add_validation(errors);
-                problems
-            })
-    });
-    let holder = match checked {
+    let holder = match checked_holder_data(&state, spec, &submitted, None) {
         Ok(holder) => holder,
         Err(problems) => {
             let body = new_page(&staff, &state, spec, &submitted.text, &problems);
@@ -476,17 +486,7 @@ pub async fn update(
         )
     })?;
     let services = &state.services;
-    let checked =
-        record_form::holder_data(spec, &submitted, Some(&record.holder_data)).and_then(|holder| {
-            service::check_holder_data(&services.doc_types, &spec.doc_type, &holder)
-                .map(|_| holder)
-                .map_err(|errors| {
-                    let mut problems = Problems::default();
-                    problems.add_validation(errors);
-                    problems
-                })
-        });
-    let holder = match checked {
+    let holder = match checked_holder_data(&state, spec, &submitted, Some(&record.holder_data)) {
         Ok(holder) => holder,
         Err(problems) => {
             let body = edit_page(&staff, spec, &record, version, &submitted.text, &problems);
