@@ -115,6 +115,31 @@ pub enum RecordsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Change many records at once: merge the elements of a file (`{ namespace: { element:
+    /// value or null } }`, null removes) into every selected record, in the background, and wait
+    /// for the end showing progress. Records whose data the merge leaves as it is get no version.
+    BulkUpdate {
+        /// The merge (JSON).
+        #[arg(long)]
+        merge_file: PathBuf,
+        /// The records: a file of credential ids, one per line (or give a filter).
+        #[arg(long, conflicts_with_all = ["doc_type", "status"])]
+        ids_file: Option<PathBuf>,
+        /// Every record of this doc type.
+        #[arg(long)]
+        doc_type: Option<String>,
+        /// Every record in this status (usually `active`).
+        #[arg(long)]
+        status: Option<String>,
+        /// Print the started update and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show a bulk update's progress.
+    BulkStatus {
+        /// Bulk update id.
+        id: String,
+    },
 }
 
 /// `admin proofings …`
@@ -566,6 +591,71 @@ async fn records(client: &Client, command: RecordsCommand) -> anyhow::Result<Ans
                     Method::POST,
                     &format!("/credentials/{}/revoke", segment(&id)),
                     Some(json!({ "reason": reason })),
+                    None,
+                )
+                .await?
+        }
+        RecordsCommand::BulkUpdate {
+            merge_file,
+            ids_file,
+            doc_type,
+            status,
+            no_wait,
+        } => {
+            let mut body = json!({ "merge": read_json(&merge_file)? });
+            if let Some(path) = ids_file {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let ids: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                body["credentialIds"] = json!(ids);
+            }
+            if let Some(doc_type) = doc_type {
+                body["docType"] = json!(doc_type);
+            }
+            if let Some(status) = status {
+                body["status"] = json!(status);
+            }
+            let started = client
+                .call(Method::POST, "/credentials/bulk-updates", Some(body), None)
+                .await?;
+            if no_wait {
+                return Ok(started);
+            }
+            let path = format!(
+                "/credentials/bulk-updates/{}",
+                started.body["bulkUpdateId"].as_str().unwrap_or_default()
+            );
+            let mut last = None;
+            loop {
+                let now = client.call(Method::GET, &path, None, None).await?;
+                let line = format!(
+                    "bulk update: {} of {} records handled ({} changed, {} unchanged, {} failed)",
+                    now.body["selected"],
+                    now.body["total"],
+                    now.body["changed"],
+                    now.body["unchanged"],
+                    now.body["failed"]
+                );
+                if crate::progress::shown() && last.as_ref() != Some(&line) {
+                    eprintln!("{line}");
+                }
+                if now.body["state"] != "running" {
+                    break now;
+                }
+                last = Some(line);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+        RecordsCommand::BulkStatus { id } => {
+            client
+                .call(
+                    Method::GET,
+                    &format!("/credentials/bulk-updates/{}", segment(&id)),
+                    None,
                     None,
                 )
                 .await?

@@ -207,6 +207,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_doc_types(doc_types)
         .with_wallet(wallet)
         .with_watched_certificates(fixed.clone());
+    // Staff's bulk updates, worked on by whichever replica holds each one's lease.
+    {
+        let stop = stopped();
+        let services = state.services.clone();
+        let owner = format!("serve-{}", uuid::Uuid::new_v4());
+        background.spawn(async move {
+            crate::service::bulk_updates::keep_working(
+                services,
+                owner,
+                Duration::from_secs(1),
+                stop,
+            )
+            .await
+        });
+    }
     // Keys reloaded as the key directory changes.
     let wallet = state.services.wallet.clone();
     {

@@ -8,6 +8,7 @@
 //! tokio's blocking pool, so that one expensive call never stalls the requests sharing its
 //! runtime thread.
 
+pub mod bulk_updates;
 pub mod credentials;
 pub mod device_certs;
 pub mod keys;

@@ -29,7 +29,8 @@ impl Actor {
         }
     }
 
-    fn label(&self) -> &str {
+    /// "system" or the token's name, as the audit log names the actor.
+    pub fn label(&self) -> &str {
         match self {
             Actor::System => "system",
             Actor::Token { name, .. } => name,

@@ -219,6 +219,20 @@ pub async fn list(
     rows.iter().map(read).collect()
 }
 
+/// How many records match `filter` (its cursor and limit aside).
+pub async fn count(ex: &mut impl Exec, filter: &CredentialFilter) -> Result<i64, StoreError> {
+    let mut q = query("select count(*) as n from credentials where 1 = 1");
+    if let Some(status) = filter.status {
+        let p = q.push_param(status.as_str());
+        q.push_sql(&format!(" and status = {p}"));
+    }
+    if let Some(doc_type) = &filter.doc_type {
+        let p = q.push_param(doc_type);
+        q.push_sql(&format!(" and doc_type = {p}"));
+    }
+    ex.fetch_one(q).await?.int64("n")
+}
+
 /// How many records are in each status.
 pub async fn count_by_status(ex: &mut impl Exec) -> Result<Vec<(String, i64)>, StoreError> {
     super::count_by(ex, "credentials", "status").await

@@ -7,6 +7,7 @@
 //! `crate::service`, which opens the transaction and calls these primitives.
 
 pub mod audit;
+pub mod bulk_updates;
 pub mod cert_processes;
 pub mod codes;
 pub mod connect;

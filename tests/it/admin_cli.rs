@@ -153,6 +153,19 @@ both_stores! {
         assert_eq!(unique.len(), 207, "no record twice");
         assert_eq!(staff.ok(&["records", "list", "--doc-type", "org.example.none", "--output", "id"]), "");
 
+        // A bulk update of every active record, worked on by the server in batches; the CLI waits.
+        let merge = db.dir.join("merge.json");
+        std::fs::write(&merge, r#"{ "org.iso.18013.5.1": { "resident_address": "1 Bulk Road" } }"#).unwrap();
+        let bulk = staff.json(&["records", "bulk-update", "--status", "active", "--merge-file", merge.to_str().unwrap()]);
+        assert_eq!(bulk["state"], "done", "{bulk}");
+        assert_eq!((bulk["total"].as_i64(), bulk["changed"].as_i64(), bulk["failed"].as_i64()), (Some(206), Some(206), Some(0)), "{bulk}");
+        let again = staff.json(&["records", "bulk-status", bulk["bulkUpdateId"].as_str().unwrap()]);
+        assert_eq!(again["changed"], 206);
+        let one = staff.json(&["records", "get", active.trim_end()]);
+        assert_eq!(one["holderData"]["org.iso.18013.5.1"]["resident_address"], "1 Bulk Road");
+        let neither = staff.fails(&["records", "bulk-update", "--merge-file", merge.to_str().unwrap()]);
+        assert!(neither.contains("400 bad_request: give credentialIds, or a filter: docType and/or status"), "{neither}");
+
         // A lost bootstrap token: a new one minted on the store, audited as the system's.
         let minted = staff.ok(&["mint-token", "--name", "recovery", "--role", "admin"]);
         let recovery = minted.lines().last().unwrap().to_owned();

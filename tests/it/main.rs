@@ -11,6 +11,7 @@ mod support;
 
 mod admin_cli;
 mod attestation;
+mod bulk_updates;
 mod certprov;
 mod cli;
 mod compose;

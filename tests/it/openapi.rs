@@ -31,6 +31,8 @@ fn admin_document_matches_the_code() {
             "/admin/v1/audit",
             "/admin/v1/cert-processes",
             "/admin/v1/credentials",
+            "/admin/v1/credentials/bulk-updates",
+            "/admin/v1/credentials/bulk-updates/{bulk_update_id}",
             "/admin/v1/credentials/{credential_id}",
             "/admin/v1/credentials/{credential_id}/devices",
             "/admin/v1/credentials/{credential_id}/msos",

@@ -25,7 +25,7 @@ both_stores! {
         assert_eq!(
             store.table_names().await.unwrap(),
             [
-                "admin_tokens", "audit_log", "cert_processes", "console_sessions", "credential_versions", "credentials",
+                "admin_tokens", "audit_log", "bulk_updates", "cert_processes", "console_sessions", "credential_versions", "credentials",
                 "deployment_settings", "device_crls", "device_revocations", "devices", "key_activations", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
                 "wallet_credentials",
             ]

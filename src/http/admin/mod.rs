@@ -2,6 +2,7 @@
 //! token ([`auth::Principal`]); every write is audited in the same transaction as the change.
 
 pub mod auth;
+mod bulk_updates;
 pub mod cert_processes;
 pub mod credentials;
 pub mod journal;
@@ -57,6 +58,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             credentials::get_credential,
             credentials::update_credential
         ))
+        .routes(routes!(bulk_updates::start_bulk_update))
+        .routes(routes!(bulk_updates::get_bulk_update))
         .routes(routes!(credentials::list_versions))
         .routes(routes!(credentials::list_devices))
         .routes(routes!(credentials::list_msos))

@@ -1,0 +1,317 @@
+//! Bulk updates: one JSON merge of holder-data elements applied to every selected record, in
+//! bounded batches, by whichever replica holds the job's lease. Each record is changed through
+//! [`credentials::update`] (its own transaction: a new audited version and a notification per
+//! device copy, or nothing when the merge changes nothing); a record changed concurrently is read
+//! again and retried. After each batch the cursor and counts are stored, so a crash loses at most
+//! the batch in hand, and redoing it changes nothing twice (a merge applied again is unchanged).
+
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::credentials::{self, ChangeError, NewHolderData, Update};
+use super::Services;
+use crate::domain::credential::CredentialStatus;
+use crate::store::bulk_updates::{self as stored, BulkUpdate, NewBulkUpdate, Progress};
+use crate::store::{
+    audit, credentials as records, Actor, CredentialFilter, Provenance, Store, StoreError,
+};
+
+/// Records changed per batch (each in its own transaction) before progress is stored.
+pub const BATCH: u32 = 200;
+/// How long a replica holds a job between two batches before another may take it over.
+const LEASE: Duration = Duration::from_secs(60);
+/// Attempts at one record that others keep changing.
+const ATTEMPTS: usize = 5;
+
+/// Which records a bulk update changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    /// Every record of a doc type and/or status (both optional).
+    Filter {
+        /// Only this doc type.
+        doc_type: Option<String>,
+        /// Only this status.
+        status: Option<CredentialStatus>,
+    },
+    /// These records.
+    Ids(Vec<Uuid>),
+}
+
+impl Selection {
+    /// As stored.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Selection::Filter { doc_type, status } => {
+                serde_json::json!({ "docType": doc_type, "status": status.map(|s| s.as_str()) })
+            }
+            Selection::Ids(ids) => serde_json::json!({ "credentialIds": ids }),
+        }
+    }
+
+    fn from_json(stored: &Json) -> Result<Self, StoreError> {
+        let corrupt = || StoreError::Corrupt("bulk_updates.selection".into());
+        if let Some(ids) = stored.get("credentialIds") {
+            return serde_json::from_value(ids.clone())
+                .map(Selection::Ids)
+                .map_err(|_| corrupt());
+        }
+        let status = match stored.get("status").and_then(Json::as_str) {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| corrupt())?),
+        };
+        Ok(Selection::Filter {
+            doc_type: stored
+                .get("docType")
+                .and_then(Json::as_str)
+                .map(str::to_owned),
+            status,
+        })
+    }
+}
+
+/// `holder` with `merge` applied per namespace, as JSON Merge Patch (RFC 7396) applies: an
+/// element set to null is removed, any other value replaces the element's.
+pub fn merged(holder: &Json, merge: &Json) -> Json {
+    let mut result = holder.as_object().cloned().unwrap_or_default();
+    for (namespace, elements) in merge.as_object().into_iter().flatten() {
+        let mut target = result
+            .get(namespace)
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (element, value) in elements.as_object().into_iter().flatten() {
+            if value.is_null() {
+                target.remove(element);
+            } else {
+                target.insert(element.clone(), value.clone());
+            }
+        }
+        result.insert(namespace.clone(), Json::Object(target));
+    }
+    Json::Object(result)
+}
+
+/// Records a new bulk update (audited `credential.bulk_update`), to be worked on in the
+/// background; returns it.
+pub async fn start(
+    store: &Store,
+    selection: &Selection,
+    merge: &Json,
+    by: Provenance<'_>,
+) -> Result<BulkUpdate, StoreError> {
+    let total = match selection {
+        Selection::Ids(ids) => ids.len() as i64,
+        Selection::Filter { doc_type, status } => {
+            let filter = CredentialFilter {
+                status: *status,
+                doc_type: doc_type.clone(),
+                ..Default::default()
+            };
+            records::count(&mut store.db(), &filter).await?
+        }
+    };
+    let selection_json = selection.to_json();
+    let mut tx = store.begin().await?;
+    let job = stored::insert(
+        &mut tx,
+        &NewBulkUpdate {
+            selection: &selection_json,
+            merge,
+            total: i32::try_from(total).unwrap_or(i32::MAX),
+            actor: by.actor,
+        },
+    )
+    .await?;
+    audit::insert(
+        &mut tx,
+        &by.entry("credential.bulk_update", "bulk_update", job.bulk_update_id),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(bulk_update.id = %job.bulk_update_id, total, "bulk update queued");
+    Ok(job)
+}
+
+/// The next records of `job` after its cursor, in id order.
+async fn next_batch(store: &Store, job: &BulkUpdate) -> Result<Vec<Uuid>, StoreError> {
+    Ok(match Selection::from_json(&job.selection)? {
+        Selection::Ids(mut ids) => {
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter()
+                .filter(|id| job.cursor.is_none_or(|cursor| *id > cursor))
+                .take(BATCH as usize)
+                .collect()
+        }
+        Selection::Filter { doc_type, status } => {
+            let filter = CredentialFilter {
+                status,
+                doc_type,
+                after: job.cursor,
+                limit: BATCH,
+            };
+            records::list(&mut store.db(), &filter)
+                .await?
+                .into_iter()
+                .map(|r| r.credential_id)
+                .collect()
+        }
+    })
+}
+
+/// What happened to one record.
+enum Outcome {
+    Changed,
+    Unchanged,
+    Failed(String),
+}
+
+async fn apply(
+    s: &Services,
+    job: &BulkUpdate,
+    id: Uuid,
+    by: Provenance<'_>,
+) -> Result<Outcome, StoreError> {
+    for _ in 0..ATTEMPTS {
+        let Some(record) = records::get(&mut s.store.db(), id).await? else {
+            return Ok(Outcome::Failed("no such credential".into()));
+        };
+        let holder = merged(&record.holder_data, &job.merge);
+        if let Err(errors) = credentials::check_holder_data(&s.doc_types, &record.doc_type, &holder)
+        {
+            return Ok(Outcome::Failed(errors.to_string()));
+        }
+        let change = NewHolderData {
+            credential_id: id,
+            expected_version: record.current_version_number,
+            holder_data: &holder,
+        };
+        match credentials::update(&s.store, &s.clock, &s.doc_types, change, by).await {
+            Ok(Update::Changed(_)) => return Ok(Outcome::Changed),
+            Ok(Update::Unchanged(_)) => return Ok(Outcome::Unchanged),
+            // Someone saved meanwhile: merge into their version.
+            Err(ChangeError::VersionMismatch { .. }) => continue,
+            Err(ChangeError::Store(error)) => return Err(error),
+            Err(other) => return Ok(Outcome::Failed(other.to_string())),
+        }
+    }
+    Ok(Outcome::Failed(format!(
+        "changed by others {ATTEMPTS} times while being updated"
+    )))
+}
+
+/// Works one batch of the oldest running bulk update that no other replica holds. Returns
+/// whether there was one.
+pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreError> {
+    let Some(job) = stored::claim(&mut s.store.db(), owner, LEASE).await? else {
+        return Ok(false);
+    };
+    let ids = next_batch(&s.store, &job).await?;
+    let actor = Actor::Token {
+        admin_token_id: job.created_by.unwrap_or_default(),
+        name: job.actor.clone(),
+    };
+    let actor = if job.created_by.is_some() {
+        actor
+    } else {
+        Actor::System
+    };
+    let request = format!("bulk-update:{}", job.bulk_update_id);
+    let by = Provenance {
+        actor: &actor,
+        request_id: Some(&request),
+    };
+    let mut progress = Progress::default();
+    for id in &ids {
+        match apply(s, &job, *id, by).await? {
+            Outcome::Changed => progress.changed += 1,
+            Outcome::Unchanged => progress.unchanged += 1,
+            Outcome::Failed(message) => {
+                progress.failed += 1;
+                progress
+                    .problems
+                    .push(serde_json::json!({ "credentialId": id, "message": message }));
+            }
+        }
+        progress.selected += 1;
+        progress.cursor = Some(*id);
+    }
+    let finished = ids.len() < BATCH as usize;
+    if stored::advance(&mut s.store.db(), &job, owner, &progress, finished, LEASE).await? {
+        if finished {
+            tracing::info!(bulk_update.id = %job.bulk_update_id, "bulk update done");
+        }
+    } else {
+        tracing::warn!(bulk_update.id = %job.bulk_update_id, "bulk update lease lost; another replica goes on");
+    }
+    Ok(true)
+}
+
+/// Works on bulk updates until `stop` completes, polling every `idle` when there is nothing to
+/// do. A batch in hand is finished before stopping.
+pub async fn keep_working(
+    s: Services,
+    owner: String,
+    idle: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let worked = match work_one_batch(&s, &owner).await {
+            Ok(worked) => worked,
+            Err(error) => {
+                tracing::warn!(%error, "bulk update batch failed; retrying");
+                false
+            }
+        };
+        let pause = if worked { Duration::ZERO } else { idle };
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_sets_replaces_and_removes_elements_per_namespace() {
+        let holder = serde_json::json!({ "ns": { "a": 1, "b": 2 }, "other": { "c": 3 } });
+        let merge =
+            serde_json::json!({ "ns": { "a": 10, "b": null, "d": "new" }, "extra": { "e": true } });
+        assert_eq!(
+            merged(&holder, &merge),
+            serde_json::json!({ "ns": { "a": 10, "d": "new" }, "other": { "c": 3 }, "extra": { "e": true } })
+        );
+        assert_eq!(
+            merged(&merged(&holder, &merge), &merge),
+            merged(&holder, &merge),
+            "applied twice, the same"
+        );
+    }
+
+    #[test]
+    fn selections_survive_the_store() {
+        for selection in [
+            Selection::Ids(vec![Uuid::now_v7()]),
+            Selection::Filter {
+                doc_type: Some("x".into()),
+                status: Some(CredentialStatus::Active),
+            },
+            Selection::Filter {
+                doc_type: None,
+                status: None,
+            },
+        ] {
+            assert_eq!(
+                Selection::from_json(&selection.to_json()).expect("readable"),
+                selection
+            );
+        }
+    }
+}
