@@ -87,6 +87,10 @@ enum SimCommand {
     Pace(brevet::commands::sim::PaceArgs),
     /// Measure the raw ES256 signing rate of this machine.
     SignRate(brevet::commands::sim::SignRateArgs),
+    /// Serve the fake Google Wallet backend (for load runs); prints its URL.
+    Google(brevet::commands::sim::GoogleArgs),
+    /// Measure the ceiling of notification fan-out: the notify calls alone, no store.
+    NotifyRate(brevet::commands::sim::NotifyRateArgs),
     /// Measure the composite MSO ceiling: per MSO the auth-key check, DS signature, HPKE seal and
     /// identity signature provisionMobileSecurityObjects needs, with the server's own code.
     MsoRate(brevet::commands::sim::SignRateArgs),
@@ -263,6 +267,10 @@ fn main() -> ExitCode {
             Command::Sim(SimCommand::Pace(args)) => brevet::commands::sim::pace(args).await,
             Command::Sim(SimCommand::Seed(args)) => brevet::commands::sim::seed(args).await,
             Command::Sim(SimCommand::SignRate(args)) => brevet::commands::sim::sign_rate(&args),
+            Command::Sim(SimCommand::Google(args)) => brevet::commands::sim::google(&args).await,
+            Command::Sim(SimCommand::NotifyRate(args)) => {
+                brevet::commands::sim::notify_rate(&args).await
+            }
             Command::Sim(SimCommand::MsoRate(args)) => brevet::commands::sim::mso_rate(&args),
             Command::Google(GoogleCommand::Check(args)) => {
                 brevet::commands::google_check(&config, &args).await

@@ -291,13 +291,10 @@ pub fn dispatcher(config: &Config, store: SharedStore) -> anyhow::Result<Option<
         max: Duration::from_secs(config.outbox.backoff_max_secs),
     };
     let lease = Duration::from_secs(config.outbox.lease_secs);
-    Ok(Some(Dispatcher::new(
-        store,
-        Arc::new(client),
-        worker_id,
-        lease,
-        policy,
-    )))
+    Ok(Some(
+        Dispatcher::new(store, Arc::new(client), worker_id, lease, policy)
+            .with_lanes(config.outbox.lanes),
+    ))
 }
 
 /// `brevet worker`: background jobs, until SIGINT or SIGTERM: the outbox's notifications to

@@ -393,3 +393,85 @@ pub async fn pace(args: PaceArgs) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
+
+/// Options of `sim google`.
+#[derive(Debug, Args)]
+pub struct GoogleArgs {
+    /// The issuer id the fake accepts in its paths and requests.
+    #[arg(long, default_value = "brevet-load")]
+    pub issuer_id: String,
+}
+
+/// Serves the fake Google Wallet backend on a loopback port until Ctrl-C or SIGTERM: prints its
+/// base URL, then, when stopped, how many notifications it accepted.
+pub async fn google(args: &GoogleArgs) -> anyhow::Result<()> {
+    let stop = crate::http::shutdown_signal();
+    let fake = crate::sim::google::FakeGoogle::start(&args.issuer_id).await?;
+    println!("{}", fake.base_url());
+    stop.await;
+    println!("accepted {}", fake.accepted().len());
+    Ok(())
+}
+
+/// Options of `sim notify-rate`.
+#[derive(Debug, Args)]
+pub struct NotifyRateArgs {
+    /// Base URL of the (fake) Google backend.
+    #[arg(long)]
+    pub google: String,
+    /// Its issuer id.
+    #[arg(long, default_value = "brevet-load")]
+    pub issuer_id: String,
+    /// Notifications to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// At once (the dispatcher's `outbox.lanes`).
+    #[arg(long, default_value_t = 8)]
+    pub lanes: usize,
+}
+
+/// The ceiling of notification fan-out: `count` notifyCredentialStatusUpdateAvailable calls
+/// through the same HTTP client the dispatcher uses, `lanes` at once, with no store in between.
+/// Prints JSON.
+pub async fn notify_rate(args: &NotifyRateArgs) -> anyhow::Result<()> {
+    use crate::google::Notifier;
+    let config = crate::config::GoogleConfig {
+        base_url: Some(args.google.clone()),
+        issuer_id: Some(args.issuer_id.clone()),
+        ..Default::default()
+    };
+    let client = std::sync::Arc::new(
+        crate::google::GoogleClient::from_config(&config)?
+            .ok_or_else(|| anyhow::anyhow!("--google and --issuer-id are needed"))?,
+    );
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..args.lanes.max(1) {
+        let (client, next, count) = (client.clone(), next.clone(), args.count);
+        lanes.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                client
+                    .notify_credential_status(
+                        &format!("rate-device-{n}"),
+                        &format!("rate-copy-{n}"),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        });
+    }
+    while let Some(lane) = lanes.join_next().await {
+        lane??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "count": args.count, "lanes": args.lanes, "seconds": seconds, "per_second": args.count as f64 / seconds })
+    );
+    Ok(())
+}

@@ -198,6 +198,8 @@ pub struct OutboxConfig {
     pub backoff_max_secs: u64,
     /// Idle polling interval, milliseconds.
     pub poll_interval_ms: u64,
+    /// Notifications one process delivers at once.
+    pub lanes: usize,
 }
 
 impl Default for OutboxConfig {
@@ -209,6 +211,7 @@ impl Default for OutboxConfig {
             backoff_base_ms: 2000,
             backoff_max_secs: 3600,
             poll_interval_ms: 1000,
+            lanes: 8,
         }
     }
 }

@@ -93,6 +93,7 @@ pub struct Dispatcher {
     lease: Duration,
     policy: RetryPolicy,
     observer: Option<Arc<dyn DeliveryObserver>>,
+    lanes: usize,
 }
 
 impl Dispatcher {
@@ -112,6 +113,7 @@ impl Dispatcher {
             lease,
             policy,
             observer: None,
+            lanes: 1,
         }
     }
 
@@ -216,9 +218,22 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown` completes: drains, then waits `poll` before looking again. Store
-    /// failures are logged and retried after the same wait.
+    /// The same dispatcher delivering up to `lanes` jobs at once (each lane claims its own job, so
+    /// a slow answer from Google holds up one lane, not the queue).
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.max(1);
+        self
+    }
+
+    /// Runs until `shutdown` completes, in each lane: drains, then waits `poll` before looking
+    /// again. Store failures are logged and retried after the same wait.
     pub async fn run(&self, poll: Duration, shutdown: impl Future<Output = ()>) {
+        use futures::FutureExt;
+        let shutdown = shutdown.shared();
+        futures::future::join_all((0..self.lanes).map(|_| self.lane(poll, shutdown.clone()))).await;
+    }
+
+    async fn lane(&self, poll: Duration, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             if let Err(error) = self.drain().await {
