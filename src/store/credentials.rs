@@ -200,15 +200,7 @@ pub async fn list(
     ex: &mut impl Exec,
     filter: &CredentialFilter,
 ) -> Result<Vec<CredentialRecord>, StoreError> {
-    let mut q = query(format!("select {COLUMNS} from credentials where 1 = 1"));
-    if let Some(status) = filter.status {
-        let p = q.push_param(status.as_str());
-        q.push_sql(&format!(" and status = {p}"));
-    }
-    if let Some(doc_type) = &filter.doc_type {
-        let p = q.push_param(doc_type);
-        q.push_sql(&format!(" and doc_type = {p}"));
-    }
+    let mut q = matching(format!("select {COLUMNS} from credentials"), filter);
     if let Some(after) = filter.after {
         let p = q.push_param(after);
         q.push_sql(&format!(" and credential_id > {p}"));
@@ -221,7 +213,13 @@ pub async fn list(
 
 /// How many records match `filter` (its cursor and limit aside).
 pub async fn count(ex: &mut impl Exec, filter: &CredentialFilter) -> Result<i64, StoreError> {
-    let mut q = query("select count(*) as n from credentials where 1 = 1");
+    let q = matching("select count(*) as n from credentials".to_owned(), filter);
+    ex.fetch_one(q).await?.int64("n")
+}
+
+/// `select` (over `credentials`) narrowed to the status and doc type of `filter`.
+fn matching(select: String, filter: &CredentialFilter) -> super::sql::Query {
+    let mut q = query(format!("{select} where 1 = 1"));
     if let Some(status) = filter.status {
         let p = q.push_param(status.as_str());
         q.push_sql(&format!(" and status = {p}"));
@@ -230,7 +228,7 @@ pub async fn count(ex: &mut impl Exec, filter: &CredentialFilter) -> Result<i64,
         let p = q.push_param(doc_type);
         q.push_sql(&format!(" and doc_type = {p}"));
     }
-    ex.fetch_one(q).await?.int64("n")
+    q
 }
 
 /// How many records are in each status.
