@@ -24,6 +24,9 @@ pub const BATCH: u32 = 200;
 const LEASE: Duration = Duration::from_secs(60);
 /// Attempts at one record that others keep changing.
 const ATTEMPTS: usize = 5;
+/// Records of a batch changed at once (each its own transaction; the batch's progress is stored
+/// when all of them are done).
+const LANES: usize = 8;
 
 /// Which records a bulk update changes.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,9 +226,18 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
         actor: &actor,
         request_id: Some(&request),
     };
+    let outcomes: Vec<(Uuid, Result<Outcome, StoreError>)> = {
+        use futures::StreamExt;
+        let job = &job;
+        futures::stream::iter(ids.iter().copied())
+            .map(|id| async move { (id, apply(s, job, id, by).await) })
+            .buffered(LANES)
+            .collect()
+            .await
+    };
     let mut progress = Progress::default();
-    for id in &ids {
-        match apply(s, &job, *id, by).await? {
+    for (id, outcome) in outcomes {
+        match outcome? {
             Outcome::Changed => progress.changed += 1,
             Outcome::Unchanged => progress.unchanged += 1,
             Outcome::Failed(message) => {
@@ -236,7 +248,7 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
             }
         }
         progress.selected += 1;
-        progress.cursor = Some(*id);
+        progress.cursor = Some(id);
     }
     let finished = ids.len() < BATCH as usize;
     if stored::advance(&mut s.store.db(), &job, owner, &progress, finished, LEASE).await? {
