@@ -107,14 +107,15 @@ pub async fn list(
         records.last().map(|r| r.credential_id)
     });
     let next_link = next.flatten().map(|cursor| {
-        let mut link = format!("/console/records?cursor={cursor}");
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        pairs.append_pair("cursor", &cursor.to_string());
         if let Some(status) = status {
-            link.push_str(&format!("&status={}", status.as_str()));
+            pairs.append_pair("status", status.as_str());
         }
         if let Some(doc_type) = &doc_type {
-            link.push_str(&format!("&docType={doc_type}"));
+            pairs.append_pair("docType", doc_type);
         }
-        link
+        format!("/console/records?{}", pairs.finish())
     });
     let doc_types: Vec<&str> = state.services.doc_types.names().collect();
     let body = html! {

@@ -98,7 +98,7 @@ impl Staff {
         self.principal.require(required).map_err(Into::into)
     }
 
-    /// This member of staff as the author of an audited change made by `request_id`.
+    /// This member of staff as the author of an audited change.
     pub fn actor(&self) -> Actor {
         self.principal.actor()
     }
