@@ -145,6 +145,13 @@ impl AppState {
         &self.services.store
     }
 
+    /// Every certificate this process uses: the fixed ones and the current key set's.
+    pub fn certificates_in_use(&self) -> Vec<crate::pki::expiry::Watched> {
+        let mut watched = self.watched_certificates.to_vec();
+        watched.extend(crate::pki::expiry::of_key_set(&self.services.wallet.keys()));
+        watched
+    }
+
     /// Every readiness probe of this process: the standard ones, then the added ones.
     pub fn probes(&self) -> Vec<Arc<dyn crate::readiness::Probe>> {
         let mut probes =

@@ -126,13 +126,10 @@ async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     state
         .metrics
         .set_notifications_configured(state.notifications_configured);
-    let mut watched = state.watched_certificates.to_vec();
-    watched.extend(crate::pki::expiry::of_key_set(
-        &state.services.wallet.keys(),
-    ));
-    state
-        .metrics
-        .set_certificate_expiry(&watched, state.services.clock.system_time());
+    state.metrics.set_certificate_expiry(
+        &state.certificates_in_use(),
+        state.services.clock.system_time(),
+    );
     match crate::store::cert_processes::count_by_state(&mut state.store().db()).await {
         Ok(counts) => state.metrics.set_cert_process_counts(&counts),
         Err(error) => tracing::warn!(%error, "cannot read certificate process counts for metrics"),

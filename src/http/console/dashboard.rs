@@ -21,10 +21,7 @@ pub async fn show(staff: Staff, State(state): State<AppState>) -> Result<Respons
     let proofing = proofings::count_by_status(&mut db).await?;
     let jobs = outbox::count_by_state(&mut db).await?;
     let processes = cert_processes::count_by_state(&mut db).await?;
-    let mut certificates = state.watched_certificates.to_vec();
-    certificates.extend(crate::pki::expiry::of_key_set(
-        &state.services.wallet.keys(),
-    ));
+    let certificates = state.certificates_in_use();
     let now = state.services.clock.system_time();
     let days_left = |not_after: std::time::SystemTime| match not_after.duration_since(now) {
         Ok(left) => (left.as_secs() / 86_400).to_string(),
