@@ -113,6 +113,8 @@ enum KeysCommand {
     RotateIdentity,
     /// Add a new Wallet hybrid-encryption key; older ones keep decrypting until they expire.
     RotateHybrid,
+    /// Add a new status-list signer certified by the IACA; it signs the next tokens.
+    RotateStatusList(brevet::commands::keys::StatusListArgs),
 }
 
 /// Writes the man page of `command` and of each of its subcommands into `dir`.
@@ -260,6 +262,9 @@ fn main() -> ExitCode {
                 &config,
                 brevet::pki::wallet_keys::WalletKeyKind::Hybrid,
             ),
+            Command::Keys(KeysCommand::RotateStatusList(args)) => {
+                brevet::commands::keys::rotate_status_list(&config, &args)
+            }
             Command::Sim(SimCommand::Wallet(args)) => {
                 brevet::commands::sim::wallet(&config, args).await
             }

@@ -207,6 +207,26 @@ pub fn rotate_ds(config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `keys rotate-status-list` arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusListArgs {
+    /// Lifetime of the new certificate, in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
+}
+
+/// `keys rotate-status-list`: a new status-list signer, certified by the IACA, signs the tokens
+/// built from now on (running servers load it within keys.reload_secs).
+pub fn rotate_status_list(config: &Config, args: &StatusListArgs) -> anyhow::Result<()> {
+    let store = KeyStore::from_config(config)?;
+    let number = store
+        .rotate_status_list_signer(days(args.days))
+        .context("keys rotate-status-list failed")?;
+    println!("created status-list signer {number:04}; running servers sign new status list tokens with it within keys.reload_secs");
+    print!("{}", store.describe(SystemTime::now(), soon(config))?);
+    Ok(())
+}
+
 /// `keys rotate-identity` / `keys rotate-hybrid`: a new Wallet key becomes the active one; older
 /// ones stay published (identity) or keep decrypting (hybrid) until their certificates expire.
 pub fn rotate_wallet_key(config: &Config, kind: WalletKeyKind) -> anyhow::Result<()> {

@@ -72,6 +72,9 @@ fn ensure_keys(config: &Config) -> anyhow::Result<()> {
             store
                 .ensure_wallet_keys()
                 .context("cannot create development Wallet keys")?;
+            store
+                .ensure_status_list_signer()
+                .context("cannot create a development status-list signer")?;
         }
         return Ok(());
     }
@@ -202,6 +205,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if config.google.issuer_id.is_none() {
         tracing::warn!("google.issuer_id is unset: Wallet requests are accepted whatever requestMetadata.issuerId they name");
     }
+    // Where verifiers fetch the status lists the MSOs name: the configured URL, or in
+    // development mode the public listener just bound.
+    let status_base = config.status_list.base_url.clone().or_else(|| {
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        listeners
+            .iter()
+            .find(|(_, surfaces)| surfaces.contains(&http::surfaces::Surface::Public))
+            .and_then(|(listener, _)| listener.local_addr().ok())
+            .filter(|_| config.is_development())
+            .map(|address| {
+                let ip = if address.ip().is_unspecified() {
+                    std::net::IpAddr::from([127, 0, 0, 1])
+                } else {
+                    address.ip()
+                };
+                format!(
+                    "{scheme}://{}",
+                    std::net::SocketAddr::new(ip, address.port())
+                )
+            })
+    });
+    wallet.settings.status_lists.base_url = status_base.clone();
+    if config.status_lists_used() {
+        if let Some(base) = &status_base {
+            tracing::info!(%base, "MSOs name their entries in status lists published at {base}/status-lists/<n>");
+        }
+    }
     let fixed = crate::pki::expiry::fixed(&config);
     let state = AppState::new(store.clone(), &config)
         .with_doc_types(doc_types)
@@ -221,6 +255,33 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             )
             .await
         });
+    }
+    // Status list tokens, rebuilt when entries change and before they expire; kept up even when
+    // status lists were turned off, for the MSOs that already name one.
+    match status_base {
+        Some(base) => {
+            let stop = stopped();
+            let services = state.services.clone();
+            let publication = crate::service::status_lists::Publication::from_config(&config, base);
+            let owner = format!("serve-{}", uuid::Uuid::new_v4());
+            let every = Duration::from_millis(config.status_list.publish_interval_ms);
+            background.spawn(async move {
+                crate::service::status_lists::keep_publishing(
+                    services,
+                    publication,
+                    owner,
+                    every,
+                    stop,
+                )
+                .await
+            });
+        }
+        None => {
+            let lists = crate::store::status_lists::list(&mut store.db()).await?;
+            if !lists.is_empty() {
+                tracing::warn!(lists = lists.len(), "status lists exist but status_list.base_url is unset: their tokens are not kept up to date");
+            }
+        }
     }
     // Keys reloaded as the key directory changes.
     let wallet = state.services.wallet.clone();

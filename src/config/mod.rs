@@ -66,6 +66,43 @@ pub struct Config {
     /// The staff console under `/console/` on the admin listener.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Token Status Lists referenced from MSOs (docs/STATUS_LIST.md).
+    #[serde(default)]
+    pub status_list: StatusListConfig,
+}
+
+/// `[status_list]`: revocation that reaches verifiers offline (docs/STATUS_LIST.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusListConfig {
+    /// Whether MSOs name a status list entry (per doc type: `wallet.doc_type.*.status_list`);
+    /// unset: on in development mode, off in production.
+    pub enabled: Option<bool>,
+    /// The public listener's URL as verifiers reach it; lists are at
+    /// `<base_url>/status-lists/<n>`. Unset in development mode: the public listener's address.
+    pub base_url: Option<String>,
+    /// Entries per list ([I]).
+    pub list_size: u64,
+    /// `ttl` of a token: how long verifiers may cache it, seconds ([I]).
+    pub ttl_secs: u64,
+    /// `exp` − `iat` of a token, seconds ([I]); a token is rebuilt when half of it has passed.
+    pub validity_secs: u64,
+    /// How often `brevet serve` looks for lists to publish, milliseconds: revocations within
+    /// one interval share one new token.
+    pub publish_interval_ms: u64,
+}
+
+impl Default for StatusListConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            base_url: None,
+            list_size: 131_072,
+            ttl_secs: 900,
+            validity_secs: 86_400,
+            publish_interval_ms: 1000,
+        }
+    }
 }
 
 /// `[console]`: the staff console.
@@ -341,6 +378,9 @@ pub struct DocTypePolicy {
     pub mso_validity_secs: Option<u64>,
     /// `expectedUpdate` interval, seconds.
     pub mso_refresh_secs: Option<u64>,
+    /// Whether its MSOs name a status list entry; unset: `status_list.enabled`.
+    #[serde(default)]
+    pub status_list: Option<bool>,
 }
 
 fn default_max_auth_keys() -> usize {
@@ -517,6 +557,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             keys: KeysConfig::default(),
             console: ConsoleConfig::default(),
+            status_list: StatusListConfig::default(),
         }
     }
 }
@@ -577,6 +618,56 @@ impl Config {
     /// Whether registerDevice trusts the simulator's attestation root.
     pub fn trusts_simulator_root(&self) -> bool {
         self.is_development() && self.wallet.attestation.trust_simulator_root != Some(false)
+    }
+
+    /// Whether any doc type's MSOs name a status list entry.
+    pub fn status_lists_used(&self) -> bool {
+        let default = self.status_list.enabled.unwrap_or(self.is_development());
+        default
+            || self
+                .wallet
+                .doc_type
+                .values()
+                .any(|p| p.status_list == Some(true))
+    }
+
+    fn validate_status_list(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("setting `{key}`: {why}")));
+        let list = &self.status_list;
+        if let Some(base) = &list.base_url {
+            match url::Url::parse(base) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() => {}
+                _ => {
+                    return bad(
+                        "status_list.base_url",
+                        &format!("{base:?} is not an http(s) URL without a query"),
+                    )
+                }
+            }
+        } else if self.status_lists_used() && !self.is_development() {
+            return bad(
+                "status_list.base_url",
+                "is required when status lists are on in production: the URL at which verifiers reach the public listener (e.g. https://status.dmv.example)",
+            );
+        }
+        // Small lists are allowed for tests; verifiers learn little from a large one (herd
+        // privacy), so production keeps the default.
+        if list.list_size < 16 || list.list_size > 1 << 26 {
+            return bad("status_list.list_size", "must be between 16 and 67108864");
+        }
+        if list.ttl_secs == 0 || list.publish_interval_ms == 0 {
+            return bad(
+                "status_list",
+                "ttl_secs and publish_interval_ms must be at least 1",
+            );
+        }
+        if list.validity_secs < 2 * list.ttl_secs {
+            return bad(
+                "status_list.validity_secs",
+                "must be at least twice ttl_secs, so that a cached token never outlives its exp",
+            );
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -697,6 +788,7 @@ impl Config {
                 );
             }
         }
+        self.validate_status_list()?;
         if self.keys.reload_secs == 0 {
             return bad("keys.reload_secs", "must be at least 1");
         }

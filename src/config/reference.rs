@@ -133,6 +133,13 @@ pub const SETTINGS: &[Setting] = &[
     s("keys.pkcs11.sessions", "`4`", "token sessions opened for concurrent signing"),
     s("console.enabled", "`true`", "serve the staff console under `/console/` on the admin listener (docs/CONSOLE.md)"),
     s("console.session_ttl_secs", "`28800`", "how long a console sign-in lasts (8 hours); a session also ends at sign-out and when its admin token is revoked"),
+    s("status_list.enabled", "on in development mode, off in production", "whether MSOs carry a `status` member naming their entry in a Token Status List that `brevet serve` publishes (docs/STATUS_LIST.md); off keeps MSOs byte for byte as before"),
+    s("wallet.doc_type.<docType>.status_list", "`status_list.enabled`", "the same, for one doc type"),
+    s("status_list.base_url", "development: the public listener's address; production: required when on", "URL at which verifiers reach the public listener; each list is at `<base_url>/status-lists/<n>`, the `uri` in the MSO and the token's `sub`"),
+    s("status_list.list_size", "`131072`", "entries per list ([I]); a new list is started when one is full; an entry is never handed out twice"),
+    s("status_list.ttl_secs", "`900`", "the token's `ttl` and HTTP `max-age`: how long verifiers may cache it, so the longest a revocation takes to reach a verifier that keeps to it ([I])"),
+    s("status_list.validity_secs", "`86400`", "`exp` − `iat` of each token ([I]); a token is rebuilt when half of it has passed, or at once when an entry changes"),
+    s("status_list.publish_interval_ms", "`1000`", "how often `brevet serve` looks for lists whose entries changed; revocations within one interval share one new token"),
     s("worker.ops_listen", "none", "address of `brevet worker`'s `/healthz` and `/metrics` (e.g. `0.0.0.0:9091` in a pod); unset: none"),
 
     s("certprov.enabled", "`false`", "whether `brevet worker` runs the Chrome certificate-provisioning adapter (docs/cert-provisioning.md)"),

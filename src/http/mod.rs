@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pubsub_push;
 pub mod serve;
+pub mod status_list;
 pub mod surfaces;
 pub mod tls;
 pub mod wallet;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub watched_certificates: Arc<[crate::pki::expiry::Watched]>,
     /// The staff console's settings.
     pub console: console::Settings,
+    /// `ttl` of the status list tokens (their HTTP `max-age`).
+    pub status_list_ttl_secs: u64,
 }
 
 impl AppState {
@@ -105,6 +108,7 @@ impl AppState {
             extra_probes: Vec::new(),
             watched_certificates: Arc::new([]),
             console: console::Settings::from_config(config),
+            status_list_ttl_secs: config.status_list.ttl_secs,
             push_auth: match crate::certprov::push_auth(&config.certprov.pubsub) {
                 Ok(auth) => auth.map(Arc::new),
                 Err(error) => {
@@ -214,7 +218,9 @@ pub fn build_surfaces(state: AppState, limits: Limits, wanted: &[surfaces::Surfa
             }
             Surface::Admin => openapi::admin_routes(),
             Surface::Ops => openapi::ops_routes(),
-            Surface::Public => pubsub_push::router().merge(crl::router()),
+            Surface::Public => pubsub_push::router()
+                .merge(crl::router())
+                .merge(status_list::router()),
         });
     }
     let deadline = surfaces::Deadline {

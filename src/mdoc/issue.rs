@@ -18,6 +18,7 @@ use super::cose;
 use super::doctype::ElementValues;
 use super::item::IssuerSignedItem;
 use super::mso::{cose_key, MobileSecurityObject, DIGEST_ALGORITHM, MSO_VERSION};
+use super::status_list::StatusReference;
 use crate::pki::{Signer, SignerError};
 
 /// Why an MSO could not be issued.
@@ -73,11 +74,22 @@ fn to_utc(time: std::time::SystemTime) -> DateTime<Utc> {
     DateTime::<Utc>::from(time)
 }
 
-/// Builds the items and the MSO binding `values` to `device_key`.
+/// Builds the items and the MSO binding `values` to `device_key`, without a status reference.
 pub fn prepare(
     values: &ElementValues,
     device_key: &VerifyingKey,
     validity: Validity,
+    ds_certificate: &Certificate,
+) -> Result<PreparedMso, IssueError> {
+    prepare_referenced(values, device_key, validity, None, ds_certificate)
+}
+
+/// [`prepare`], the MSO naming its entry in a status list when `status` is given.
+pub fn prepare_referenced(
+    values: &ElementValues,
+    device_key: &VerifyingKey,
+    validity: Validity,
+    status: Option<StatusReference>,
     ds_certificate: &Certificate,
 ) -> Result<PreparedMso, IssueError> {
     if values.is_empty() {
@@ -136,6 +148,7 @@ pub fn prepare(
         device_key: cose_key(device_key),
         doc_type: values.doc_type.clone(),
         validity,
+        status,
     };
     let payload = Tag24::encode(mso.to_value()).tagged_bytes();
     let certificate = ds_certificate
@@ -178,6 +191,17 @@ pub fn issue(
     ds: &DocumentSigner<'_>,
 ) -> Result<IssuedMso, IssueError> {
     prepare(values, device_key, validity, ds.certificate)?.sign(ds.signer)
+}
+
+/// [`issue`], the MSO naming its entry in a status list when `status` is given.
+pub fn issue_referenced(
+    values: &ElementValues,
+    device_key: &VerifyingKey,
+    validity: Validity,
+    status: Option<StatusReference>,
+    ds: &DocumentSigner<'_>,
+) -> Result<IssuedMso, IssueError> {
+    prepare_referenced(values, device_key, validity, status, ds.certificate)?.sign(ds.signer)
 }
 
 impl IssuedMso {

@@ -12,4 +12,5 @@ pub mod doctype;
 pub mod issue;
 pub mod item;
 pub mod mso;
+pub mod status_list;
 pub mod verify;

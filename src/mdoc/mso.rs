@@ -7,6 +7,7 @@ use p256::ecdsa::VerifyingKey;
 use p256::EncodedPoint;
 
 use super::cbor::{as_bytes, as_map, as_text, as_uint, read_tdate, required, tdate, CborError};
+use super::status_list::StatusReference;
 
 /// The only MSO version defined.
 pub const MSO_VERSION: &str = "1.0";
@@ -44,6 +45,9 @@ pub struct MobileSecurityObject {
     pub doc_type: String,
     /// Validity.
     pub validity: ValidityInfo,
+    /// Where verifiers learn whether the issuer still stands by it (the `status` member of
+    /// ISO/IEC 18013-5's second edition and the Token Status List draft); `None` leaves it out.
+    pub status: Option<StatusReference>,
 }
 
 /// A P-256 public key as COSE_Key: `{1: 2 (EC2), -1: 1 (P-256), -2: x, -3: y}`.
@@ -143,7 +147,7 @@ impl MobileSecurityObject {
         if let Some(at) = self.validity.expected_update {
             validity.push((Value::Text("expectedUpdate".into()), tdate(at)));
         }
-        Value::Map(vec![
+        let mut mso = vec![
             (
                 Value::Text("version".into()),
                 Value::Text(self.version.clone()),
@@ -165,7 +169,11 @@ impl MobileSecurityObject {
                 Value::Text(self.doc_type.clone()),
             ),
             (Value::Text("validityInfo".into()), Value::Map(validity)),
-        ])
+        ];
+        if let Some(status) = &self.status {
+            mso.push((Value::Text("status".into()), status.to_value()));
+        }
+        Value::Map(mso)
     }
 
     /// Reads an MSO map.
@@ -202,7 +210,12 @@ impl MobileSecurityObject {
             Some(Value::Null) | None => None,
             Some(v) => Some(read_tdate(v, "MSO.validityInfo.expectedUpdate")?),
         };
+        let status = match super::cbor::map_get(map, "status") {
+            Some(value) => StatusReference::from_value(value)?,
+            None => None,
+        };
         Ok(Self {
+            status,
             version,
             digest_algorithm,
             value_digests,

@@ -75,6 +75,16 @@ pub fn of_key_set(set: &KeySet) -> Vec<Watched> {
             ));
         }
     }
+    for (scope, signers) in &set.status_list_signers {
+        for signer in signers {
+            let name = if scope.is_empty() {
+                format!("{:04}", signer.number)
+            } else {
+                format!("{scope}/{:04}", signer.number)
+            };
+            watched.push(Watched::of("status-list", name, &signer.certificate));
+        }
+    }
     if let Some(keys) = &set.keys {
         for key in &keys.identity {
             watched.push(Watched::of(

@@ -330,7 +330,7 @@ impl KeyStore {
         }
     }
 
-    fn iaca_stem(&self) -> PathBuf {
+    pub(super) fn iaca_stem(&self) -> PathBuf {
         self.dir.join("iaca")
     }
 
@@ -410,6 +410,7 @@ impl KeyStore {
             0o644,
         )?;
         self.rotate_ds(lifetimes.ds)?;
+        self.ensure_status_list_signer()?;
         self.ensure_wallet_keys()
     }
 
@@ -675,6 +676,9 @@ impl KeyStore {
                 "  private key: {}\n",
                 self.key_location(&self.ds_stem(*number))
             );
+        }
+        for (number, cert) in self.status_list_certificates()? {
+            out += &describe_cert(&format!("Status-list signer {number:04}"), &cert, now, soon)?;
         }
         for (label, kind) in [
             (

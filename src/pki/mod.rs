@@ -12,6 +12,7 @@ pub mod hpke;
 pub mod keystore;
 pub mod pkcs11;
 pub mod signer;
+pub mod status_list_keys;
 pub mod wallet_keys;
 
 pub use signer::{fast_signer, Signer, SignerError, SoftwareSigner};

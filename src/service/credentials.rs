@@ -163,6 +163,8 @@ pub async fn revoke(
     let mut tx = store.begin().await?;
     lock_for(&mut tx, credential_id, Change::Revoke).await?;
     credentials::set_status(&mut tx, credential_id, CredentialStatus::Revoked, reason).await?;
+    // Its MSOs' entries turn invalid with this commit; their lists' tokens are rebuilt.
+    crate::store::status_lists::mark_credential_changed(&mut tx, credential_id).await?;
     notify_copies(&mut tx, credential_id, clock.now()).await?;
     audit::insert(
         &mut tx,

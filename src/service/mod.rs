@@ -14,6 +14,7 @@ pub mod device_certs;
 pub mod keys;
 pub mod outbox;
 pub mod proofings;
+pub mod status_lists;
 pub mod tokens;
 pub mod wallet;
 

@@ -84,6 +84,8 @@ pub struct NewMsoIssuance<'a> {
     pub valid_from: DateTime<Utc>,
     /// Validity end.
     pub valid_until: DateTime<Utc>,
+    /// Its entry in a status list, when it names one.
+    pub status: Option<super::status_lists::Entry>,
 }
 
 /// An MSO that was issued.
@@ -287,7 +289,7 @@ pub async fn insert_msos(
         return Ok(());
     }
     let mut q = query(
-        "insert into mso_issuances (mso_issuance_id, credential_version_id, device_reference_id, auth_key_sha256, ds_key_id, valid_from, valid_until) values ",
+        "insert into mso_issuances (mso_issuance_id, credential_version_id, device_reference_id, auth_key_sha256, ds_key_id, valid_from, valid_until, status_list_id, status_index) values ",
     );
     for (i, mso) in msos.iter().enumerate() {
         let placeholders = [
@@ -298,6 +300,8 @@ pub async fn insert_msos(
             q.push_param(mso.ds_key_id),
             q.push_param(mso.valid_from),
             q.push_param(mso.valid_until),
+            q.push_param(mso.status.map(|e| e.list_id)),
+            q.push_param(mso.status.map(|e| e.index)),
         ];
         q.push_sql(&format!(
             "{}({})",

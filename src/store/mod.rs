@@ -22,6 +22,7 @@ pub mod revocations;
 pub mod schema;
 pub mod settings;
 pub mod sql;
+pub mod status_lists;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -799,7 +799,7 @@ both_stores! {
     async fn msos_are_backdated_and_never_outlive_the_document(db: TestDb) {
         let h = Harness::with(&db, |c| {
             c.wallet.mso_refresh_secs = Some(7 * 86_400);
-            c.wallet.doc_type.insert(MDL.into(), brevet::config::DocTypePolicy { mso_validity_secs: Some(90 * 86_400), mso_refresh_secs: None });
+            c.wallet.doc_type.insert(MDL.into(), brevet::config::DocTypePolicy { mso_validity_secs: Some(90 * 86_400), ..Default::default() });
         }).await;
         // A licence that expires in ten days (at 00:00 UTC of its expiry date).
         let expiry = (chrono::Utc::now() + chrono::Duration::days(10)).date_naive();

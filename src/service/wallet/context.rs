@@ -12,6 +12,7 @@ use crate::domain::mso_validity::Policy;
 use crate::pki::attestation::AttestationPolicy;
 use crate::pki::hpke::HpkeContext;
 use crate::pki::keystore::KeyStore;
+use crate::pki::status_list_keys::StatusListSigner;
 use crate::pki::wallet_keys::WalletKeys;
 use crate::pki::{certs, chain, Signer};
 
@@ -38,6 +39,9 @@ pub struct KeySet {
     pub document_signers: Vec<DocumentSignerKey>,
     /// The document signers of doc types that have a key directory of their own.
     pub doc_type_signers: std::collections::BTreeMap<String, Vec<DocumentSignerKey>>,
+    /// The status-list signers of each key directory: `""` the main one, else the doc type
+    /// whose own directory it is (oldest first).
+    pub status_list_signers: std::collections::BTreeMap<String, Vec<StatusListSigner>>,
 }
 
 /// The newest of `signers` whose activation has come at `now` (or the oldest, if none has).
@@ -70,6 +74,22 @@ fn load_signers(keys: &KeyStore, now: SystemTime) -> anyhow::Result<Vec<Document
         .collect())
 }
 
+/// The unexpired status-list signers of the key directory `keys` (none before `keys init`).
+fn load_status_list_signers(
+    keys: &KeyStore,
+    now: SystemTime,
+) -> anyhow::Result<Vec<StatusListSigner>> {
+    if !keys.is_initialised() {
+        return Ok(Vec::new());
+    }
+    keys.status_list_signers(now).with_context(|| {
+        format!(
+            "cannot load the status-list signers of {}",
+            keys.dir().display()
+        )
+    })
+}
+
 impl KeySet {
     /// The document signer that signs at `now` for doc types without their own: the newest
     /// whose activation has come.
@@ -90,6 +110,20 @@ impl KeySet {
         }
     }
 
+    /// The scope of `doc_type`'s status lists: the key directory whose signers sign them.
+    pub fn status_list_scope<'a>(&self, doc_type: &'a str) -> &'a str {
+        if self.doc_type_signers.contains_key(doc_type) {
+            doc_type
+        } else {
+            ""
+        }
+    }
+
+    /// The status-list signer of `scope` (the newest unexpired one).
+    pub fn status_list_signer(&self, scope: &str) -> Option<&StatusListSigner> {
+        self.status_list_signers.get(scope).and_then(|s| s.last())
+    }
+
     /// The key set of the key directory `config` names, every key active at once (activation
     /// times are agreed later, with the store: [`crate::service::keys`]).
     pub fn load(config: &Config) -> anyhow::Result<Self> {
@@ -103,6 +137,8 @@ impl KeySet {
             }
         }
         set.document_signers = load_signers(&store, now)?;
+        set.status_list_signers
+            .insert(String::new(), load_status_list_signers(&store, now)?);
         for (doc_type, own) in &config.keys.doc_type {
             let keys = KeyStore::from_config_at(config, &own.keys_dir)?;
             if !keys.is_initialised() {
@@ -114,6 +150,8 @@ impl KeySet {
             }
             set.doc_type_signers
                 .insert(doc_type.clone(), load_signers(&keys, now)?);
+            set.status_list_signers
+                .insert(doc_type.clone(), load_status_list_signers(&keys, now)?);
         }
         Ok(set)
     }
@@ -140,6 +178,26 @@ pub struct WalletSettings {
     pub max_auth_keys: usize,
     /// HPKE contexts.
     pub hpke: HpkeConfig,
+    /// Status lists: whether MSOs name an entry, and where the lists are published.
+    pub status_lists: StatusListSettings,
+}
+
+/// How MSOs reference status lists.
+#[derive(Debug, Clone)]
+pub struct StatusListSettings {
+    /// For doc types without a setting of their own.
+    pub enabled: bool,
+    /// The public base URL; `None` until `brevet serve` knows it (no MSO names a list then).
+    pub base_url: Option<String>,
+    /// Entries per new list.
+    pub list_size: u64,
+}
+
+impl StatusListSettings {
+    /// The URI of list `list_id`.
+    pub fn uri(base_url: &str, list_id: i64) -> String {
+        format!("{}/status-lists/{list_id}", base_url.trim_end_matches('/'))
+    }
 }
 
 /// Keys and policy of the Wallet surface.
@@ -164,7 +222,26 @@ impl WalletSettings {
             challenge_form: config.wallet.attestation.challenge_form,
             max_auth_keys: config.wallet.max_auth_keys,
             hpke: config.wallet.hpke.clone(),
+            status_lists: StatusListSettings {
+                enabled: config
+                    .status_list
+                    .enabled
+                    .unwrap_or(config.is_development()),
+                base_url: config.status_list.base_url.clone(),
+                list_size: config.status_list.list_size,
+            },
         }
+    }
+
+    /// The base URL of `doc_type`'s status lists when its MSOs name an entry.
+    pub fn status_list_base(&self, doc_type: &str) -> Option<&str> {
+        let on = self
+            .doc_types
+            .get(doc_type)
+            .and_then(|p| p.status_list)
+            .unwrap_or(self.status_lists.enabled);
+        on.then_some(self.status_lists.base_url.as_deref())
+            .flatten()
     }
 
     /// The MSO policy of `doc_type`: its own settings, else the defaults.

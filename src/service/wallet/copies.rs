@@ -27,11 +27,13 @@ use crate::mdoc::android;
 use crate::mdoc::doctype::{DocTypes, ElementValues};
 use crate::mdoc::issue::{self, DocumentSigner, Validity};
 use crate::mdoc::mso::cose_key;
+use crate::mdoc::status_list::StatusReference;
 use crate::protocol::ids::{DeviceReferenceId, ProofingId, WalletCredentialId};
 use crate::protocol::wallet::{
     self as wire, AuthKey, Credential, DeviceEncryptionKey, MobileSecurityObject,
     ProofOfProvisioning, UserActionRequired,
 };
+use crate::service::status_lists::{self, AllocateError};
 use crate::service::Services;
 use crate::store::{copies, credentials, proofings, CopyChange, Exec, NewMsoIssuance, WalletCopy};
 
@@ -414,24 +416,55 @@ async fn issue_msos(
 ) -> Result<Vec<MobileSecurityObject>, WalletError> {
     let wallet: Arc<WalletContext> = s.wallet.clone();
     let validity = checked.validity;
-    let issued = cpu(move || build_msos(&wallet, &checked)).await?;
+    let entries = status_lists::allocate(s, &record.doc_type, checked.auth_keys.len())
+        .await
+        .map_err(|e| match e {
+            AllocateError::NoSigner => unavailable(e.to_string()),
+            AllocateError::Store(e) => e.into(),
+        })?;
+    let references: Vec<Option<StatusReference>> = match &entries {
+        Some(entries) => entries.iter().map(|(_, r)| Some(r.clone())).collect(),
+        None => vec![None; checked.auth_keys.len()],
+    };
+    let issued = cpu(move || build_msos(&wallet, &checked, references)).await?;
     let rows: Vec<NewMsoIssuance<'_>> = issued
         .auth_key_digests
         .iter()
-        .map(|digest| NewMsoIssuance {
+        .enumerate()
+        .map(|(i, digest)| NewMsoIssuance {
             credential_version_id: record.current_version_id,
             device_reference_id: device.as_str(),
             auth_key_sha256: *digest,
             ds_key_id: &issued.ds_key_id,
             valid_from: validity.valid_from,
             valid_until: validity.valid_until,
+            status: entries.as_ref().map(|e| e[i].0),
         })
         .collect();
-    copies::insert_msos(&mut s.store.db(), &rows).await?;
+    if entries.is_none() {
+        copies::insert_msos(&mut s.store.db(), &rows).await?;
+        return Ok(issued.objects);
+    }
+    // With entries, the MSOs are recorded under the record's lock: a revocation that committed
+    // first is seen here (and nothing is handed out); one that commits later finds these
+    // entries and marks their lists.
+    let mut tx = s.store.begin().await?;
+    let (status, _) = credentials::lock(&mut tx, record.credential_id)
+        .await?
+        .ok_or_else(|| internal("the record vanished"))?;
+    if status == CredentialStatus::Revoked {
+        return Err(illegal(lifecycle::Illegal::Revoked));
+    }
+    copies::insert_msos(&mut tx, &rows).await?;
+    tx.commit().await?;
     Ok(issued.objects)
 }
 
-fn build_msos(wallet: &WalletContext, checked: &Checked) -> Result<Issued, WalletError> {
+fn build_msos(
+    wallet: &WalletContext,
+    checked: &Checked,
+    references: Vec<Option<StatusReference>>,
+) -> Result<Issued, WalletError> {
     let set = wallet.keys();
     let ds = set
         .document_signer_for(&checked.values.doc_type, std::time::SystemTime::now())
@@ -442,9 +475,9 @@ fn build_msos(wallet: &WalletContext, checked: &Checked) -> Result<Issued, Walle
     };
     let mut objects = Vec::with_capacity(checked.auth_keys.len());
     let mut auth_key_digests = Vec::with_capacity(checked.auth_keys.len());
-    for (der, key) in &checked.auth_keys {
+    for ((der, key), status) in checked.auth_keys.iter().zip(references) {
         // A signer that fails (an HSM busy or unreachable) is a passing condition.
-        let mso = issue::issue(&checked.values, key, checked.validity, &signer)
+        let mso = issue::issue_referenced(&checked.values, key, checked.validity, status, &signer)
             .map_err(|e| unavailable(format!("MSO issuance: {e}")))?;
         let static_auth_data = crate::mdoc::cbor::to_vec(&mso.static_auth_data());
         auth_key_digests.push(Sha256::digest(crate::mdoc::cbor::to_vec(&cose_key(key))).into());

@@ -96,6 +96,11 @@ impl WalletClient {
         })
     }
 
+    /// The HTTP client, for the issuer's other public resources (its status lists).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `POST /v1/vdc/{method}` with `body` plus fresh requestMetadata; checks the echo.
     pub async fn call(&self, method: &str, mut body: Value) -> Result<Value, CallError> {
         let request_id = uuid::Uuid::new_v4().to_string();

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use x509_cert::Certificate;
 
 use super::android::identity_credential::Namespace;
-use super::android::{Device, EphemeralKey};
+use super::android::{status, Device, EphemeralKey};
 use super::client::{AdminClient, CallError, IssuerEndpoint, WalletClient};
 use crate::protocol::wallet::{self as wire, EncryptedData};
 
@@ -202,6 +202,8 @@ struct Session {
     identity_certs: Vec<Certificate>,
     iaca: Vec<Certificate>,
     device: Device,
+    /// The status list entries (idx, uri) of every MSO received.
+    entries: std::sync::Mutex<Vec<(u64, String)>>,
 }
 
 impl Session {
@@ -305,6 +307,7 @@ impl Session {
             return Err(format!("{} MSOs for {count} auth keys", msos.len()));
         }
         let mut until = String::new();
+        let mut statuses = Vec::new();
         let context = self.device.contexts.mobile_security_object.clone();
         for ((signer, sent), mso) in keys.iter().zip(&msos) {
             if mso["authKeyCertificate"].as_str() != Some(sent.certificate.as_str()) {
@@ -315,11 +318,55 @@ impl Session {
                 .device
                 .verify_mso(&sad, signer.verifying_key(), &self.iaca)?;
             until = reading.valid_until.to_rfc3339();
+            // A verifier checks the entry the MSO names, as it would before trusting it.
+            if let Some(status) = &reading.status {
+                let (idx, uri) = status::reference(status)?;
+                match status::check(self.wallet.http(), &uri, idx, &self.iaca).await? {
+                    status::EntryStatus::Valid => {}
+                    other => return Err(format!("{uri} entry {idx} says {other:?}")),
+                }
+                statuses.push(format!("{uri}#{idx}"));
+                self.entries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((idx, uri));
+            }
         }
+        let status = if statuses.is_empty() {
+            "no status list named".to_owned()
+        } else {
+            format!("status valid at {}", statuses.join(", "))
+        };
         Ok((
             (),
-            format!("{count} MSOs verified against the IACA, valid until {until}"),
+            format!("{count} MSOs verified against the IACA, valid until {until}; {status}"),
         ))
+    }
+
+    /// Waits (up to 10 s: the issuer coalesces its tokens) until the status list says every
+    /// MSO received is invalid.
+    async fn all_entries_invalid(&self) -> Result<((), String), String> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if entries.is_empty() {
+            return Ok(((), "the MSOs name no status list".into()));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for (idx, uri) in &entries {
+            loop {
+                match status::check(self.wallet.http(), uri, *idx, &self.iaca).await? {
+                    status::EntryStatus::Invalid => break,
+                    other if std::time::Instant::now() > deadline => {
+                        return Err(format!("{uri} entry {idx} still says {other:?}"))
+                    }
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+                }
+            }
+        }
+        Ok(((), format!("{} MSOs' entries say invalid", entries.len())))
     }
 }
 
@@ -405,6 +452,7 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
         identity_certs,
         iaca,
         device: Device::new(&device_ref, MDL),
+        entries: Default::default(),
     };
 
     let nonce = run
@@ -598,6 +646,11 @@ async fn flow(options: &FlowOptions, run: &mut Run<'_>) -> Result<(), ()> {
     run.step(
         "getCredentialStatus after revocation",
         status_is(&session, &credential_id, "revoked", &v2),
+    )
+    .await?;
+    run.step(
+        "the status list revokes every MSO issued",
+        session.all_entries_invalid(),
     )
     .await?;
     run.step("no MSOs after revocation", async {

@@ -12,6 +12,7 @@ pub mod e2ee;
 pub mod identity_credential;
 pub mod keymint;
 pub mod reader;
+pub mod status;
 pub mod x509;
 
 use std::time::{Duration, SystemTime};

@@ -1,0 +1,153 @@
+//! The status-list signer: the key that signs Token Status Lists (docs/STATUS_LIST.md), certified
+//! by the IACA so that a verifier who trusts the IACA for MSOs trusts the lists too.
+//!
+//! ```text
+//! keys/status-list/NNNN.key.pem   (or NNNN.key.pkcs11 when it lives in the token)
+//! keys/status-list/NNNN.cert.pem  its certificate, issued by the IACA
+//! ```
+//! The highest unexpired number signs. The draft's extended key usage for status signing
+//! (`id-kp-oauthStatusSigning`) has no number yet, so the certificate carries key usage
+//! digitalSignature only ([I], docs/ASSUMPTIONS.md).
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
+use x509_cert::Certificate;
+
+use super::certs::{self, CertTemplate};
+use super::keystore::{io, read, write_new, AuthorityFile, KeyStore, KeyStoreError};
+use super::signer::Signer;
+
+/// Lifetime of a new status-list signer certificate: a year, as a DS's ([I]).
+pub const STATUS_LIST_SIGNER_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+
+/// A status-list signer with its key.
+pub struct StatusListSigner {
+    /// Its number.
+    pub number: u32,
+    /// Its certificate.
+    pub certificate: Certificate,
+    /// Its key.
+    pub signer: Box<dyn Signer>,
+}
+
+impl KeyStore {
+    fn status_list_dir(&self) -> PathBuf {
+        self.dir().join("status-list")
+    }
+
+    fn status_list_stem(&self, number: u32) -> PathBuf {
+        self.status_list_dir().join(format!("{number:04}"))
+    }
+
+    /// Every status-list signer certificate, oldest first.
+    pub fn status_list_certificates(&self) -> Result<Vec<(u32, Certificate)>, KeyStoreError> {
+        super::wallet_keys::numbers(&self.status_list_dir())?
+            .into_iter()
+            .map(|n| {
+                let path = self.status_list_stem(n).with_extension("cert.pem");
+                Ok((n, certs::from_pem(&read(&path)?)?))
+            })
+            .collect()
+    }
+
+    /// Adds a status-list signer certified by the IACA (whose key must be here) and makes it the
+    /// one that signs; returns its number.
+    pub fn rotate_status_list_signer(&self, lifetime: Duration) -> Result<u32, KeyStoreError> {
+        let authority: AuthorityFile =
+            toml::from_str(&read(&self.authority_path())?).map_err(|e| {
+                KeyStoreError::State(format!("{}: {e}", self.authority_path().display()))
+            })?;
+        if !self.has_signing_key(&self.iaca_stem()) {
+            return Err(KeyStoreError::State(
+                "the IACA private key is not in the key directory (kept offline?): a status-list signer is certified by it".into(),
+            ));
+        }
+        let iaca_key = self.load_signing_key(&self.iaca_stem())?;
+        let iaca = self.iaca_certificate()?;
+        if certs::public_key(&iaca)? != iaca_key.verifying_key() {
+            return Err(KeyStoreError::State(
+                "the IACA key does not match the IACA certificate".into(),
+            ));
+        }
+        let dir = self.status_list_dir();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+        let number = super::wallet_keys::numbers(&dir)?
+            .last()
+            .map_or(1, |n| n + 1);
+        // The key first: a certificate always has its key.
+        let key = self.new_signing_key(&self.status_list_stem(number), "status-list")?;
+        let template = CertTemplate {
+            subject: format!(
+                "CN={} Status List {number},C={}",
+                authority.ds_common_name.replace(',', " "),
+                authority.country
+            ),
+            issuer: Some(iaca.tbs_certificate.subject.clone()),
+            serial: None,
+            not_before: SystemTime::now(),
+            lifetime,
+            public_key: key.verifying_key().into(),
+            ca: false,
+            extensions: vec![certs::extension(
+                &KeyUsage(KeyUsages::DigitalSignature.into()),
+                true,
+            )?],
+        };
+        let certificate = certs::issue_certificate(&template, iaca_key.as_ref())?;
+        write_new(
+            &self.status_list_stem(number).with_extension("cert.pem"),
+            certs::to_pem(&certificate)?.as_bytes(),
+            0o644,
+        )?;
+        Ok(number)
+    }
+
+    /// Creates a status-list signer where there is none (and the IACA key is here).
+    pub fn ensure_status_list_signer(&self) -> Result<(), KeyStoreError> {
+        if self.status_list_certificates()?.is_empty() {
+            self.rotate_status_list_signer(STATUS_LIST_SIGNER_LIFETIME)?;
+        }
+        Ok(())
+    }
+
+    /// The status-list signers whose certificates have not expired, oldest first, with their
+    /// keys (checked to be their certificates' keys).
+    pub fn status_list_signers(
+        &self,
+        now: SystemTime,
+    ) -> Result<Vec<StatusListSigner>, KeyStoreError> {
+        let mut signers = Vec::new();
+        for (number, certificate) in self.status_list_certificates()? {
+            if certificate
+                .tbs_certificate
+                .validity
+                .not_after
+                .to_system_time()
+                < now
+            {
+                continue;
+            }
+            let signer = self.load_signing_key(&self.status_list_stem(number))?;
+            if certs::public_key(&certificate)? != signer.verifying_key() {
+                return Err(KeyStoreError::State(format!(
+                    "the key of status-list signer {number:04} is not the key of its certificate"
+                )));
+            }
+            signers.push(StatusListSigner {
+                number,
+                certificate,
+                signer,
+            });
+        }
+        Ok(signers)
+    }
+}
