@@ -219,15 +219,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .and_then(|(listener, _)| listener.local_addr().ok())
             .filter(|_| config.is_development())
             .map(|address| {
-                let ip = if address.ip().is_unspecified() {
-                    std::net::IpAddr::from([127, 0, 0, 1])
-                } else {
-                    address.ip()
-                };
-                format!(
-                    "{scheme}://{}",
-                    std::net::SocketAddr::new(ip, address.port())
-                )
+                let port = address.port();
+                let local = address.ip().is_unspecified() || address.ip().is_loopback();
+                match (local, scheme) {
+                    // A development TLS certificate names localhost, not an address.
+                    (true, "https") => format!("https://localhost:{port}"),
+                    (true, _) => format!("http://127.0.0.1:{port}"),
+                    _ => format!("{scheme}://{address}"),
+                }
             })
     });
     wallet.settings.status_lists.base_url = status_base.clone();

@@ -219,6 +219,7 @@ both_stores! {
                 ds_key_id: "0001",
                 valid_from: now,
                 valid_until: now + chrono::Duration::days(30),
+                status: None,
             };
             brevet::store::copies::insert_msos(&mut app.store.db(), std::slice::from_ref(&mso)).await.unwrap();
         }

@@ -19,7 +19,7 @@ both_stores! {
         let wallet = brevet::service::WalletContext::load(&config, &[]).unwrap();
         let watched = brevet::pki::expiry::in_use(&config, &wallet);
         let roles: Vec<(&str, &str)> = watched.iter().map(|w| (w.role, w.id.as_str())).collect();
-        assert_eq!(roles, [("iaca", "iaca"), ("ds", "0001"), ("identity", "0001"), ("hybrid", "0001")]);
+        assert_eq!(roles, [("iaca", "iaca"), ("ds", "0001"), ("status-list", "0001"), ("identity", "0001"), ("hybrid", "0001")]);
         let store = db.store().await;
         let app_at = |clock: brevet::clock::Clock| {
             let wallet = brevet::service::WalletContext::load(&config, &[]).unwrap();

@@ -39,6 +39,7 @@ mod outbox;
 mod replicas;
 mod schemathesis;
 mod sim_wallet;
+mod status_lists;
 mod store;
 mod store_credentials;
 mod store_upgrade;

@@ -85,7 +85,7 @@ both_stores! {
         let token = server.stdout_lines(2).pop().unwrap();
 
         let output = run_sim(&db.dir, &["--issuer", &server.base_url, "--admin-token", &token, "--issuer-id", "Sim_Test_Issuer"]).await;
-        let stdout = assert_passed(&output, 28);
+        let stdout = assert_passed(&output, 29);
         assert!(stdout.contains("3 MSOs verified against the IACA"), "{stdout}");
 
         // Staff's approval, update and revocation reached the fake Google through the outbox (the
@@ -241,7 +241,7 @@ async fn over_mutual_tls_only_googles_certificate_reaches_the_wallet_api() {
     )
     .await;
     // This run proofs the holder with a pre-authorized code: one step fewer than a staff review.
-    let stdout = assert_passed(&output, 27);
+    let stdout = assert_passed(&output, 28);
     assert!(stdout.contains("accepted without review"), "{stdout}");
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));

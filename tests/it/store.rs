@@ -27,7 +27,7 @@ both_stores! {
             [
                 "admin_tokens", "audit_log", "bulk_updates", "cert_processes", "console_sessions", "credential_versions", "credentials",
                 "deployment_settings", "device_crls", "device_revocations", "devices", "key_activations", "mso_issuances", "outbox", "pre_authorized_codes", "proofings",
-                "wallet_credentials",
+                "status_lists", "wallet_credentials",
             ]
         );
     }

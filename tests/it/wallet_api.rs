@@ -23,21 +23,23 @@ use crate::support::http::{TestApp, TestResponse};
 use crate::support::inspect::Inspect;
 use crate::support::TestDb;
 
-struct Harness {
-    app: TestApp,
-    token: String,
-    keys: KeyStore,
+pub(crate) struct Harness {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
+    pub(crate) keys: KeyStore,
     /// The served policy's attestation status list, for tests to fill.
-    status_list: std::sync::Arc<brevet::pki::attestation_status::StatusList>,
+    pub(crate) status_list: std::sync::Arc<brevet::pki::attestation_status::StatusList>,
+    /// The use cases behind the router (for background work the tests run by hand).
+    pub(crate) services: brevet::service::Services,
 }
 
-struct Provisioned {
-    device: Device,
-    record_id: String,
-    proofing_id: String,
-    credential_id: String,
-    version: String,
-    proof: Value,
+pub(crate) struct Provisioned {
+    pub(crate) device: Device,
+    pub(crate) record_id: String,
+    pub(crate) proofing_id: String,
+    pub(crate) credential_id: String,
+    pub(crate) version: String,
+    pub(crate) proof: Value,
 }
 
 fn keystore(dir: &std::path::Path) -> KeyStore {
@@ -62,15 +64,15 @@ fn keystore(dir: &std::path::Path) -> KeyStore {
 }
 
 impl Harness {
-    async fn new(db: &TestDb) -> Self {
+    pub(crate) async fn new(db: &TestDb) -> Self {
         Self::with(db, |_| {}).await
     }
 
-    async fn with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
         Self::with_wallet(db, tweak, |_| {}).await
     }
 
-    async fn with_wallet(
+    pub(crate) async fn with_wallet(
         db: &TestDb,
         tweak: impl FnOnce(&mut Config),
         tweak_wallet: impl FnOnce(&mut WalletContext),
@@ -88,10 +90,9 @@ impl Harness {
         .unwrap();
         tweak_wallet(&mut wallet);
         let status_list = wallet.attestation.status_list.clone();
-        let router = build_app(
-            AppState::new(store.clone(), &config).with_wallet(wallet),
-            Limits::from_config(&config),
-        );
+        let state = AppState::new(store.clone(), &config).with_wallet(wallet);
+        let services = state.services.clone();
+        let router = build_app(state, Limits::from_config(&config));
         let app = TestApp { router, store };
         let token = app.admin_token().await;
         Self {
@@ -99,10 +100,11 @@ impl Harness {
             token,
             keys,
             status_list,
+            services,
         }
     }
 
-    async fn call(&self, method: &str, mut body: Value) -> TestResponse {
+    pub(crate) async fn call(&self, method: &str, mut body: Value) -> TestResponse {
         body["requestMetadata"] = json!({
             "requestId": format!("req-{method}"),
             "version": { "major": 0, "minor": 1 },
@@ -114,7 +116,7 @@ impl Harness {
     }
 
     /// Calls and expects 200 with the request id echoed.
-    async fn ok(&self, method: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, method: &str, body: Value) -> Value {
         let response = self.call(method, body).await;
         assert_eq!(
             response.status,
@@ -133,7 +135,13 @@ impl Harness {
     }
 
     /// Calls and expects the ErrorResponse member `member` with `status`.
-    async fn refused(&self, method: &str, body: Value, member: &str, status: StatusCode) -> String {
+    pub(crate) async fn refused(
+        &self,
+        method: &str,
+        body: Value,
+        member: &str,
+        status: StatusCode,
+    ) -> String {
         let response = self.call(method, body).await;
         let json = response.json();
         assert_eq!(response.status, status, "{method}: {json}");
@@ -148,7 +156,7 @@ impl Harness {
         json["errorDescription"].as_str().unwrap().to_owned()
     }
 
-    fn identity_certs(&self) -> Vec<Certificate> {
+    pub(crate) fn identity_certs(&self) -> Vec<Certificate> {
         self.keys
             .wallet_keys(SystemTime::now())
             .unwrap()
@@ -158,7 +166,7 @@ impl Harness {
             .collect()
     }
 
-    fn hybrid_cert(&self) -> Certificate {
+    pub(crate) fn hybrid_cert(&self) -> Certificate {
         self.keys
             .wallet_keys(SystemTime::now())
             .unwrap()
@@ -168,7 +176,7 @@ impl Harness {
             .certificate
     }
 
-    async fn nonce(&self, device: &Device) -> Vec<u8> {
+    pub(crate) async fn nonce(&self, device: &Device) -> Vec<u8> {
         let answer = self
             .ok(
                 "getDeviceRegistrationNonce",
@@ -178,7 +186,7 @@ impl Harness {
         wire::decode(answer["nonce"].as_str().unwrap()).unwrap()
     }
 
-    async fn registered(&self, id: &str) -> Device {
+    pub(crate) async fn registered(&self, id: &str) -> Device {
         let device = Device::new(id, MDL);
         let nonce = self.nonce(&device).await;
         let chain = device.attestation_chain(&nonce, &AttestationClaims::default());
@@ -190,11 +198,11 @@ impl Harness {
         device
     }
 
-    async fn record(&self) -> (String, String) {
+    pub(crate) async fn record(&self) -> (String, String) {
         self.record_of(&sample_holder()).await
     }
 
-    async fn record_of(&self, holder: &Value) -> (String, String) {
+    pub(crate) async fn record_of(&self, holder: &Value) -> (String, String) {
         let created = self
             .app
             .post(
@@ -211,7 +219,7 @@ impl Harness {
         )
     }
 
-    async fn proofing(&self, device: &Device, id: &str) {
+    pub(crate) async fn proofing(&self, device: &Device, id: &str) {
         self.ok(
             "proofUser",
             json!({ "deviceReferenceId": device.device_reference_id, "proofingId": id,
@@ -220,7 +228,7 @@ impl Harness {
         .await;
     }
 
-    async fn approve(&self, proofing_id: &str, record_id: &str) {
+    pub(crate) async fn approve(&self, proofing_id: &str, record_id: &str) {
         let review = self
             .app
             .post(
@@ -232,7 +240,7 @@ impl Harness {
         assert_eq!(review.status, StatusCode::OK, "{}", review.text());
     }
 
-    fn provision_body(
+    pub(crate) fn provision_body(
         &self,
         device: &Device,
         credential_id: &str,
@@ -244,12 +252,12 @@ impl Harness {
     }
 
     /// A device with a registered key, an accepted proofing and a provisioned credential.
-    async fn provisioned(&self, device_id: &str) -> Provisioned {
+    pub(crate) async fn provisioned(&self, device_id: &str) -> Provisioned {
         self.provisioned_with(device_id, &sample_holder()).await
     }
 
     /// The same for a record with `holder` data.
-    async fn provisioned_with(&self, device_id: &str, holder: &Value) -> Provisioned {
+    pub(crate) async fn provisioned_with(&self, device_id: &str, holder: &Value) -> Provisioned {
         let mut device = self.registered(device_id).await;
         let (record_id, _) = self.record_of(holder).await;
         let proofing_id = format!("proofing-{device_id}");
@@ -279,7 +287,7 @@ impl Harness {
         }
     }
 
-    fn msos_body(
+    pub(crate) fn msos_body(
         &self,
         p: &Provisioned,
         version: &str,
@@ -299,7 +307,7 @@ impl Harness {
         (auth.into_iter().map(|(s, _)| s).collect(), key, body)
     }
 
-    async fn status(&self, p: &Provisioned) -> Value {
+    pub(crate) async fn status(&self, p: &Provisioned) -> Value {
         self.ok(
             "getCredentialStatus",
             json!({ "deviceReferenceId": p.device.device_reference_id, "credentialId": p.credential_id }),
@@ -307,7 +315,7 @@ impl Harness {
         .await
     }
 
-    fn iaca(&self) -> Vec<Certificate> {
+    pub(crate) fn iaca(&self) -> Vec<Certificate> {
         vec![self.keys.iaca_certificate().unwrap()]
     }
 }
