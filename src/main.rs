@@ -115,6 +115,8 @@ enum KeysCommand {
     RotateHybrid,
     /// Add a new status-list signer certified by the IACA; it signs the next tokens.
     RotateStatusList(brevet::commands::keys::StatusListArgs),
+    /// Import a status-list signer (certificate and key) certified elsewhere by an offline IACA.
+    ImportStatusList(brevet::commands::keys::StatusListImportArgs),
 }
 
 /// Writes the man page of `command` and of each of its subcommands into `dir`.
@@ -264,6 +266,9 @@ fn main() -> ExitCode {
             ),
             Command::Keys(KeysCommand::RotateStatusList(args)) => {
                 brevet::commands::keys::rotate_status_list(&config, &args)
+            }
+            Command::Keys(KeysCommand::ImportStatusList(args)) => {
+                brevet::commands::keys::import_status_list(&config, &args)
             }
             Command::Sim(SimCommand::Wallet(args)) => {
                 brevet::commands::sim::wallet(&config, args).await

@@ -157,6 +157,11 @@ pub fn import(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
     store
         .ensure_wallet_keys()
         .context("cannot create the Wallet identity and hybrid keys")?;
+    if args.iaca_key.is_some() {
+        store
+            .ensure_status_list_signer()
+            .context("cannot create a status-list signer")?;
+    }
     println!("imported DS {number:04}; it is now the active document signer");
     print!("{}", store.describe(SystemTime::now(), soon(config))?);
     Ok(())
@@ -213,6 +218,28 @@ pub struct StatusListArgs {
     /// Lifetime of the new certificate, in days.
     #[arg(long, default_value_t = 365)]
     pub days: u64,
+}
+
+/// `keys import-status-list` arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusListImportArgs {
+    /// The signer's certificate (PEM), issued by the IACA.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8 PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+/// `keys import-status-list`: a status-list signer certified elsewhere by an offline IACA.
+pub fn import_status_list(config: &Config, args: &StatusListImportArgs) -> anyhow::Result<()> {
+    let store = KeyStore::from_config(config)?;
+    let number = store
+        .import_status_list_signer(&args.cert, &args.key)
+        .context("keys import-status-list failed")?;
+    println!("imported status-list signer {number:04}; running servers sign new status list tokens with it within keys.reload_secs");
+    print!("{}", store.describe(SystemTime::now(), soon(config))?);
+    Ok(())
 }
 
 /// `keys rotate-status-list`: a new status-list signer, certified by the IACA, signs the tokens

@@ -111,6 +111,55 @@ impl KeyStore {
         Ok(number)
     }
 
+    /// Imports a status-list signer certified elsewhere by this directory's IACA (whose key is
+    /// kept offline): the certificate must be issued and signed by the IACA and valid now, the
+    /// key (PKCS#8 PEM) must be its key. It signs from then on; returns its number.
+    pub fn import_status_list_signer(
+        &self,
+        cert_path: &std::path::Path,
+        key_path: &std::path::Path,
+    ) -> Result<u32, KeyStoreError> {
+        let certificate = certs::from_pem(&read(cert_path)?)?;
+        let key = self.load_key(key_path)?;
+        let iaca = self.iaca_certificate()?;
+        if certificate.tbs_certificate.issuer != iaca.tbs_certificate.subject {
+            return Err(KeyStoreError::State(format!(
+                "{} was not issued by this directory's IACA",
+                cert_path.display()
+            )));
+        }
+        certs::check_signature(&certificate, &certs::public_key(&iaca)?)?;
+        certs::check_validity(&certificate, SystemTime::now())?;
+        if certs::public_key(&certificate)? != key.verifying_key() {
+            return Err(KeyStoreError::State(format!(
+                "{} is not the key of {}",
+                key_path.display(),
+                cert_path.display()
+            )));
+        }
+        let dir = self.status_list_dir();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+        let number = super::wallet_keys::numbers(&dir)?
+            .last()
+            .map_or(1, |n| n + 1);
+        let stem = self.status_list_stem(number);
+        let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
+            path: key_path.to_owned(),
+            source,
+        })?;
+        write_new(&stem.with_extension("key.pem"), pem.as_bytes(), 0o600)?;
+        write_new(
+            &stem.with_extension("cert.pem"),
+            certs::to_pem(&certificate)?.as_bytes(),
+            0o644,
+        )?;
+        Ok(number)
+    }
+
     /// Creates a status-list signer where there is none (and the IACA key is here).
     pub fn ensure_status_list_signer(&self) -> Result<(), KeyStoreError> {
         if self.status_list_certificates()?.is_empty() {

@@ -19,6 +19,7 @@ const EXPECTED_NOT_RUN: &[(&str, &str)] = &[
     ("README.md", "this is the test suite itself"),
     ("docs/CONSOLE.md", "it rewrites the screenshots in docs/console/"),
     ("docs/OPERATIONS.md", "needs Docker, which CI machines lack; tests/it/compose.rs runs each service's command instead"),
+    ("docs/STATUS_LIST.md", "the doc tests' server already has a signer; tests/it/keys_cli.rs rotates one"),
     ("docs/cert-provisioning.md", "needs a step-ca server; the fake in src/sim/stepca.rs stands for it in tests"),
     ("docs/cert-provisioning.md", "needs a certificate issued by a running worker; tests/it/certprov.rs revokes one"),
     ("docs/cert-provisioning.md", "runs until stopped; tests/it/certprov.rs runs the simulator against the worker"),

@@ -84,6 +84,24 @@ fn init_show_rotate_and_import() {
         2,
         "the old DS stays valid: {rotated}"
     );
+    // `init` made the first status-list signer; rotation adds one, both certified by the IACA.
+    let rotated = ok(&keys(
+        dir.path(),
+        "a",
+        &["rotate-status-list", "--days", "30"],
+    ));
+    assert!(
+        rotated.contains("created status-list signer 0002"),
+        "{rotated}"
+    );
+    assert!(
+        rotated.contains("Status-list signer 0001: CN=Utopia DMV IACA DS Status List 1"),
+        "{rotated}"
+    );
+    assert!(
+        rotated.contains("Status-list signer 0002: CN=Utopia DMV IACA DS Status List 2"),
+        "{rotated}"
+    );
     let too_long = keys(dir.path(), "a", &["rotate-ds", "--days", "500"]);
     assert_eq!(too_long.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&too_long.stderr).contains("at most 457 days"));
@@ -142,6 +160,52 @@ fn init_show_rotate_and_import() {
     let refused = keys(dir.path(), "b", &["rotate-ds"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("kept offline"));
+    // So is a status-list signer's: one certified elsewhere (in A) is imported, a wrong key refused.
+    let refused = keys(dir.path(), "b", &["rotate-status-list"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("kept offline"));
+    let signer = |file: &str| {
+        a.join("status-list")
+            .join(file)
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let wrong = keys(
+        dir.path(),
+        "b",
+        &[
+            "import-status-list",
+            "--cert",
+            &signer("0002.cert.pem"),
+            "--key",
+            &signer("0001.key.pem"),
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("is not the key of"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let imported = ok(&keys(
+        dir.path(),
+        "b",
+        &[
+            "import-status-list",
+            "--cert",
+            &signer("0002.cert.pem"),
+            "--key",
+            &signer("0002.key.pem"),
+        ],
+    ));
+    assert!(
+        imported.contains("imported status-list signer 0001"),
+        "{imported}"
+    );
+    assert!(
+        imported.contains("Status-list signer 0001: CN=Utopia DMV IACA DS Status List 2"),
+        "{imported}"
+    );
 
     // A DS key that is not the certificate's is refused, and so is a DS of another IACA.
     let mismatched = keys(
