@@ -49,6 +49,8 @@ pub struct Metrics {
     outbox_oldest_pending_age: Gauge,
     notifications_configured: Gauge,
     certificate_expiry: Family<CertificateLabels, Gauge>,
+    status_lists: Family<StateLabels, Gauge>,
+    status_list_token_expiry: Gauge,
 }
 
 /// Labels of one watched certificate.
@@ -119,7 +121,21 @@ impl Metrics {
             "Seconds until each certificate in use expires (negative once expired)",
             certificate_expiry.clone(),
         );
+        let status_lists = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "status_lists",
+            "Status lists by whether their published token shows their entries (current) or not yet (stale), read from the store at scrape time",
+            status_lists.clone(),
+        );
+        let status_list_token_expiry = Gauge::default();
+        registry.register(
+            "status_list_token_expiry_seconds",
+            "Seconds until the first published status list token expires (negative once expired; tokens are rebuilt at half-life, so a falling value means publication is failing)",
+            status_list_token_expiry.clone(),
+        );
         Self {
+            status_lists,
+            status_list_token_expiry,
             certificate_expiry,
             registry,
             requests,
@@ -215,6 +231,26 @@ impl Metrics {
                     state: state.as_str().to_owned(),
                 })
                 .set(count);
+        }
+    }
+
+    /// Sets the status list gauges from the lists in the store.
+    pub fn set_status_lists(
+        &self,
+        lists: &[crate::store::status_lists::ListSummary],
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let current = lists.iter().filter(|l| l.current).count();
+        for (state, count) in [("current", current), ("stale", lists.len() - current)] {
+            self.status_lists
+                .get_or_create(&StateLabels {
+                    state: state.to_owned(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        if let Some(first) = lists.iter().filter_map(|l| l.token_expires_at).min() {
+            self.status_list_token_expiry
+                .set((first - now).num_seconds());
         }
     }
 

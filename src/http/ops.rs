@@ -130,6 +130,12 @@ async fn get_metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         &state.certificates_in_use(),
         state.services.clock.system_time(),
     );
+    match crate::store::status_lists::list(&mut state.store().db()).await {
+        Ok(lists) => state
+            .metrics
+            .set_status_lists(&lists, state.services.clock.now()),
+        Err(error) => tracing::warn!(%error, "cannot read the status lists for metrics"),
+    }
     match crate::store::cert_processes::count_by_state(&mut state.store().db()).await {
         Ok(counts) => state.metrics.set_cert_process_counts(&counts),
         Err(error) => tracing::warn!(%error, "cannot read certificate process counts for metrics"),

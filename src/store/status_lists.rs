@@ -266,13 +266,16 @@ pub struct ListSummary {
     pub allocated: i64,
     /// Whether the published token shows the entries as they are.
     pub current: bool,
+    /// When the published token expires, if there is one.
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Every list, in order.
 pub async fn list(ex: &mut impl Exec) -> Result<Vec<ListSummary>, StoreError> {
     let rows = ex
         .fetch_all(query(
-            "select list_id, scope, size, allocated, token is not null and token_generation >= generation as current
+            "select list_id, scope, size, allocated, token is not null and token_generation >= generation as current,
+                    token_expires_at
              from status_lists order by list_id",
         ))
         .await?;
@@ -284,6 +287,7 @@ pub async fn list(ex: &mut impl Exec) -> Result<Vec<ListSummary>, StoreError> {
                 size: r.int64("size")?,
                 allocated: r.int64("allocated")?,
                 current: r.boolean("current")?,
+                token_expires_at: r.opt_time("token_expires_at")?,
             })
         })
         .collect()

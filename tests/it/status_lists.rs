@@ -173,6 +173,9 @@ both_stores! {
         assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
         let lists = brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap();
         assert_eq!(lists.iter().map(|l| (l.list_id, l.allocated, l.current)).collect::<Vec<_>>(), vec![(1, 13, false), (2, 10, false)]);
+        let metrics = h.app.get("/metrics", None).await.text();
+        assert!(metrics.contains("brevet_status_lists{state=\"stale\"} 2"), "{metrics}");
+        assert!(metrics.contains("brevet_status_lists{state=\"current\"} 0"), "{metrics}");
         // Another replica holding a list's lease keeps this one off it until the lease ends.
         assert!(brevet::store::status_lists::claim(&mut h.app.store.db(), 2, "replica-2", Duration::from_secs(60)).await.unwrap().is_some());
         assert_eq!(publish_due(&h.services, &publication, "replica-1").await.unwrap(), 1, "list 1 only");
@@ -202,6 +205,10 @@ both_stores! {
         assert_eq!(unknown.json()["error"]["code"], "not_found");
         let lists = brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap();
         assert_eq!(lists.iter().map(|l| (l.allocated, l.current)).collect::<Vec<_>>(), vec![(13, true), (10, true)]);
+        let metrics = h.app.get("/metrics", None).await.text();
+        assert!(metrics.contains("brevet_status_lists{state=\"current\"} 2"), "{metrics}");
+        let expiry: i64 = metrics.lines().find_map(|l| l.strip_prefix("brevet_status_list_token_expiry_seconds ")).unwrap().parse().unwrap();
+        assert!((86_300..=86_400).contains(&expiry), "{expiry}");
     }
 
     async fn with_status_lists_off_msos_carry_no_status_member(db: TestDb) {
