@@ -234,6 +234,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         if let Some(base) = &status_base {
             tracing::info!(%base, "MSOs name their entries in status lists published at {base}/status-lists/<n>");
         }
+        if wallet.keys().status_list_signer("").is_none() {
+            tracing::warn!("status lists are on but the key directory has no status-list signer: provisionMobileSecurityObjects answers 503 until `brevet keys rotate-status-list` (or `keys import-status-list`)");
+        }
     }
     let fixed = crate::pki::expiry::fixed(&config);
     let state = AppState::new(store.clone(), &config)

@@ -15,6 +15,10 @@ use brevet::service::status_lists::{publish_due, Publication};
 use brevet::sim::wallet::android::status;
 use serde_json::{json, Value};
 
+use brevet::config::DocTypeKeys;
+use brevet::pki::keystore::{AuthorityFile, KeyStore, Lifetimes};
+use brevet::sim::wallet::flow::MDL;
+
 use crate::crosscheck::python;
 use crate::support::TestDb;
 use crate::wallet_api::{Harness, Provisioned};
@@ -24,6 +28,17 @@ const BASE: &str = "https://status.dmv.example";
 /// `provisionMobileSecurityObjects` for `keys` auth keys; the (uri, idx) each MSO names, after
 /// the device verified it.
 async fn entries(h: &Harness, p: &Provisioned, proof: bool, keys: usize) -> Vec<(String, u64)> {
+    entries_under(h, p, proof, keys, &h.iaca()).await
+}
+
+/// [`entries`], the MSOs verified against `iaca`.
+async fn entries_under(
+    h: &Harness,
+    p: &Provisioned,
+    proof: bool,
+    keys: usize,
+    iaca: &[x509_cert::Certificate],
+) -> Vec<(String, u64)> {
     let (signers, key, body) = h.msos_body(p, &p.version, proof.then_some(&p.proof), keys);
     let answer = h.ok("provisionMobileSecurityObjects", body).await;
     let mut named = Vec::new();
@@ -39,7 +54,7 @@ async fn entries(h: &Harness, p: &Provisioned, proof: bool, keys: usize) -> Vec<
             .unwrap();
         let reading = p
             .device
-            .verify_mso(&sad, signer.verifying_key(), &h.iaca())
+            .verify_mso(&sad, signer.verifying_key(), iaca)
             .unwrap();
         match reading.status {
             Some(member) => {
@@ -74,25 +89,7 @@ async fn fetch(
 
 /// The statuses the Python verifier reads for `entries` from the tokens now served.
 async fn verified(h: &Harness, entries: &[(String, u64)]) -> (Vec<Value>, Value) {
-    let mut tokens = BTreeMap::new();
-    for n in [1, 2] {
-        let response = fetch(h, n, None).await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-        assert_eq!(response.body[0], 0x84, "an untagged COSE_Sign1");
-        tokens.insert(list(n), hex::encode(&response.body));
-    }
-    let request = json!({
-        "iaca": certs::to_pem(&h.keys.iaca_certificate().unwrap()).unwrap(),
-        "now": chrono::Utc::now().timestamp(),
-        "tokens": tokens,
-        "entries": entries.iter().map(|(uri, idx)| json!({ "uri": uri, "idx": idx })).collect::<Vec<_>>(),
-    });
-    let out: Value = serde_json::from_slice(&python(
-        "status_list_verify.py",
-        &["verify".as_ref()],
-        &request.to_string(),
-    ))
-    .unwrap();
+    let out = python_verify(h, &[1, 2], &h.keys.iaca_certificate().unwrap(), entries).await;
     assert!(
         out.get("refused").is_none(),
         "the verifier refused a token: {out}"
@@ -101,6 +98,34 @@ async fn verified(h: &Harness, entries: &[(String, u64)]) -> (Vec<Value>, Value)
         out["statuses"].as_array().unwrap().clone(),
         out["tokens"].clone(),
     )
+}
+
+/// What the Python verifier says of lists `lists` and `entries`, trusting `iaca`.
+async fn python_verify(
+    h: &Harness,
+    lists: &[u32],
+    iaca: &x509_cert::Certificate,
+    entries: &[(String, u64)],
+) -> Value {
+    let mut tokens = BTreeMap::new();
+    for &n in lists {
+        let response = fetch(h, n, None).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        assert_eq!(response.body[0], 0x84, "an untagged COSE_Sign1");
+        tokens.insert(list(n), hex::encode(&response.body));
+    }
+    let request = json!({
+        "iaca": certs::to_pem(iaca).unwrap(),
+        "now": chrono::Utc::now().timestamp(),
+        "tokens": tokens,
+        "entries": entries.iter().map(|(uri, idx)| json!({ "uri": uri, "idx": idx })).collect::<Vec<_>>(),
+    });
+    serde_json::from_slice(&python(
+        "status_list_verify.py",
+        &["verify".as_ref()],
+        &request.to_string(),
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -209,6 +234,44 @@ both_stores! {
         assert!(metrics.contains("brevet_status_lists{state=\"current\"} 2"), "{metrics}");
         let expiry: i64 = metrics.lines().find_map(|l| l.strip_prefix("brevet_status_list_token_expiry_seconds ")).unwrap().parse().unwrap();
         assert!((86_300..=86_400).contains(&expiry), "{expiry}");
+    }
+
+    async fn a_doc_type_with_its_own_keys_has_lists_signed_under_its_own_iaca(db: TestDb) {
+        let own = KeyStore::new(db.dir.join("mdl-keys"));
+        own.init(
+            &AuthorityFile {
+                country: "US".into(),
+                state: None,
+                iaca_common_name: "mDL IACA".into(),
+                ds_common_name: "mDL DS".into(),
+                contact: "https://dmv.example".into(),
+                crl_url: None,
+            },
+            Lifetimes::default(),
+        )
+        .unwrap();
+        let h = Harness::with_wallet(
+            &db,
+            |c| {
+                c.keys.doc_type.insert(MDL.into(), DocTypeKeys { keys_dir: own.dir().to_owned() });
+            },
+            |w| w.settings.status_lists.base_url = Some(BASE.into()),
+        )
+        .await;
+        let a = h.provisioned("dev-own").await;
+        let own_iaca = own.iaca_certificate().unwrap();
+        assert_eq!(entries_under(&h, &a, true, 2, &[own_iaca.clone()]).await, range(1, 0..2));
+        let lists = brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap();
+        assert_eq!(lists[0].scope, MDL, "the list belongs to the doc type's own key directory");
+        let publication = Publication { base_url: BASE.into(), ttl: Duration::from_secs(900), validity: Duration::from_secs(86_400) };
+        assert_eq!(publish_due(&h.services, &publication, "replica-1").await.unwrap(), 1);
+        let entries = range(1, 0..2);
+        let out = python_verify(&h, &[1], &own_iaca, &entries).await;
+        assert_eq!(out["statuses"], json!([0, 0]), "{out}");
+        assert!(out["tokens"][list(1)]["signer"].as_str().unwrap().contains("mDL DS Status List 1"), "{out}");
+        // The main IACA did not certify this list's signer: a verifier trusting it alone refuses.
+        let out = python_verify(&h, &[1], &h.keys.iaca_certificate().unwrap(), &entries).await;
+        assert!(out["reason"].as_str().unwrap().contains("not issued by the IACA"), "{out}");
     }
 
     async fn with_status_lists_off_msos_carry_no_status_member(db: TestDb) {
