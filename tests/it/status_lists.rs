@@ -260,7 +260,7 @@ both_stores! {
         .await;
         let a = h.provisioned("dev-own").await;
         let own_iaca = own.iaca_certificate().unwrap();
-        assert_eq!(entries_under(&h, &a, true, 2, &[own_iaca.clone()]).await, range(1, 0..2));
+        assert_eq!(entries_under(&h, &a, true, 2, std::slice::from_ref(&own_iaca)).await, range(1, 0..2));
         let lists = brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap();
         assert_eq!(lists[0].scope, MDL, "the list belongs to the doc type's own key directory");
         let publication = Publication { base_url: BASE.into(), ttl: Duration::from_secs(900), validity: Duration::from_secs(86_400) };
