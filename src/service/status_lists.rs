@@ -183,8 +183,9 @@ pub async fn publish_due(
     let mut published = 0;
     for list_id in due {
         let lease = Duration::from_secs(30);
-        let Some(list) = status_lists::claim(&mut s.store.db(), list_id, owner, lease).await?
-        else {
+        let claimed =
+            status_lists::claim(&mut s.store.db(), list_id, owner, lease, refresh_before).await?;
+        let Some(list) = claimed else {
             continue;
         };
         let started = std::time::Instant::now();

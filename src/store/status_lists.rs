@@ -123,23 +123,27 @@ pub async fn due(
     rows.iter().map(|r| r.int64("list_id")).collect()
 }
 
-/// Takes the list for `lease` unless another replica holds it; returns what to build.
+/// Takes the list for `lease` unless another replica holds it or has meanwhile published it (due
+/// as [`due`] says, against `refresh_before`); returns what to build.
 pub async fn claim(
     ex: &mut impl Exec,
     list_id: i64,
     owner: &str,
     lease: Duration,
+    refresh_before: DateTime<Utc>,
 ) -> Result<Option<DueList>, StoreError> {
     let row = ex
         .fetch_optional(
             query(
                 "update status_lists set lease_owner = $2, lease_until = %now+$3%
                  where list_id = $1 and (lease_until is null or lease_until < %now% or lease_owner = $2)
+                   and (token is null or token_generation < generation or token_expires_at < $4)
                  returning list_id, scope, size, generation",
             )
             .bind(list_id)
             .bind(owner)
-            .bind(lease),
+            .bind(lease)
+            .bind(refresh_before),
         )
         .await?;
     row.map(|r| {

@@ -202,7 +202,7 @@ both_stores! {
         assert!(metrics.contains("brevet_status_lists{state=\"stale\"} 2"), "{metrics}");
         assert!(metrics.contains("brevet_status_lists{state=\"current\"} 0"), "{metrics}");
         // Another replica holding a list's lease keeps this one off it until the lease ends.
-        assert!(brevet::store::status_lists::claim(&mut h.app.store.db(), 2, "replica-2", Duration::from_secs(60)).await.unwrap().is_some());
+        assert!(brevet::store::status_lists::claim(&mut h.app.store.db(), 2, "replica-2", Duration::from_secs(60), chrono::Utc::now()).await.unwrap().is_some());
         assert_eq!(publish_due(&h.services, &publication, "replica-1").await.unwrap(), 1, "list 1 only");
         assert_eq!(publish_due(&h.services, &publication, "replica-2").await.unwrap(), 1, "its holder publishes list 2");
         let (statuses, _) = verified(&h, &all).await;
