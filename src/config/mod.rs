@@ -83,6 +83,8 @@ pub struct StatusListConfig {
     pub base_url: Option<String>,
     /// Entries per list ([I]).
     pub list_size: u64,
+    /// Entries a process reserves from the store at once and hands out from memory ([I]).
+    pub reserve_entries: u32,
     /// `ttl` of a token: how long verifiers may cache it, seconds ([I]).
     pub ttl_secs: u64,
     /// `exp` − `iat` of a token, seconds ([I]); a token is rebuilt when half of it has passed.
@@ -98,6 +100,7 @@ impl Default for StatusListConfig {
             enabled: None,
             base_url: None,
             list_size: 131_072,
+            reserve_entries: 256,
             ttl_secs: 900,
             validity_secs: 86_400,
             publish_interval_ms: 1000,
@@ -654,6 +657,12 @@ impl Config {
         // privacy), so production keeps the default.
         if list.list_size < 16 || list.list_size > 1 << 26 {
             return bad("status_list.list_size", "must be between 16 and 67108864");
+        }
+        if list.reserve_entries == 0 || u64::from(list.reserve_entries) > list.list_size {
+            return bad(
+                "status_list.reserve_entries",
+                "must be between 1 and status_list.list_size",
+            );
         }
         if list.ttl_secs == 0 || list.publish_interval_ms == 0 {
             return bad(

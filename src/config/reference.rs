@@ -137,6 +137,7 @@ pub const SETTINGS: &[Setting] = &[
     s("wallet.doc_type.<docType>.status_list", "`status_list.enabled`", "the same, for one doc type"),
     s("status_list.base_url", "development: the public listener's address; production: required when on", "URL at which verifiers reach the public listener; each list is at `<base_url>/status-lists/<n>`, the `uri` in the MSO and the token's `sub`"),
     s("status_list.list_size", "`131072`", "entries per list ([I]); a new list is started when one is full; an entry is never handed out twice"),
+    s("status_list.reserve_entries", "`256`", "entries each `brevet serve` reserves from the store at once and hands out from memory, so that provisionMobileSecurityObjects calls do not queue on one row ([I]); entries a process held when it stopped are never used"),
     s("status_list.ttl_secs", "`900`", "the token's `ttl` and HTTP `max-age`: how long verifiers may cache it, so the longest a revocation takes to reach a verifier that keeps to it ([I])"),
     s("status_list.validity_secs", "`86400`", "`exp` − `iat` of each token ([I]); a token is rebuilt when half of it has passed, or at once when an entry changes"),
     s("status_list.publish_interval_ms", "`1000`", "how often `brevet serve` looks for lists whose entries changed; revocations within one interval share one new token"),

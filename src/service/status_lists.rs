@@ -61,14 +61,7 @@ pub async fn allocate(
     if keys.status_list_signer(&scope).is_none() {
         return Err(AllocateError::NoSigner);
     }
-    let count = u32::try_from(count).unwrap_or(u32::MAX);
-    let entries = status_lists::allocate(
-        &mut s.store.db(),
-        &scope,
-        count,
-        settings.status_lists.list_size,
-    )
-    .await?;
+    let entries = s.wallet.status_entries.take(s, &scope, count).await?;
     Ok(Some(
         entries
             .into_iter()
@@ -81,6 +74,65 @@ pub async fn allocate(
             })
             .collect(),
     ))
+}
+
+/// Entries this process reserved from the store and hands out from memory, per scope: one
+/// statement per `status_list.reserve_entries` entries instead of one per call, so that calls do
+/// not queue on the list's row. Entries held when the process stops are never used.
+#[derive(Default)]
+pub struct Reservations(std::sync::Mutex<std::collections::HashMap<String, Block>>);
+
+struct Block {
+    list_id: i64,
+    next: i64,
+    end: i64,
+}
+
+impl Reservations {
+    fn take_reserved(&self, scope: &str, out: &mut Vec<Entry>, count: usize) {
+        let mut blocks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(block) = blocks.get_mut(scope) {
+            while out.len() < count && block.next < block.end {
+                out.push(Entry {
+                    list_id: block.list_id,
+                    index: block.next,
+                });
+                block.next += 1;
+            }
+        }
+    }
+
+    /// `count` entries of `scope`, from the block in hand and, when it runs out, a new one.
+    async fn take(
+        &self,
+        s: &Services,
+        scope: &str,
+        count: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let settings = &s.wallet.settings.status_lists;
+        let mut out = Vec::with_capacity(count);
+        self.take_reserved(scope, &mut out, count);
+        while out.len() < count {
+            let want = u32::try_from(count - out.len())
+                .unwrap_or(u32::MAX)
+                .max(settings.reserve_entries);
+            let reserved =
+                status_lists::allocate(&mut s.store.db(), scope, want, settings.list_size).await?;
+            let Some(first) = reserved.first() else {
+                break;
+            };
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                scope.to_owned(),
+                Block {
+                    list_id: first.list_id,
+                    next: first.index,
+                    end: first.index + i64::from(want),
+                },
+            );
+            self.take_reserved(scope, &mut out, count);
+        }
+        Ok(out)
+    }
 }
 
 /// Why entries could not be handed out.

@@ -136,10 +136,14 @@ fn the_independent_verifier_reads_the_drafts_examples() {
 
 both_stores! {
     async fn each_mso_names_its_own_entry_and_revocation_invalidates_exactly_its_records(db: TestDb) {
-        // Lists of 16 entries, so that the calls below fill one and start another.
+        // Lists of 16 entries, so that the calls below fill one and start another; each call
+        // reserves just what it needs.
         let h = Harness::with_wallet(
             &db,
-            |c| c.status_list.list_size = 16,
+            |c| {
+                c.status_list.list_size = 16;
+                c.status_list.reserve_entries = 1;
+            },
             |w| w.settings.status_lists.base_url = Some(BASE.into()),
         )
         .await;
@@ -272,6 +276,33 @@ both_stores! {
         // The main IACA did not certify this list's signer: a verifier trusting it alone refuses.
         let out = python_verify(&h, &[1], &h.keys.iaca_certificate().unwrap(), &entries).await;
         assert!(out["reason"].as_str().unwrap().contains("not issued by the IACA"), "{out}");
+    }
+
+    async fn entries_come_from_blocks_reserved_in_the_store(db: TestDb) {
+        let h = Harness::with_wallet(
+            &db,
+            |c| {
+                c.status_list.list_size = 16;
+                c.status_list.reserve_entries = 8;
+            },
+            |w| w.settings.status_lists.base_url = Some(BASE.into()),
+        )
+        .await;
+        let a = h.provisioned("dev-block").await;
+        let allocated = || async {
+            brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap().iter().map(|l| (l.list_id, l.allocated)).collect::<Vec<_>>()
+        };
+        // The first call reserves a block of 8 and takes 3; the next takes 3 more from memory.
+        assert_eq!(entries(&h, &a, true, 3).await, range(1, 0..3));
+        assert_eq!(allocated().await, vec![(1, 8)]);
+        assert_eq!(entries(&h, &a, false, 3).await, range(1, 3..6));
+        assert_eq!(allocated().await, vec![(1, 8)], "no statement for entries in hand");
+        // The third takes the block's last two and one of a new block: the rest of list 1.
+        assert_eq!(entries(&h, &a, false, 3).await, range(1, 6..9));
+        assert_eq!(allocated().await, vec![(1, 16)]);
+        // A call larger than what is left takes what is left, then a block of list 2.
+        assert_eq!(entries(&h, &a, false, 10).await, [range(1, 9..16), range(2, 0..3)].concat());
+        assert_eq!(allocated().await, vec![(1, 16), (2, 8)]);
     }
 
     async fn with_status_lists_off_msos_carry_no_status_member(db: TestDb) {

@@ -191,6 +191,8 @@ pub struct StatusListSettings {
     pub base_url: Option<String>,
     /// Entries per new list.
     pub list_size: u64,
+    /// Entries a process reserves from the store at once.
+    pub reserve_entries: u32,
 }
 
 impl StatusListSettings {
@@ -207,6 +209,8 @@ pub struct WalletContext {
     pub attestation: AttestationPolicy,
     /// Settings.
     pub settings: WalletSettings,
+    /// Status list entries this process reserved and hands out.
+    pub status_entries: crate::service::status_lists::Reservations,
 }
 
 impl WalletSettings {
@@ -229,6 +233,7 @@ impl WalletSettings {
                     .unwrap_or(config.is_development()),
                 base_url: config.status_list.base_url.clone(),
                 list_size: config.status_list.list_size,
+                reserve_entries: config.status_list.reserve_entries,
             },
         }
     }
@@ -294,6 +299,7 @@ impl WalletContext {
                 package_names: config.wallet.attestation.package_names.clone(),
             },
             settings: WalletSettings::from_config(config),
+            status_entries: Default::default(),
         }
     }
 
