@@ -149,6 +149,16 @@ impl Default for Lifetimes {
     }
 }
 
+/// Creates `dir` (and its parents) readable by its owner only.
+pub fn private_dir(dir: &Path) -> Result<(), KeyStoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
+}
+
 /// Writes a new file (never replacing one) with `mode`, synced to disk.
 pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
     let mut file = OpenOptions::new()
@@ -371,14 +381,36 @@ impl KeyStore {
             self.dir.join("identity"),
             self.dir.join("hybrid"),
         ] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io(&dir))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+            private_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// The IACA's key and certificate, to certify a new key with; `offline` tells the operator
+    /// what to do instead when the key is kept offline.
+    pub(super) fn iaca_for_certifying(
+        &self,
+        offline: &str,
+    ) -> Result<(Box<dyn Signer>, Certificate), KeyStoreError> {
+        if !self.has_signing_key(&self.iaca_stem()) {
+            return Err(KeyStoreError::State(format!(
+                "the IACA private key is not in the key directory (kept offline?): {offline}"
+            )));
+        }
+        let key = self.load_signing_key(&self.iaca_stem())?;
+        let iaca = self.iaca_certificate()?;
+        if certs::public_key(&iaca)? != key.verifying_key() {
+            return Err(KeyStoreError::State(
+                "the IACA key does not match the IACA certificate".into(),
+            ));
+        }
+        Ok((key, iaca))
+    }
+
+    /// The authority file `keys init` wrote.
+    pub(super) fn authority(&self) -> Result<AuthorityFile, KeyStoreError> {
+        toml::from_str(&read(&self.authority_path())?)
+            .map_err(|e| KeyStoreError::State(format!("{}: {e}", self.authority_path().display())))
     }
 
     /// Creates an IACA root and a first DS. Refuses if keys already exist.
@@ -426,17 +458,9 @@ impl KeyStore {
         lifetime: Duration,
         at: Option<SystemTime>,
     ) -> Result<u32, KeyStoreError> {
-        let authority: AuthorityFile =
-            toml::from_str(&read(&self.authority_path())?).map_err(|e| {
-                KeyStoreError::State(format!("{}: {e}", self.authority_path().display()))
-            })?;
-        if !self.has_signing_key(&self.iaca_stem()) {
-            return Err(KeyStoreError::State(
-                "the IACA private key is not in the key directory (kept offline?): sign a DS certificate elsewhere and use `keys import`".into(),
-            ));
-        }
-        let iaca_key = self.load_signing_key(&self.iaca_stem())?;
-        let iaca = self.iaca_certificate()?;
+        let authority = self.authority()?;
+        let (iaca_key, iaca) =
+            self.iaca_for_certifying("sign a DS certificate elsewhere and use `keys import`")?;
         let number = self.ds_numbers()?.last().map_or(1, |n| n + 1);
         let ds_key = self.new_signing_key(&self.ds_stem(number), "ds")?;
         let name = format!("{} {number}", authority.ds_common_name);

@@ -9,8 +9,6 @@
 //! (`id-kp-oauthStatusSigning`) has no number yet, so the certificate carries key usage
 //! digitalSignature only ([I], docs/ASSUMPTIONS.md).
 
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +16,7 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
 use super::certs::{self, CertTemplate};
-use super::keystore::{io, read, write_new, AuthorityFile, KeyStore, KeyStoreError};
+use super::keystore::{private_dir, read, write_new, KeyStore, KeyStoreError};
 use super::signer::Signer;
 
 /// Lifetime of a new status-list signer certificate: a year, as a DS's ([I]).
@@ -57,29 +55,12 @@ impl KeyStore {
     /// Adds a status-list signer certified by the IACA (whose key must be here) and makes it the
     /// one that signs; returns its number.
     pub fn rotate_status_list_signer(&self, lifetime: Duration) -> Result<u32, KeyStoreError> {
-        let authority: AuthorityFile =
-            toml::from_str(&read(&self.authority_path())?).map_err(|e| {
-                KeyStoreError::State(format!("{}: {e}", self.authority_path().display()))
-            })?;
-        if !self.has_signing_key(&self.iaca_stem()) {
-            return Err(KeyStoreError::State(
-                "the IACA private key is not in the key directory (kept offline?): a status-list signer is certified by it".into(),
-            ));
-        }
-        let iaca_key = self.load_signing_key(&self.iaca_stem())?;
-        let iaca = self.iaca_certificate()?;
-        if certs::public_key(&iaca)? != iaca_key.verifying_key() {
-            return Err(KeyStoreError::State(
-                "the IACA key does not match the IACA certificate".into(),
-            ));
-        }
+        let authority = self.authority()?;
+        let (iaca_key, iaca) = self.iaca_for_certifying(
+            "certify a status-list signer elsewhere and use `keys import-status-list`",
+        )?;
         let dir = self.status_list_dir();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+        private_dir(&dir)?;
         let number = super::wallet_keys::numbers(&dir)?
             .last()
             .map_or(1, |n| n + 1);
@@ -138,11 +119,7 @@ impl KeyStore {
             )));
         }
         let dir = self.status_list_dir();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))?;
+        private_dir(&dir)?;
         let number = super::wallet_keys::numbers(&dir)?
             .last()
             .map_or(1, |n| n + 1);
