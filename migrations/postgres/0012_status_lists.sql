@@ -8,8 +8,11 @@ create table status_lists (
     -- whose signer signs it: '' the main key directory, else the doc type with a directory of its own
     scope                 text not null,
     size                  bigint not null check (size > 0),
-    -- entries handed out: the next index
+    -- entries handed out: the counter of the next (its index is the counter through the list's
+    -- keyed permutation, src/domain/status_index.rs)
     allocated             bigint not null default 0 check (allocated <= size),
+    -- the list's random permutation key: indexes are not handed out in order
+    index_key             bytea not null,
     generation            bigint not null default 1,
     token                 bytea,
     token_generation      bigint not null default 0,

@@ -6,6 +6,7 @@ pub mod credential;
 pub mod device;
 pub mod mso_validity;
 pub mod proofing;
+pub mod status_index;
 pub mod wallet_credential;
 
 /// A stored or presented name that matches none of an enum's values.

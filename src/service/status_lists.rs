@@ -80,25 +80,14 @@ pub async fn allocate(
 /// statement per `status_list.reserve_entries` entries instead of one per call, so that calls do
 /// not queue on the list's row. Entries held when the process stops are never used.
 #[derive(Default)]
-pub struct Reservations(std::sync::Mutex<std::collections::HashMap<String, Block>>);
-
-struct Block {
-    list_id: i64,
-    next: i64,
-    end: i64,
-}
+pub struct Reservations(std::sync::Mutex<std::collections::HashMap<String, Vec<Entry>>>);
 
 impl Reservations {
     fn take_reserved(&self, scope: &str, out: &mut Vec<Entry>, count: usize) {
         let mut blocks = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(block) = blocks.get_mut(scope) {
-            while out.len() < count && block.next < block.end {
-                out.push(Entry {
-                    list_id: block.list_id,
-                    index: block.next,
-                });
-                block.next += 1;
-            }
+            let take = block.len().min(count - out.len());
+            out.extend(block.drain(..take));
         }
     }
 
@@ -118,17 +107,13 @@ impl Reservations {
                 .max(settings.reserve_entries);
             let reserved =
                 status_lists::allocate(&mut s.store.db(), scope, want, settings.list_size).await?;
-            let Some(first) = reserved.first() else {
+            if reserved.is_empty() {
                 break;
-            };
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                scope.to_owned(),
-                Block {
-                    list_id: first.list_id,
-                    next: first.index,
-                    end: first.index + i64::from(want),
-                },
-            );
+            }
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(scope.to_owned(), reserved);
             self.take_reserved(scope, &mut out, count);
         }
         Ok(out)

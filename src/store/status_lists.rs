@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::sql::{query, Exec, Row};
 use super::StoreError;
+use crate::domain::status_index::IndexPermutation;
 
 /// An entry: the list and the index in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +19,8 @@ pub struct Entry {
     pub index: i64,
 }
 
-/// Hands out `count` consecutive entries of one list of `scope`, taking a new list of `size`
-/// entries when none has room. One short statement per attempt, outside any other transaction,
+/// Hands out `count` entries of one list of `scope` (the next `count` of its counter, through
+/// the list's index permutation), taking a new list of `size` entries when none has room. One short statement per attempt, outside any other transaction,
 /// so that an allocation never waits on an MSO being signed.
 pub async fn allocate(
     ex: &mut impl Exec,
@@ -41,7 +42,7 @@ pub async fn allocate(
                                       where scope = $1 and allocated + $2 <= size
                                       order by list_id limit 1)
                        and allocated + $2 <= size
-                     returning list_id, allocated - $2 as first",
+                     returning list_id, allocated - $2 as first, size, index_key",
                 )
                 .bind(scope)
                 .bind(count),
@@ -49,20 +50,26 @@ pub async fn allocate(
             .await?;
         if let Some(row) = row {
             let (list_id, first) = (row.int64("list_id")?, row.int64("first")?);
+            let size = u64::try_from(row.int64("size")?).unwrap_or(1);
+            let permutation = IndexPermutation::new(&row.bytes("index_key")?, size);
             return Ok((first..first + count)
-                .map(|index| Entry { list_id, index })
+                .map(|counter| Entry {
+                    list_id,
+                    index: permutation.index(counter as u64) as i64,
+                })
                 .collect());
         }
         // No room: a new list, numbered after every other (a concurrent creator wins the
         // number and this attempt takes room in its list on the next round).
         ex.execute(
             query(
-                "insert into status_lists (list_id, scope, size)
-                 select coalesce(max(list_id), 0) + 1, $1, $2 from status_lists where true
+                "insert into status_lists (list_id, scope, size, index_key)
+                 select coalesce(max(list_id), 0) + 1, $1, $2, $3 from status_lists where true
                  on conflict (list_id) do nothing",
             )
             .bind(scope)
-            .bind(size),
+            .bind(size)
+            .bind(rand::random::<[u8; 32]>().to_vec()),
         )
         .await?;
     }

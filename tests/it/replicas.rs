@@ -123,10 +123,10 @@ async fn two_replicas_and_two_workers_lose_no_update_and_notify_each_change_once
         // records them); both replicas serve the same token, built once per change.
         let record = store.get_credential(ids[0]).await.unwrap().unwrap();
         let entries = brevet::store::status_lists::allocate(&mut store.db(), "", 3, 1024).await.unwrap();
-        let msos: Vec<_> = entries.iter().map(|entry| brevet::store::NewMsoIssuance {
+        let msos: Vec<_> = entries.iter().zip(0u8..).map(|(entry, n)| brevet::store::NewMsoIssuance {
             credential_version_id: record.current_version_id,
             device_reference_id: "device-0",
-            auth_key_sha256: [entry.index as u8; 32],
+            auth_key_sha256: [n; 32],
             ds_key_id: "0001",
             valid_from: chrono::Utc::now(),
             valid_until: chrono::Utc::now() + chrono::Duration::days(30),

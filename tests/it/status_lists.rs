@@ -71,8 +71,31 @@ fn list(n: u32) -> String {
     format!("{BASE}/status-lists/{n}")
 }
 
-fn range(n: u32, indexes: std::ops::Range<u64>) -> Vec<(String, u64)> {
-    indexes.map(|i| (list(n), i)).collect()
+/// The list each of `entries` names, by number.
+fn lists(entries: &[(String, u64)]) -> Vec<u32> {
+    let prefix = format!("{BASE}/status-lists/");
+    entries
+        .iter()
+        .map(|(uri, _)| uri.strip_prefix(&prefix).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The indexes `entries` name in list `n`, in the order they were handed out, after checking that
+/// none repeats and each is inside a list of `size`.
+fn indexes_in(n: u32, size: u64, entries: &[(String, u64)]) -> Vec<u64> {
+    let indexes: Vec<u64> = entries
+        .iter()
+        .filter(|(uri, _)| *uri == list(n))
+        .map(|(_, i)| *i)
+        .collect();
+    let distinct: std::collections::BTreeSet<u64> = indexes.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        indexes.len(),
+        "an entry handed out twice: {indexes:?}"
+    );
+    assert!(indexes.iter().all(|&i| i < size), "{indexes:?}");
+    indexes
 }
 
 async fn fetch(
@@ -159,9 +182,11 @@ both_stores! {
         let b_first = entries(&h, &b, true, 3).await;
         // Ten fit in list 1; the next ten do not fit in its six left and open list 2; three
         // more fit in list 1 again. No entry is handed out twice.
-        assert_eq!(a_first, range(1, 0..10));
-        assert_eq!(a_refresh, range(2, 0..10));
-        assert_eq!(b_first, range(1, 10..13));
+        assert_eq!(lists(&a_first), vec![1; 10]);
+        assert_eq!(lists(&a_refresh), vec![2; 10]);
+        assert_eq!(lists(&b_first), vec![1; 3]);
+        assert_eq!(indexes_in(1, 16, &[a_first.clone(), b_first.clone()].concat()).len(), 13);
+        assert_eq!(indexes_in(2, 16, &a_refresh).len(), 10);
 
         // Not yet published: the list says so and when to come back.
         let early = fetch(&h, 1, None).await;
@@ -217,14 +242,15 @@ both_stores! {
         // The simulator's verifier, written apart from the server, agrees.
         let token = fetch(&h, 1, None).await.body;
         let iaca = h.iaca();
-        assert_eq!(status::read_token(&token, &list(1), 0, &iaca, std::time::SystemTime::now()), Ok(status::EntryStatus::Invalid));
-        assert_eq!(status::read_token(&token, &list(1), 12, &iaca, std::time::SystemTime::now()), Ok(status::EntryStatus::Valid));
-        let other_uri = status::read_token(&token, &list(2), 12, &iaca, std::time::SystemTime::now());
+        let (a_index, b_index) = (a_first[0].1, b_first[0].1);
+        assert_eq!(status::read_token(&token, &list(1), a_index, &iaca, std::time::SystemTime::now()), Ok(status::EntryStatus::Invalid));
+        assert_eq!(status::read_token(&token, &list(1), b_index, &iaca, std::time::SystemTime::now()), Ok(status::EntryStatus::Valid));
+        let other_uri = status::read_token(&token, &list(2), b_index, &iaca, std::time::SystemTime::now());
         assert!(other_uri.unwrap_err().contains("sub"), "a token for another list is refused");
         let mut forged = token.clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        assert!(status::read_token(&forged, &list(1), 0, &iaca, std::time::SystemTime::now()).is_err(), "a forged signature is refused");
+        assert!(status::read_token(&forged, &list(1), a_index, &iaca, std::time::SystemTime::now()).is_err(), "a forged signature is refused");
 
         // A revoked record gets no MSOs (and so no entries) any more; an unknown one is a clear error.
         let (_, _, body) = h.msos_body(&a, &a.version, None, 1);
@@ -264,12 +290,12 @@ both_stores! {
         .await;
         let a = h.provisioned("dev-own").await;
         let own_iaca = own.iaca_certificate().unwrap();
-        assert_eq!(entries_under(&h, &a, true, 2, std::slice::from_ref(&own_iaca)).await, range(1, 0..2));
+        let entries = entries_under(&h, &a, true, 2, std::slice::from_ref(&own_iaca)).await;
+        assert_eq!(lists(&entries), vec![1, 1]);
         let lists = brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap();
         assert_eq!(lists[0].scope, MDL, "the list belongs to the doc type's own key directory");
         let publication = Publication { base_url: BASE.into(), ttl: Duration::from_secs(900), validity: Duration::from_secs(86_400) };
         assert_eq!(publish_due(&h.services, &publication, "replica-1").await.unwrap(), 1);
-        let entries = range(1, 0..2);
         let out = python_verify(&h, &[1], &own_iaca, &entries).await;
         assert_eq!(out["statuses"], json!([0, 0]), "{out}");
         assert!(out["tokens"][list(1)]["signer"].as_str().unwrap().contains("mDL DS Status List 1"), "{out}");
@@ -293,16 +319,26 @@ both_stores! {
             brevet::store::status_lists::list(&mut h.app.store.db()).await.unwrap().iter().map(|l| (l.list_id, l.allocated)).collect::<Vec<_>>()
         };
         // The first call reserves a block of 8 and takes 3; the next takes 3 more from memory.
-        assert_eq!(entries(&h, &a, true, 3).await, range(1, 0..3));
+        let mut handed = entries(&h, &a, true, 3).await;
+        assert_eq!(lists(&handed), vec![1; 3]);
         assert_eq!(allocated().await, vec![(1, 8)]);
-        assert_eq!(entries(&h, &a, false, 3).await, range(1, 3..6));
+        handed.extend(entries(&h, &a, false, 3).await);
+        assert_eq!(lists(&handed), vec![1; 6]);
         assert_eq!(allocated().await, vec![(1, 8)], "no statement for entries in hand");
         // The third takes the block's last two and one of a new block: the rest of list 1.
-        assert_eq!(entries(&h, &a, false, 3).await, range(1, 6..9));
+        handed.extend(entries(&h, &a, false, 3).await);
         assert_eq!(allocated().await, vec![(1, 16)]);
         // A call larger than what is left takes what is left, then a block of list 2.
-        assert_eq!(entries(&h, &a, false, 10).await, [range(1, 9..16), range(2, 0..3)].concat());
+        handed.extend(entries(&h, &a, false, 10).await);
+        assert_eq!(lists(&handed), [vec![1; 16], vec![2; 3]].concat());
         assert_eq!(allocated().await, vec![(1, 16), (2, 8)]);
+        // List 1 is full: every one of its indexes was handed out once, in the order of its
+        // permutation, not 0, 1, 2… (the draft's advice against sequential indexes).
+        let in_list_1 = indexes_in(1, 16, &handed);
+        let mut sorted = in_list_1.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..16).collect::<Vec<_>>());
+        assert_ne!(in_list_1, sorted, "indexes handed out in order");
     }
 
     async fn with_status_lists_off_msos_carry_no_status_member(db: TestDb) {
