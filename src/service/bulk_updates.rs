@@ -1,9 +1,12 @@
 //! Bulk updates: one JSON merge of holder-data elements applied to every selected record, in
 //! bounded batches, by whichever replica holds the job's lease. Each record is changed through
-//! [`credentials::update`] (its own transaction: a new audited version and a notification per
-//! device copy, or nothing when the merge changes nothing); a record changed concurrently is read
-//! again and retried. After each batch the cursor and counts are stored, so a crash loses at most
-//! the batch in hand, and redoing it changes nothing twice (a merge applied again is unchanged).
+//! [`credentials::update_in`] (a new audited version and a notification per device copy, or
+//! nothing when the merge changes nothing); a record changed concurrently is read again under its
+//! lock and retried. A batch is cut into [`LANES`] runs of consecutive records, each changed in
+//! one transaction (one commit for many records: the commit, not the statements, is what a
+//! record's change costs most), the runs at once. After each batch the cursor and counts are
+//! stored, so a crash loses at most the batch in hand, and redoing it changes nothing twice (a
+//! merge applied again is unchanged).
 
 use std::time::Duration;
 
@@ -15,17 +18,18 @@ use super::Services;
 use crate::domain::credential::CredentialStatus;
 use crate::store::bulk_updates::{self as stored, BulkUpdate, NewBulkUpdate, Progress};
 use crate::store::{
-    audit, credentials as records, Actor, CredentialFilter, Provenance, Store, StoreError,
+    audit, credentials as records, Actor, CredentialFilter, Provenance, Store, StoreError, Tx,
 };
 
-/// Records changed per batch (each in its own transaction) before progress is stored.
+/// Records changed per batch before progress is stored.
 pub const BATCH: u32 = 200;
 /// How long a replica holds a job between two batches before another may take it over.
 const LEASE: Duration = Duration::from_secs(60);
 /// Attempts at one record that others keep changing.
 const ATTEMPTS: usize = 5;
-/// Records of a batch changed at once (each its own transaction; the batch's progress is stored
-/// when all of them are done).
+/// Transactions of a batch at once, each changing a run of its records in id order (so that two
+/// bulk updates over the same records lock them in the same order); the batch's progress is
+/// stored when all of them are done.
 const LANES: usize = 8;
 
 /// Which records a bulk update changes.
@@ -171,14 +175,31 @@ enum Outcome {
     Failed(String),
 }
 
+/// Changes `ids` in one transaction.
+async fn apply_run(
+    s: &Services,
+    job: &BulkUpdate,
+    ids: &[Uuid],
+    by: Provenance<'_>,
+) -> Result<Vec<(Uuid, Outcome)>, StoreError> {
+    let mut tx = s.store.begin().await?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for &id in ids {
+        outcomes.push((id, apply(&mut tx, s, job, id, by).await?));
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
 async fn apply(
+    tx: &mut Tx,
     s: &Services,
     job: &BulkUpdate,
     id: Uuid,
     by: Provenance<'_>,
 ) -> Result<Outcome, StoreError> {
     for _ in 0..ATTEMPTS {
-        let Some(record) = records::get(&mut s.store.db(), id).await? else {
+        let Some(record) = records::get(&mut *tx, id).await? else {
             return Ok(Outcome::Failed("no such credential".into()));
         };
         let holder = merged(&record.holder_data, &job.merge);
@@ -191,7 +212,7 @@ async fn apply(
             expected_version: record.current_version_number,
             holder_data: &holder,
         };
-        match credentials::update(&s.store, &s.clock, &s.doc_types, change, by).await {
+        match credentials::update_in(&mut *tx, &s.clock, &s.doc_types, change, by).await {
             Ok(Update::Changed(_)) => return Ok(Outcome::Changed),
             Ok(Update::Unchanged(_)) => return Ok(Outcome::Unchanged),
             // Someone saved meanwhile: merge into their version.
@@ -226,18 +247,15 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
         actor: &actor,
         request_id: Some(&request),
     };
-    let outcomes: Vec<(Uuid, Result<Outcome, StoreError>)> = {
-        use futures::StreamExt;
-        let job = &job;
-        futures::stream::iter(ids.iter().copied())
-            .map(|id| async move { (id, apply(s, job, id, by).await) })
-            .buffered(LANES)
-            .collect()
-            .await
-    };
+    // At most LANES runs, all at once.
+    let runs: Vec<_> = ids
+        .chunks(ids.len().div_ceil(LANES).max(1))
+        .map(|run| apply_run(s, &job, run, by))
+        .collect();
+    let outcomes = futures::future::try_join_all(runs).await?;
     let mut progress = Progress::default();
-    for (id, outcome) in outcomes {
-        match outcome? {
+    for (id, outcome) in outcomes.into_iter().flatten() {
+        match outcome {
             Outcome::Changed => progress.changed += 1,
             Outcome::Unchanged => progress.unchanged += 1,
             Outcome::Failed(message) => {

@@ -117,15 +117,29 @@ pub async fn update(
     new: NewHolderData<'_>,
     by: Provenance<'_>,
 ) -> Result<Update, ChangeError> {
-    let (credential_id, holder_data) = (new.credential_id, new.holder_data);
     let mut tx = store.begin().await?;
-    let (status, current) = credentials::lock(&mut tx, credential_id)
+    let update = update_in(&mut tx, clock, doc_types, new, by).await?;
+    tx.commit().await?;
+    Ok(update)
+}
+
+/// [`update`] inside the caller's transaction (a bulk update changes several records in one);
+/// the record stays locked until it ends.
+pub async fn update_in(
+    tx: &mut impl Exec,
+    clock: &Clock,
+    doc_types: &DocTypes,
+    new: NewHolderData<'_>,
+    by: Provenance<'_>,
+) -> Result<Update, ChangeError> {
+    let (credential_id, holder_data) = (new.credential_id, new.holder_data);
+    let (status, current) = credentials::lock(tx, credential_id)
         .await?
         .ok_or(ChangeError::NotFound)?;
     if current != new.expected_version {
         return Err(ChangeError::VersionMismatch { current });
     }
-    let record = reread(&mut tx, credential_id).await?;
+    let record = reread(tx, credential_id).await?;
     let values = |json| doc_types.validate(&record.doc_type, json).ok();
     let unchanged = values(&record.holder_data).is_some_and(|old| Some(old) == values(holder_data));
     if unchanged && status == CredentialStatus::Active {
@@ -139,17 +153,15 @@ pub async fn update(
         holder_data,
         created_by: by.actor.token_id(),
     };
-    credentials::insert_version(&mut tx, &version).await?;
-    credentials::set_current(&mut tx, &version).await?;
-    notify_copies(&mut tx, credential_id, clock.now()).await?;
+    credentials::insert_version(tx, &version).await?;
+    credentials::set_current(tx, &version).await?;
+    notify_copies(tx, credential_id, clock.now()).await?;
     audit::insert(
-        &mut tx,
+        tx,
         &by.entry("credential.update", "credential", credential_id),
     )
     .await?;
-    let record = reread(&mut tx, credential_id).await?;
-    tx.commit().await?;
-    Ok(Update::Changed(record))
+    Ok(Update::Changed(reread(tx, credential_id).await?))
 }
 
 /// Revokes the record (final).
