@@ -407,6 +407,22 @@ impl KeyStore {
         Ok((key, iaca))
     }
 
+    /// The signing key at `stem`, checked to be the key of `certificate` (`what` names it).
+    pub(super) fn signing_key_of(
+        &self,
+        stem: &Path,
+        certificate: &Certificate,
+        what: &str,
+    ) -> Result<Box<dyn Signer>, KeyStoreError> {
+        let signer = self.load_signing_key(stem)?;
+        if certs::public_key(certificate)? != signer.verifying_key() {
+            return Err(KeyStoreError::State(format!(
+                "the key of {what} is not the key of its certificate"
+            )));
+        }
+        Ok(signer)
+    }
+
     /// The authority file `keys init` wrote.
     pub(super) fn authority(&self) -> Result<AuthorityFile, KeyStoreError> {
         toml::from_str(&read(&self.authority_path())?)
@@ -615,12 +631,11 @@ impl KeyStore {
         number: u32,
         certificate: Certificate,
     ) -> Result<DocumentSignerKey, KeyStoreError> {
-        let signer = self.load_signing_key(&self.ds_stem(number))?;
-        if certs::public_key(&certificate)? != signer.verifying_key() {
-            return Err(KeyStoreError::State(format!(
-                "the key of DS {number:04} is not the key of its certificate"
-            )));
-        }
+        let signer = self.signing_key_of(
+            &self.ds_stem(number),
+            &certificate,
+            &format!("DS {number:04}"),
+        )?;
         Ok(DocumentSignerKey {
             number,
             certificate,

@@ -162,12 +162,11 @@ impl KeyStore {
             {
                 continue;
             }
-            let signer = self.load_signing_key(&self.status_list_stem(number))?;
-            if certs::public_key(&certificate)? != signer.verifying_key() {
-                return Err(KeyStoreError::State(format!(
-                    "the key of status-list signer {number:04} is not the key of its certificate"
-                )));
-            }
+            let signer = self.signing_key_of(
+                &self.status_list_stem(number),
+                &certificate,
+                &format!("status-list signer {number:04}"),
+            )?;
             signers.push(StatusListSigner {
                 number,
                 certificate,

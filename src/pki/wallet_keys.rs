@@ -250,13 +250,11 @@ impl KeyStore {
             if !unexpired(&certificate, now) {
                 continue;
             }
-            let stem = self.wallet_stem(kind, number);
-            let signer = self.load_signing_key(&stem)?;
-            if certs::public_key(&certificate)? != signer.verifying_key() {
-                return Err(KeyStoreError::State(format!(
-                    "the key of Wallet identity {number:04} is not the key of its certificate"
-                )));
-            }
+            let signer = self.signing_key_of(
+                &self.wallet_stem(kind, number),
+                &certificate,
+                &format!("Wallet identity {number:04}"),
+            )?;
             keys.push(IdentityKey {
                 number,
                 certificate,
