@@ -50,6 +50,14 @@ impl RetryPolicy {
     }
 }
 
+/// A performed job before its delivery is marked done.
+enum Attempt {
+    /// Google accepted it.
+    Delivered,
+    /// It failed; the step (retrying or dead) is stored, `held` whether the lease still was.
+    Failed(Step, bool),
+}
+
 /// What one step of the dispatcher did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -157,65 +165,89 @@ impl Dispatcher {
         else {
             return Ok(Step::Idle);
         };
-        let id = job.outbox_id;
-        let outcome = self.perform(&job).await;
-        let (held, step) = match outcome {
-            Ok(()) => (
-                jobs::complete(&self.store, id, &self.worker_id).await?,
-                Step::Delivered(id),
-            ),
-            Err(error) => {
-                let retry_at = match &error {
-                    NotifyError::Transient(_)
-                        if (job.attempts as u32) < self.policy.max_attempts =>
-                    {
-                        Some(self.clock.after(self.policy.delay(job.attempts as u32)))
-                    }
-                    _ => None,
-                };
-                let step = if retry_at.is_some() {
-                    Step::Retrying(id)
-                } else {
-                    Step::Dead(id)
-                };
-                let message = error.to_string();
-                match &step {
-                    Step::Dead(_) => {
-                        tracing::error!(outbox.id = %id, outbox.attempts = job.attempts, error = %message, "outbox job is dead")
-                    }
-                    _ => {
-                        tracing::warn!(outbox.id = %id, outbox.attempts = job.attempts, error = %message, "outbox job failed; will retry")
-                    }
-                }
-                (
-                    jobs::fail(&self.store, id, &self.worker_id, &message, retry_at).await?,
-                    step,
-                )
+        Ok(match self.attempt(&job).await? {
+            Attempt::Delivered => {
+                let held = jobs::complete(&self.store, job.outbox_id, &self.worker_id).await?;
+                self.settle(&job, Step::Delivered(job.outbox_id), held)
             }
+            Attempt::Failed(step, held) => self.settle(&job, step, held),
+        })
+    }
+
+    /// Performs due jobs until none is due; returns what each step did. A delivered job is marked
+    /// done in the transaction that claims the next one, so a lane that keeps delivering commits
+    /// once per job rather than twice (a crash in between redelivers it, as any crash before its
+    /// completion does).
+    pub async fn drain(&self) -> Result<Vec<Step>, StoreError> {
+        let mut steps = Vec::new();
+        let mut delivered: Option<OutboxJob> = None;
+        loop {
+            let done = delivered.as_ref().map(|job| job.outbox_id);
+            let (held, next) = jobs::complete_and_claim(
+                &self.store,
+                &self.clock,
+                &self.worker_id,
+                self.lease,
+                done,
+            )
+            .await?;
+            if let Some(job) = delivered.take() {
+                steps.push(self.settle(&job, Step::Delivered(job.outbox_id), held));
+            }
+            let Some(job) = next else {
+                return Ok(steps);
+            };
+            match self.attempt(&job).await? {
+                Attempt::Delivered => delivered = Some(job),
+                Attempt::Failed(step, held) => steps.push(self.settle(&job, step, held)),
+            }
+        }
+    }
+
+    /// Performs a claimed job; a failure is recorded at once (retry or dead), a delivery is left
+    /// for the caller to mark done.
+    async fn attempt(&self, job: &OutboxJob) -> Result<Attempt, StoreError> {
+        let id = job.outbox_id;
+        let Err(error) = self.perform(job).await else {
+            return Ok(Attempt::Delivered);
         };
+        let retry_at = match &error {
+            NotifyError::Transient(_) if (job.attempts as u32) < self.policy.max_attempts => {
+                Some(self.clock.after(self.policy.delay(job.attempts as u32)))
+            }
+            _ => None,
+        };
+        let step = if retry_at.is_some() {
+            Step::Retrying(id)
+        } else {
+            Step::Dead(id)
+        };
+        let message = error.to_string();
+        match &step {
+            Step::Dead(_) => {
+                tracing::error!(outbox.id = %id, outbox.attempts = job.attempts, error = %message, "outbox job is dead")
+            }
+            _ => {
+                tracing::warn!(outbox.id = %id, outbox.attempts = job.attempts, error = %message, "outbox job failed; will retry")
+            }
+        }
+        let held = jobs::fail(&self.store, id, &self.worker_id, &message, retry_at).await?;
+        Ok(Attempt::Failed(step, held))
+    }
+
+    /// What an attempt came to once its outcome is stored: `step`, or a lost lease.
+    fn settle(&self, job: &OutboxJob, step: Step, held: bool) -> Step {
+        let id = job.outbox_id;
         let step = if held { step } else { Step::LostLease(id) };
         if let Some(observer) = &self.observer {
             observer.attempted(&step);
         }
         if !held {
             tracing::warn!(outbox.id = %id, "outbox lease expired during the attempt; another worker has the job");
-            return Ok(step);
-        }
-        if let Step::Delivered(_) = step {
+        } else if let Step::Delivered(_) = step {
             tracing::info!(outbox.id = %id, outbox.kind = %job.kind, outbox.attempts = job.attempts, "outbox job delivered");
         }
-        Ok(step)
-    }
-
-    /// Performs due jobs until none is due; returns what each step did.
-    pub async fn drain(&self) -> Result<Vec<Step>, StoreError> {
-        let mut steps = Vec::new();
-        loop {
-            match self.run_once().await? {
-                Step::Idle => return Ok(steps),
-                step => steps.push(step),
-            }
-        }
+        step
     }
 
     /// The same dispatcher delivering up to `lanes` jobs at once (each lane claims its own job, so

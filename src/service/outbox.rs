@@ -23,6 +23,26 @@ pub async fn claim(
     Ok(job)
 }
 
+/// Marks `done` delivered (when given) and claims the next due job, in one transaction: a lane
+/// that keeps delivering commits once per job. The flag is false when `worker` no longer held
+/// `done` (its lease expired).
+pub async fn complete_and_claim(
+    store: &Store,
+    clock: &Clock,
+    worker: &str,
+    lease: Duration,
+    done: Option<Uuid>,
+) -> Result<(bool, Option<OutboxJob>), StoreError> {
+    let mut tx = store.begin().await?;
+    let held = match done {
+        Some(id) => outbox::complete(&mut tx, id, worker).await?,
+        None => true,
+    };
+    let job = outbox::claim(&mut tx, worker, lease, clock.now()).await?;
+    tx.commit().await?;
+    Ok((held, job))
+}
+
 /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).
 pub async fn complete(store: &Store, id: Uuid, worker: &str) -> Result<bool, StoreError> {
     outbox::complete(&mut store.db(), id, worker).await

@@ -219,6 +219,29 @@ both_stores! {
         assert!(!jobs::complete(&store, first.outbox_id, "slow").await.unwrap(), "the slow worker lost the job");
         assert!(jobs::complete(&store, second.outbox_id, "fast").await.unwrap());
     }
+
+    async fn a_delivery_is_marked_done_with_the_next_claim_and_a_lost_lease_is_told(db: TestDb) {
+        let store = db.store().await;
+        record_with_copies(&store, &["w1"], 1).await;
+        record_with_copies(&store, &["w2"], 1).await;
+        let clock = Clock::system();
+        let lease = Duration::from_secs(30);
+        let (held, first) = jobs::complete_and_claim(&store, &clock, "d1", lease, None).await.unwrap();
+        let first = first.unwrap();
+        assert!(held, "nothing to complete");
+        // Delivered: done in the transaction that claims the second job.
+        let (held, second) = jobs::complete_and_claim(&store, &clock, "d1", lease, Some(first.outbox_id)).await.unwrap();
+        let second = second.expect("the other job");
+        assert!(held);
+        assert_ne!(second.outbox_id, first.outbox_id);
+        let done = store.list_outbox(Some("done"), 10).await.unwrap();
+        assert_eq!(done.iter().map(|j| j.outbox_id).collect::<Vec<_>>(), vec![first.outbox_id]);
+        // A worker whose lease another took over is told so, and changes nothing of the job.
+        let (held, none) = jobs::complete_and_claim(&store, &clock, "someone-else", lease, Some(second.outbox_id)).await.unwrap();
+        assert!(!held && none.is_none());
+        assert_eq!(store.list_outbox(Some("pending"), 10).await.unwrap().len(), 1);
+        assert!(jobs::complete(&store, second.outbox_id, "d1").await.unwrap(), "still d1's to complete");
+    }
 }
 
 both_stores! {
