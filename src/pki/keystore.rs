@@ -159,6 +159,33 @@ pub fn private_dir(dir: &Path) -> Result<(), KeyStoreError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
 }
 
+/// Refuses `key` (read from `key_path`) unless it is the key of `certificate` (read from
+/// `cert_path`).
+pub(super) fn check_key_of(
+    key: &SoftwareSigner,
+    key_path: &Path,
+    certificate: &Certificate,
+    cert_path: &Path,
+) -> Result<(), KeyStoreError> {
+    if certs::public_key(certificate)? != key.verifying_key() {
+        return Err(KeyStoreError::State(format!(
+            "{} is not the key of {}",
+            key_path.display(),
+            cert_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `cert` as `<stem>.cert.pem`, readable by all.
+pub(super) fn write_certificate(stem: &Path, cert: &Certificate) -> Result<(), KeyStoreError> {
+    write_new(
+        &stem.with_extension("cert.pem"),
+        certs::to_pem(cert)?.as_bytes(),
+        0o644,
+    )
+}
+
 /// Writes a new file (never replacing one) with `mode`, synced to disk.
 pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyStoreError> {
     let mut file = OpenOptions::new()
@@ -357,10 +384,6 @@ impl KeyStore {
         self.dir.join("iaca.cert.pem")
     }
 
-    fn iaca_key_path(&self) -> PathBuf {
-        self.dir.join("iaca.key.pem")
-    }
-
     pub(super) fn authority_path(&self) -> PathBuf {
         self.dir.join("authority.toml")
     }
@@ -503,21 +526,27 @@ impl KeyStore {
         key: &SoftwareSigner,
         cert: &Certificate,
     ) -> Result<(), KeyStoreError> {
-        let key_path = Self::pem_key(&self.ds_stem(number));
+        self.write_imported(&self.ds_stem(number), key, cert)
+    }
+
+    /// Writes an imported key (PKCS#8 PEM, owner-only) and its certificate at `stem`.
+    pub(super) fn write_imported(
+        &self,
+        stem: &Path,
+        key: &SoftwareSigner,
+        cert: &Certificate,
+    ) -> Result<(), KeyStoreError> {
+        let key_path = Self::pem_key(stem);
         let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
             path: key_path.clone(),
             source,
         })?;
         write_new(&key_path, pem.as_bytes(), 0o600)?;
-        self.write_ds_certificate(number, cert)
+        write_certificate(stem, cert)
     }
 
     fn write_ds_certificate(&self, number: u32, cert: &Certificate) -> Result<(), KeyStoreError> {
-        write_new(
-            &self.ds_dir().join(format!("{number:04}.cert.pem")),
-            certs::to_pem(cert)?.as_bytes(),
-            0o644,
-        )
+        write_certificate(&self.ds_stem(number), cert)
     }
 
     /// Imports existing PEM material: an IACA certificate (with its key, or without to keep the
@@ -529,23 +558,11 @@ impl KeyStore {
         let ds = certs::from_pem(&read(&material.ds_cert)?)?;
         let ds_key = self.load_key(&material.ds_key)?;
         certs::verify_ds_chain(&ds, &iaca, SystemTime::now())?;
-        if certs::public_key(&ds)? != ds_key.verifying_key() {
-            return Err(KeyStoreError::State(format!(
-                "{} is not the key of {}",
-                material.ds_key.display(),
-                material.ds_cert.display()
-            )));
-        }
+        check_key_of(&ds_key, &material.ds_key, &ds, &material.ds_cert)?;
         let iaca_key = match &material.iaca_key {
             Some(path) => {
                 let key = self.load_key(path)?;
-                if certs::public_key(&iaca)? != key.verifying_key() {
-                    return Err(KeyStoreError::State(format!(
-                        "{} is not the key of {}",
-                        path.display(),
-                        material.iaca_cert.display()
-                    )));
-                }
+                check_key_of(&key, path, &iaca, &material.iaca_cert)?;
                 Some(key)
             }
             None => None,
@@ -562,18 +579,10 @@ impl KeyStore {
             let toml =
                 toml::to_string(&authority).map_err(|e| KeyStoreError::State(e.to_string()))?;
             write_new(&self.authority_path(), toml.as_bytes(), 0o644)?;
-            if let Some(key) = &iaca_key {
-                let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
-                    path: self.iaca_key_path(),
-                    source,
-                })?;
-                write_new(&self.iaca_key_path(), pem.as_bytes(), 0o600)?;
+            match &iaca_key {
+                Some(key) => self.write_imported(&self.iaca_stem(), key, &iaca)?,
+                None => write_certificate(&self.iaca_stem(), &iaca)?,
             }
-            write_new(
-                &self.iaca_cert_path(),
-                certs::to_pem(&iaca)?.as_bytes(),
-                0o644,
-            )?;
         }
         let number = self.ds_numbers()?.last().map_or(1, |n| n + 1);
         self.write_ds(number, &ds_key, &ds)?;
@@ -830,7 +839,10 @@ mod tests {
         store.init(&authority(), Lifetimes::default()).unwrap();
         assert_eq!(fs::metadata(store.dir()).unwrap().mode() & 0o777, 0o700);
         assert_eq!(
-            fs::metadata(store.iaca_key_path()).unwrap().mode() & 0o777,
+            fs::metadata(KeyStore::pem_key(&store.iaca_stem()))
+                .unwrap()
+                .mode()
+                & 0o777,
             0o600
         );
         assert_eq!(

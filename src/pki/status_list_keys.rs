@@ -16,7 +16,9 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
 use super::certs::{self, CertTemplate};
-use super::keystore::{private_dir, read, write_new, KeyStore, KeyStoreError};
+use super::keystore::{
+    check_key_of, private_dir, read, write_certificate, KeyStore, KeyStoreError,
+};
 use super::signer::Signer;
 
 /// Lifetime of a new status-list signer certificate: a year, as a DS's ([I]).
@@ -41,6 +43,15 @@ impl KeyStore {
         self.status_list_dir().join(format!("{number:04}"))
     }
 
+    /// The number the next signer takes (its folder created when missing).
+    fn next_status_list_number(&self) -> Result<u32, KeyStoreError> {
+        let dir = self.status_list_dir();
+        private_dir(&dir)?;
+        Ok(super::wallet_keys::numbers(&dir)?
+            .last()
+            .map_or(1, |n| n + 1))
+    }
+
     /// Every status-list signer certificate, oldest first.
     pub fn status_list_certificates(&self) -> Result<Vec<(u32, Certificate)>, KeyStoreError> {
         super::wallet_keys::numbers(&self.status_list_dir())?
@@ -59,11 +70,7 @@ impl KeyStore {
         let (iaca_key, iaca) = self.iaca_for_certifying(
             "certify a status-list signer elsewhere and use `keys import-status-list`",
         )?;
-        let dir = self.status_list_dir();
-        private_dir(&dir)?;
-        let number = super::wallet_keys::numbers(&dir)?
-            .last()
-            .map_or(1, |n| n + 1);
+        let number = self.next_status_list_number()?;
         // The key first: a certificate always has its key.
         let key = self.new_signing_key(&self.status_list_stem(number), "status-list")?;
         let template = CertTemplate {
@@ -84,11 +91,7 @@ impl KeyStore {
             )?],
         };
         let certificate = certs::issue_certificate(&template, iaca_key.as_ref())?;
-        write_new(
-            &self.status_list_stem(number).with_extension("cert.pem"),
-            certs::to_pem(&certificate)?.as_bytes(),
-            0o644,
-        )?;
+        write_certificate(&self.status_list_stem(number), &certificate)?;
         Ok(number)
     }
 
@@ -111,29 +114,9 @@ impl KeyStore {
         }
         certs::check_signature(&certificate, &certs::public_key(&iaca)?)?;
         certs::check_validity(&certificate, SystemTime::now())?;
-        if certs::public_key(&certificate)? != key.verifying_key() {
-            return Err(KeyStoreError::State(format!(
-                "{} is not the key of {}",
-                key_path.display(),
-                cert_path.display()
-            )));
-        }
-        let dir = self.status_list_dir();
-        private_dir(&dir)?;
-        let number = super::wallet_keys::numbers(&dir)?
-            .last()
-            .map_or(1, |n| n + 1);
-        let stem = self.status_list_stem(number);
-        let pem = key.to_pkcs8_pem().map_err(|source| KeyStoreError::Key {
-            path: key_path.to_owned(),
-            source,
-        })?;
-        write_new(&stem.with_extension("key.pem"), pem.as_bytes(), 0o600)?;
-        write_new(
-            &stem.with_extension("cert.pem"),
-            certs::to_pem(&certificate)?.as_bytes(),
-            0o644,
-        )?;
+        check_key_of(&key, key_path, &certificate, cert_path)?;
+        let number = self.next_status_list_number()?;
+        self.write_imported(&self.status_list_stem(number), &key, &certificate)?;
         Ok(number)
     }
 

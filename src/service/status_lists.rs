@@ -171,7 +171,7 @@ async fn build(
         .not_after
         .to_system_time()
         .into();
-    let expires_at = (issued_at + chrono_duration(publication.validity)).min(signer_until);
+    let expires_at = crate::clock::plus(issued_at, publication.validity).min(signer_until);
     let claims = TokenClaims {
         subject: StatusListSettings::uri(&publication.base_url, list.list_id),
         issued_at,
@@ -203,9 +203,8 @@ async fn build(
     Ok(stored.then_some(token.len()))
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
-}
+/// How long a replica holds a list while it builds its token.
+const BUILD_LEASE: Duration = Duration::from_secs(30);
 
 /// One round: builds the token of every list that needs one and that no other replica holds.
 /// Returns how many were published.
@@ -215,13 +214,18 @@ pub async fn publish_due(
     owner: &str,
 ) -> Result<usize, PublishError> {
     // A token is rebuilt when half of its validity has passed.
-    let refresh_before = s.clock.now() + chrono_duration(publication.validity / 2);
+    let refresh_before = s.clock.after(publication.validity / 2);
     let due = status_lists::due(&mut s.store.db(), refresh_before, 100).await?;
     let mut published = 0;
     for list_id in due {
-        let lease = Duration::from_secs(30);
-        let claimed =
-            status_lists::claim(&mut s.store.db(), list_id, owner, lease, refresh_before).await?;
+        let claimed = status_lists::claim(
+            &mut s.store.db(),
+            list_id,
+            owner,
+            BUILD_LEASE,
+            refresh_before,
+        )
+        .await?;
         let Some(list) = claimed else {
             continue;
         };

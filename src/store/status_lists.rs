@@ -20,8 +20,9 @@ pub struct Entry {
 }
 
 /// Hands out `count` entries of one list of `scope` (the next `count` of its counter, through
-/// the list's index permutation), taking a new list of `size` entries when none has room. One short statement per attempt, outside any other transaction,
-/// so that an allocation never waits on an MSO being signed.
+/// the list's index permutation), taking a new list of `size` entries when none has room. One
+/// short statement per attempt, outside any other transaction, so that an allocation never waits
+/// on an MSO being signed.
 pub async fn allocate(
     ex: &mut impl Exec,
     scope: &str,
