@@ -1,32 +1,31 @@
 //! Bulk updates: one JSON merge of holder-data elements applied to every selected record, in
-//! bounded batches, by whichever replica holds the job's lease. Each record is changed through
-//! [`credentials::update_in`] (a new audited version and a notification per device copy, or
-//! nothing when the merge changes nothing); a record changed concurrently is read again under its
-//! lock and retried. A batch is cut into [`LANES`] runs of consecutive records, each changed in
-//! one transaction (one commit for many records: the commit, not the statements, is what a
-//! record's change costs most), the runs at once. After each batch the cursor and counts are
-//! stored, so a crash loses at most the batch in hand, and redoing it changes nothing twice (a
-//! merge applied again is unchanged).
+//! bounded batches, by whichever replica holds the job's lease. Records are changed through
+//! [`credentials::update_each_in`] (a new audited version and a notification per device copy, or
+//! nothing when the merge changes nothing); each is read under its lock, so a record changed
+//! concurrently gets the merge on top of that change. A batch is cut into [`LANES`] runs of
+//! consecutive records, each changed in one transaction with a handful of statements for the
+//! whole run (commits and statement round trips, not the work inside them, are what a record's
+//! change costs most), the runs at once. After each batch the cursor and counts are stored, so a
+//! crash loses at most the batch in hand, and redoing it changes nothing twice (a merge applied
+//! again is unchanged).
 
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::credentials::{self, ChangeError, NewHolderData, Update};
+use super::credentials::{self, RecordOutcome};
 use super::Services;
 use crate::domain::credential::CredentialStatus;
 use crate::store::bulk_updates::{self as stored, BulkUpdate, NewBulkUpdate, Progress};
 use crate::store::{
-    audit, credentials as records, Actor, CredentialFilter, Provenance, Store, StoreError, Tx,
+    audit, credentials as records, Actor, CredentialFilter, Provenance, Store, StoreError,
 };
 
 /// Records changed per batch before progress is stored.
 pub const BATCH: u32 = 200;
 /// How long a replica holds a job between two batches before another may take it over.
 const LEASE: Duration = Duration::from_secs(60);
-/// Attempts at one record that others keep changing.
-const ATTEMPTS: usize = 5;
 /// Transactions of a batch at once, each changing a run of its records in id order (so that two
 /// bulk updates over the same records lock them in the same order); the batch's progress is
 /// stored when all of them are done.
@@ -168,62 +167,19 @@ async fn next_batch(store: &Store, job: &BulkUpdate) -> Result<Vec<Uuid>, StoreE
     })
 }
 
-/// What happened to one record.
-enum Outcome {
-    Changed,
-    Unchanged,
-    Failed(String),
-}
-
-/// Changes `ids` in one transaction.
+/// Applies the job's merge to `ids` in one transaction.
 async fn apply_run(
     s: &Services,
     job: &BulkUpdate,
     ids: &[Uuid],
     by: Provenance<'_>,
-) -> Result<Vec<(Uuid, Outcome)>, StoreError> {
+) -> Result<Vec<(Uuid, RecordOutcome)>, StoreError> {
     let mut tx = s.store.begin().await?;
-    let mut outcomes = Vec::with_capacity(ids.len());
-    for &id in ids {
-        outcomes.push((id, apply(&mut tx, s, job, id, by).await?));
-    }
+    let change = |holder: &Json| merged(holder, &job.merge);
+    let outcomes =
+        credentials::update_each_in(&mut tx, &s.clock, &s.doc_types, ids, change, by).await?;
     tx.commit().await?;
     Ok(outcomes)
-}
-
-async fn apply(
-    tx: &mut Tx,
-    s: &Services,
-    job: &BulkUpdate,
-    id: Uuid,
-    by: Provenance<'_>,
-) -> Result<Outcome, StoreError> {
-    for _ in 0..ATTEMPTS {
-        let Some(record) = records::get(&mut *tx, id).await? else {
-            return Ok(Outcome::Failed("no such credential".into()));
-        };
-        let holder = merged(&record.holder_data, &job.merge);
-        if let Err(errors) = credentials::check_holder_data(&s.doc_types, &record.doc_type, &holder)
-        {
-            return Ok(Outcome::Failed(errors.to_string()));
-        }
-        let change = NewHolderData {
-            credential_id: id,
-            expected_version: record.current_version_number,
-            holder_data: &holder,
-        };
-        match credentials::update_in(&mut *tx, &s.clock, &s.doc_types, change, by).await {
-            Ok(Update::Changed(_)) => return Ok(Outcome::Changed),
-            Ok(Update::Unchanged(_)) => return Ok(Outcome::Unchanged),
-            // Someone saved meanwhile: merge into their version.
-            Err(ChangeError::VersionMismatch { .. }) => continue,
-            Err(ChangeError::Store(error)) => return Err(error),
-            Err(other) => return Ok(Outcome::Failed(other.to_string())),
-        }
-    }
-    Ok(Outcome::Failed(format!(
-        "changed by others {ATTEMPTS} times while being updated"
-    )))
 }
 
 /// Works one batch of the oldest running bulk update that no other replica holds. Returns
@@ -256,9 +212,9 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
     let mut progress = Progress::default();
     for (id, outcome) in outcomes.into_iter().flatten() {
         match outcome {
-            Outcome::Changed => progress.changed += 1,
-            Outcome::Unchanged => progress.unchanged += 1,
-            Outcome::Failed(message) => {
+            RecordOutcome::Changed => progress.changed += 1,
+            RecordOutcome::Unchanged => progress.unchanged += 1,
+            RecordOutcome::Refused(message) => {
                 progress.failed += 1;
                 progress
                     .problems

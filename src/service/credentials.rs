@@ -140,9 +140,8 @@ pub async fn update_in(
         return Err(ChangeError::VersionMismatch { current });
     }
     let record = reread(tx, credential_id).await?;
-    let values = |json| doc_types.validate(&record.doc_type, json).ok();
-    let unchanged = values(&record.holder_data).is_some_and(|old| Some(old) == values(holder_data));
-    if unchanged && status == CredentialStatus::Active {
+    let new_values = doc_types.validate(&record.doc_type, holder_data).ok();
+    if unchanged(doc_types, &record, new_values.as_ref()) {
         return Ok(Update::Unchanged(record));
     }
     status.apply(Change::UpdateHolderData)?;
@@ -153,15 +152,111 @@ pub async fn update_in(
         holder_data,
         created_by: by.actor.token_id(),
     };
-    credentials::insert_version(tx, &version).await?;
-    credentials::set_current(tx, &version).await?;
-    notify_copies(tx, credential_id, clock.now()).await?;
-    audit::insert(
-        tx,
-        &by.entry("credential.update", "credential", credential_id),
-    )
-    .await?;
+    write_versions(tx, clock, std::slice::from_ref(&version), by).await?;
     Ok(Update::Changed(reread(tx, credential_id).await?))
+}
+
+/// Whether new holder data (its element values, `None` when they do not validate) leaves an
+/// active record as it is: equal element values, whatever the JSON spelling. A record in another
+/// status is never unchanged, so that the change is refused by its status.
+fn unchanged(doc_types: &DocTypes, record: &CredentialRecord, new: Option<&ElementValues>) -> bool {
+    record.status == CredentialStatus::Active
+        && new.is_some_and(|new| {
+            doc_types
+                .validate(&record.doc_type, &record.holder_data)
+                .is_ok_and(|old| old == *new)
+        })
+}
+
+/// What a change did to one record of a set ([`update_each_in`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// A new version was written.
+    Changed,
+    /// The new data equals the current version's: nothing written.
+    Unchanged,
+    /// Not changed, for this reason (no such record, invalid data, its status).
+    Refused(String),
+}
+
+/// Gives each of `ids` the holder data `change` makes of its current holder data, in the
+/// caller's transaction, with one statement per step for the whole set rather than per record:
+/// lock and read, versions, current versions, live copies, notifications, audit entries. Each
+/// record is read under its lock, so a concurrent change is built on, never overwritten; locks
+/// are taken in id order, so two calls over overlapping sets cannot deadlock. The outcomes are in
+/// id order. Keep sets small: every row is a handful of statement parameters.
+pub async fn update_each_in(
+    tx: &mut impl Exec,
+    clock: &Clock,
+    doc_types: &DocTypes,
+    ids: &[Uuid],
+    change: impl Fn(&serde_json::Value) -> serde_json::Value,
+    by: Provenance<'_>,
+) -> Result<Vec<(Uuid, RecordOutcome)>, StoreError> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut records: std::collections::HashMap<Uuid, CredentialRecord> =
+        credentials::lock_all(tx, &ids)
+            .await?
+            .into_iter()
+            .map(|record| (record.credential_id, record))
+            .collect();
+    let mut outcomes = Vec::with_capacity(ids.len());
+    let mut changes = Vec::new();
+    for id in ids {
+        let Some(record) = records.remove(&id) else {
+            outcomes.push((id, RecordOutcome::Refused("no such credential".into())));
+            continue;
+        };
+        let holder = change(&record.holder_data);
+        let outcome = match check_holder_data(doc_types, &record.doc_type, &holder) {
+            Err(errors) => RecordOutcome::Refused(errors.to_string()),
+            Ok(new) if unchanged(doc_types, &record, Some(&new)) => RecordOutcome::Unchanged,
+            Ok(_) => match record.status.apply(Change::UpdateHolderData) {
+                Err(illegal) => RecordOutcome::Refused(illegal.to_string()),
+                Ok(_) => {
+                    changes.push((record, holder));
+                    RecordOutcome::Changed
+                }
+            },
+        };
+        outcomes.push((id, outcome));
+    }
+    let versions: Vec<NewVersion<'_>> = changes
+        .iter()
+        .map(|(record, holder)| NewVersion {
+            credential_version_id: Uuid::now_v7(),
+            credential_id: record.credential_id,
+            version_number: record.current_version_number + 1,
+            holder_data: holder,
+            created_by: by.actor.token_id(),
+        })
+        .collect();
+    write_versions(tx, clock, &versions, by).await?;
+    Ok(outcomes)
+}
+
+/// Writes new versions and makes them current, tells every live copy of their records and
+/// audits each as `credential.update`: five statements, however many versions.
+async fn write_versions(
+    tx: &mut impl Exec,
+    clock: &Clock,
+    versions: &[NewVersion<'_>],
+    by: Provenance<'_>,
+) -> Result<(), StoreError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    credentials::insert_versions(tx, versions).await?;
+    credentials::set_current(tx, versions).await?;
+    let ids: Vec<Uuid> = versions.iter().map(|v| v.credential_id).collect();
+    notify_copies_of(tx, &ids, clock.now()).await?;
+    let entries: Vec<_> = ids
+        .iter()
+        .map(|id| by.entry("credential.update", "credential", id))
+        .collect();
+    audit::insert_all(tx, &entries).await
 }
 
 /// Revokes the record (final).
@@ -289,8 +384,19 @@ pub(crate) async fn notify_copies(
     credential_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for (copy, device) in copies::live(tx, credential_id).await? {
-        outbox::enqueue(tx, &Job::credential_status(&device, &copy), now).await?;
-    }
-    Ok(())
+    notify_copies_of(tx, &[credential_id], now).await
+}
+
+/// [`notify_copies`] for several records: two statements, however many copies.
+async fn notify_copies_of(
+    tx: &mut impl Exec,
+    credential_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let jobs: Vec<Job> = copies::live_of(tx, credential_ids)
+        .await?
+        .iter()
+        .map(|(_, copy, device)| Job::credential_status(device, copy))
+        .collect();
+    outbox::enqueue_all(tx, &jobs, now).await
 }

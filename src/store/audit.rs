@@ -112,20 +112,32 @@ pub struct NewAuditEntry<'a> {
 /// Appends an entry. Ids are UUIDv7, so that ordering by id is ordering by time, even within
 /// one millisecond.
 pub async fn insert(ex: &mut impl Exec, entry: &NewAuditEntry<'_>) -> Result<(), StoreError> {
-    ex.execute(
-        query(
-            "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id)
-             values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(entry.actor.token_id())
-        .bind(entry.actor.label())
-        .bind(entry.action)
-        .bind(entry.target_kind)
-        .bind(&entry.target_id)
-        .bind(entry.request_id),
-    )
-    .await?;
+    insert_all(ex, std::slice::from_ref(entry)).await
+}
+
+/// Appends entries in one statement, in their order.
+pub async fn insert_all(
+    ex: &mut impl Exec,
+    entries: &[NewAuditEntry<'_>],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(
+        "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id) values ",
+    );
+    q.push_rows(entries, |q, entry| {
+        vec![
+            q.push_param(Uuid::now_v7()),
+            q.push_param(entry.actor.token_id()),
+            q.push_param(entry.actor.label()),
+            q.push_param(entry.action),
+            q.push_param(entry.target_kind),
+            q.push_param(&entry.target_id),
+            q.push_param(entry.request_id),
+        ]
+    });
+    ex.execute(q).await?;
     Ok(())
 }
 

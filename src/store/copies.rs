@@ -229,19 +229,34 @@ pub async fn live(
     ex: &mut impl Exec,
     credential_id: Uuid,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let rows = ex
-        .fetch_all(
-            query(
-                "select wallet_credential_id, device_reference_id from wallet_credentials
-                 where credential_id = $1 and status <> $2 order by wallet_credential_id",
-            )
-            .bind(credential_id)
-            .bind(CopyStatus::Deleted.as_str()),
-        )
-        .await?;
+    Ok(live_of(ex, &[credential_id])
+        .await?
+        .into_iter()
+        .map(|(_, copy, device)| (copy, device))
+        .collect())
+}
+
+/// [`live`] for several records in one query: (record, credentialId, deviceReferenceId), in
+/// the records' order, then the copies'.
+pub async fn live_of(
+    ex: &mut impl Exec,
+    credential_ids: &[Uuid],
+) -> Result<Vec<(Uuid, String, String)>, StoreError> {
+    if credential_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = query(
+        "select credential_id, wallet_credential_id, device_reference_id from wallet_credentials
+         where status <> $1 and credential_id in ",
+    )
+    .bind(CopyStatus::Deleted.as_str());
+    q.push_list(credential_ids.iter().copied());
+    q.push_sql(" order by credential_id, wallet_credential_id");
+    let rows = ex.fetch_all(q).await?;
     rows.iter()
         .map(|r| {
             Ok((
+                r.uuid("credential_id")?,
                 r.text("wallet_credential_id")?,
                 r.text("device_reference_id")?,
             ))
@@ -291,8 +306,8 @@ pub async fn insert_msos(
     let mut q = query(
         "insert into mso_issuances (mso_issuance_id, credential_version_id, device_reference_id, auth_key_sha256, ds_key_id, valid_from, valid_until, status_list_id, status_index) values ",
     );
-    for (i, mso) in msos.iter().enumerate() {
-        let placeholders = [
+    q.push_rows(msos, |q, mso| {
+        vec![
             q.push_param(Uuid::now_v7()),
             q.push_param(mso.credential_version_id),
             q.push_param(mso.device_reference_id),
@@ -302,13 +317,8 @@ pub async fn insert_msos(
             q.push_param(mso.valid_until),
             q.push_param(mso.status.map(|e| e.list_id)),
             q.push_param(mso.status.map(|e| e.index)),
-        ];
-        q.push_sql(&format!(
-            "{}({})",
-            if i == 0 { "" } else { ", " },
-            placeholders.join(", ")
-        ));
-    }
+        ]
+    });
     ex.execute(q).await?;
     Ok(())
 }

@@ -80,19 +80,50 @@ pub async fn insert_version(
     ex: &mut impl Exec,
     version: &NewVersion<'_>,
 ) -> Result<(), StoreError> {
-    ex.execute(
-        query(
-            "insert into credential_versions (credential_version_id, credential_id, version_number, holder_data, created_by)
-             values ($1, $2, $3, $4, $5)",
-        )
-        .bind(version.credential_version_id)
-        .bind(version.credential_id)
-        .bind(version.version_number)
-        .bind(version.holder_data)
-        .bind(version.created_by),
-    )
-    .await?;
+    insert_versions(ex, std::slice::from_ref(version)).await
+}
+
+/// Inserts versions in one statement.
+pub async fn insert_versions(
+    ex: &mut impl Exec,
+    versions: &[NewVersion<'_>],
+) -> Result<(), StoreError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(
+        "insert into credential_versions (credential_version_id, credential_id, version_number, holder_data, created_by) values ",
+    );
+    q.push_rows(versions, |q, version| {
+        vec![
+            q.push_param(version.credential_version_id),
+            q.push_param(version.credential_id),
+            q.push_param(version.version_number),
+            q.push_param(version.holder_data),
+            q.push_param(version.created_by),
+        ]
+    });
+    ex.execute(q).await?;
     Ok(())
+}
+
+/// The records among `ids`, each row locked until the transaction ends, in id order (so that
+/// two transactions locking overlapping sets take the locks in the same order and cannot
+/// deadlock). Ids with no record are left out.
+pub async fn lock_all(
+    tx: &mut impl Exec,
+    ids: &[Uuid],
+) -> Result<Vec<CredentialRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = query(format!(
+        "select {COLUMNS} from credentials where credential_id in "
+    ));
+    q.push_list(ids.iter().copied());
+    q.push_sql(" order by credential_id%for_update%");
+    let rows = tx.fetch_all(q).await?;
+    rows.iter().map(read).collect()
 }
 
 /// The record's status and current version number, the row locked until the transaction ends.
@@ -115,19 +146,22 @@ pub async fn lock(
     .transpose()
 }
 
-/// Makes `version` the record's current one.
-pub async fn set_current(ex: &mut impl Exec, version: &NewVersion<'_>) -> Result<(), StoreError> {
-    ex.execute(
-        query(
-            "update credentials set current_version_id = $2, current_version_number = $3, holder_data = $4, updated_at = %now%
-             where credential_id = $1",
-        )
-        .bind(version.credential_id)
-        .bind(version.credential_version_id)
-        .bind(version.version_number)
-        .bind(version.holder_data),
-    )
-    .await?;
+/// Makes each of `versions` (already inserted) its record's current one, in one statement.
+pub async fn set_current(
+    ex: &mut impl Exec,
+    versions: &[NewVersion<'_>],
+) -> Result<(), StoreError> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(
+        "update credentials set current_version_id = v.credential_version_id,
+             current_version_number = v.version_number, holder_data = v.holder_data, updated_at = %now%
+         from credential_versions v
+         where credentials.credential_id = v.credential_id and v.credential_version_id in ",
+    );
+    q.push_list(versions.iter().map(|v| v.credential_version_id));
+    ex.execute(q).await?;
     Ok(())
 }
 

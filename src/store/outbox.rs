@@ -244,18 +244,32 @@ fn read(r: &Row) -> Result<OutboxJob, StoreError> {
 
 /// Enqueues a job, due at `now` (the application's clock, as every due time).
 pub async fn enqueue(ex: &mut impl Exec, job: &Job, now: DateTime<Utc>) -> Result<(), StoreError> {
-    ex.execute(
-        query(
-            "insert into outbox (outbox_id, kind, payload, coalesce_key, state, next_attempt_at)
-             values ($1, $2, $3, $4, 'pending', $5)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(job.kind().as_str())
-        .bind(job.payload())
-        .bind(job.coalesce_key())
-        .bind(now),
-    )
-    .await?;
+    enqueue_all(ex, std::slice::from_ref(job), now).await
+}
+
+/// Enqueues jobs in one statement, all due at `now`.
+pub async fn enqueue_all(
+    ex: &mut impl Exec,
+    jobs: &[Job],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(
+        "insert into outbox (outbox_id, kind, payload, coalesce_key, state, next_attempt_at) values ",
+    );
+    q.push_rows(jobs, |q, job| {
+        vec![
+            q.push_param(Uuid::now_v7()),
+            q.push_param(job.kind().as_str()),
+            q.push_param(job.payload()),
+            q.push_param(job.coalesce_key()),
+            "'pending'".to_owned(),
+            q.push_param(now),
+        ]
+    });
+    ex.execute(q).await?;
     Ok(())
 }
 

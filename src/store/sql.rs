@@ -164,6 +164,23 @@ impl Query {
         self.text.to_mut().push_str(sql);
     }
 
+    /// Adds one parameter per value and appends their placeholders as `($1, $2, …)`, for
+    /// `in` lists. The caller keeps lists short (both databases cap parameters per statement)
+    /// and never empty (`in ()` is not SQL).
+    pub fn push_list<T: IntoParam>(&mut self, values: impl IntoIterator<Item = T>) {
+        let placeholders: Vec<String> = values.into_iter().map(|v| self.push_param(v)).collect();
+        self.push_sql(&format!("({})", placeholders.join(", ")));
+    }
+
+    /// Appends the rows of a multi-row `values` list, each row's placeholders made by `row`.
+    pub fn push_rows<T>(&mut self, rows: &[T], mut row: impl FnMut(&mut Self, &T) -> Vec<String>) {
+        for (i, item) in rows.iter().enumerate() {
+            let placeholders = row(self, item);
+            let separator = if i == 0 { "" } else { ", " };
+            self.push_sql(&format!("{separator}({})", placeholders.join(", ")));
+        }
+    }
+
     fn text_for(&self, backend: Backend) -> Cow<'_, str> {
         if !self.text.contains('%') {
             return Cow::Borrowed(&self.text);

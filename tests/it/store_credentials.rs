@@ -4,11 +4,12 @@
 use brevet::clock::Clock;
 use brevet::domain::credential::{CredentialRecord, CredentialStatus};
 use brevet::mdoc::doctype::DocTypes;
-use brevet::service::credentials::{self as records, ChangeError, NewHolderData};
+use brevet::service::credentials::{self as records, ChangeError, NewHolderData, RecordOutcome};
 use brevet::store::{Actor, CredentialFilter, JobKind, JobState, Provenance, Store};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::mdoc::sample_mdl;
 use crate::support::inspect::{bind_copy, Inspect};
 use crate::support::TestDb;
 
@@ -149,5 +150,98 @@ both_stores! {
         let active_a = CredentialFilter { limit: 10, doc_type: Some("a".into()), status: Some(CredentialStatus::Active), ..Default::default() };
         assert_eq!(page(active_a).await, [ids[0], ids[2]]);
         assert_eq!(page(CredentialFilter { limit: 10, status: Some(CredentialStatus::Revoked), ..Default::default() }).await, [ids[4]]);
+    }
+
+    async fn a_set_of_records_changes_together_with_one_job_per_live_copy(db: TestDb) {
+        const NS: &str = "org.iso.18013.5.1";
+        let store = db.store().await;
+        let (clock, types) = (Clock::system(), DocTypes::builtin());
+        let mdl = "org.iso.18013.5.1.mDL";
+        let create = |holder: serde_json::Value| {
+            let store = store.clone();
+            async move { records::create(&store, mdl, &holder, BY).await.unwrap().credential_id }
+        };
+        let two_copies = create(sample_mdl()).await;
+        let one_copy = create(sample_mdl()).await;
+        let no_copy = create(sample_mdl()).await;
+        let mut moved = sample_mdl();
+        moved[NS]["resident_address"] = json!("1 Format Street");
+        let already = create(moved).await;
+        let revoked = create(sample_mdl()).await;
+        revoke(&store, revoked, "test").await.unwrap();
+        let unknown = Uuid::now_v7();
+        for (copy, record, device) in [("w-1", two_copies, "dev-a"), ("w-2", two_copies, "dev-b"), ("w-3", one_copy, "dev-a"), ("w-4", revoked, "dev-c")] {
+            bind_copy(&store, copy, record, device).await;
+        }
+        let outbox_before = store.list_outbox(None, 100).await.unwrap().len();
+
+        let address = |to: &'static str| move |holder: &serde_json::Value| {
+            let mut holder = holder.clone();
+            holder[NS]["resident_address"] = json!(to);
+            holder
+        };
+        let ids = [no_copy, unknown, revoked, already, one_copy, two_copies];
+        let mut tx = store.begin().await.unwrap();
+        let outcomes = records::update_each_in(&mut tx, &clock, &types, &ids, address("1 Format Street"), BY).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut expected = vec![
+            (no_copy, RecordOutcome::Changed),
+            (unknown, RecordOutcome::Refused("no such credential".into())),
+            (revoked, RecordOutcome::Refused("a revoked credential cannot be updated".into())),
+            (already, RecordOutcome::Unchanged),
+            (one_copy, RecordOutcome::Changed),
+            (two_copies, RecordOutcome::Changed),
+        ];
+        expected.sort_by_key(|(id, _)| *id);
+        assert_eq!(outcomes, expected, "every id once, in id order");
+        let kept = sample_mdl()[NS]["resident_address"].clone();
+        assert_ne!(kept, "1 Format Street");
+        for (id, version, address) in [(no_copy, 2, json!("1 Format Street")), (one_copy, 2, json!("1 Format Street")), (two_copies, 2, json!("1 Format Street")), (already, 1, json!("1 Format Street")), (revoked, 1, kept)] {
+            let record = store.get_credential(id).await.unwrap().unwrap();
+            assert_eq!(record.current_version_number, version);
+            assert_eq!(record.holder_data[NS]["resident_address"], address, "{id}");
+            let versions = store.list_versions(id).await.unwrap();
+            assert_eq!(versions.len() as i32, version);
+            assert_eq!(versions.last().unwrap().credential_version_id, record.current_version_id);
+            assert_eq!(versions.last().unwrap().holder_data, record.holder_data);
+        }
+        let jobs = store.list_outbox(None, 100).await.unwrap();
+        let mut told: Vec<String> = jobs[..jobs.len() - outbox_before].iter().map(|j| j.payload.to_string()).collect();
+        told.sort();
+        assert_eq!(told, [
+            json!({ "deviceReferenceId": "dev-a", "credentialId": "w-1" }).to_string(),
+            json!({ "deviceReferenceId": "dev-b", "credentialId": "w-2" }).to_string(),
+            json!({ "deviceReferenceId": "dev-a", "credentialId": "w-3" }).to_string(),
+        ], "one job per live copy of a changed record, none for the revoked record's copy");
+        let audit = store.list_audit(100).await.unwrap();
+        let mut audited: Vec<String> = audit.iter().take_while(|e| e.action == "credential.update").map(|e| e.target_id.clone()).collect();
+        audited.sort();
+        let mut changed = vec![no_copy.to_string(), one_copy.to_string(), two_copies.to_string()];
+        changed.sort();
+        assert_eq!(audited, changed, "one entry per changed record");
+
+        // A change committed while the set waits for its lock is built on, not overwritten.
+        let mut holder = store.get_credential(one_copy).await.unwrap().unwrap().holder_data;
+        holder[NS]["given_name"] = json!("Concurrent");
+        let mut first = store.begin().await.unwrap();
+        let staff = NewHolderData { credential_id: one_copy, expected_version: 2, holder_data: &holder };
+        records::update_in(&mut first, &clock, &types, staff, BY).await.unwrap();
+        let waiting = tokio::spawn({
+            let (store, clock, types) = (store.clone(), clock.clone(), types.clone());
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                let outcomes = records::update_each_in(&mut tx, &clock, &types, &[one_copy], address("2 Format Street"), BY).await.unwrap();
+                tx.commit().await.unwrap();
+                outcomes
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the set waits for the record's lock");
+        first.commit().await.unwrap();
+        assert_eq!(waiting.await.unwrap(), [(one_copy, RecordOutcome::Changed)]);
+        let record = store.get_credential(one_copy).await.unwrap().unwrap();
+        assert_eq!(record.current_version_number, 4);
+        assert_eq!((record.holder_data[NS]["given_name"].as_str(), record.holder_data[NS]["resident_address"].as_str()), (Some("Concurrent"), Some("2 Format Street")));
     }
 }
