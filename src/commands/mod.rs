@@ -356,7 +356,8 @@ pub fn dispatcher(config: &Config, store: SharedStore) -> anyhow::Result<Option<
     let lease = Duration::from_secs(config.outbox.lease_secs);
     Ok(Some(
         Dispatcher::new(store, Arc::new(client), worker_id, lease, policy)
-            .with_lanes(config.outbox.lanes),
+            .with_lanes(config.outbox.lanes)
+            .with_batches(config.outbox.claim_batch, config.google.timeout()),
     ))
 }
 

@@ -222,6 +222,9 @@ fn version_text<'de, D: serde::Deserializer<'de>>(
     )
 }
 
+/// Most jobs a dispatcher lane claims at once (each is a few statement parameters).
+const MAX_CLAIM_BATCH: u32 = 1000;
+
 /// Delivery of outbox jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -240,6 +243,8 @@ pub struct OutboxConfig {
     pub poll_interval_ms: u64,
     /// Notifications one process delivers at once.
     pub lanes: usize,
+    /// Jobs a lane claims per transaction.
+    pub claim_batch: u32,
 }
 
 impl Default for OutboxConfig {
@@ -252,6 +257,7 @@ impl Default for OutboxConfig {
             backoff_max_secs: 3600,
             poll_interval_ms: 1000,
             lanes: 8,
+            claim_batch: 16,
         }
     }
 }
@@ -808,6 +814,12 @@ impl Config {
             return bad(
                 "outbox",
                 "lease_secs, max_attempts and poll_interval_ms must be at least 1",
+            );
+        }
+        if !(1..=MAX_CLAIM_BATCH).contains(&self.outbox.claim_batch) {
+            return bad(
+                "outbox.claim_batch",
+                &format!("must be between 1 and {MAX_CLAIM_BATCH}"),
             );
         }
         if self.google.timeout() >= std::time::Duration::from_secs(self.outbox.lease_secs) {

@@ -1,11 +1,11 @@
-//! Delivering outbox jobs: claim one due job under a lease, perform it, then mark it done, schedule
-//! a retry (exponential backoff with full jitter), or — after the last attempt or a permanent
-//! refusal — mark it dead, where the admin API and metrics show it. A crashed worker's job comes
-//! back when its lease expires, so every job is delivered at least once.
+//! Delivering outbox jobs: claim due jobs under a lease, perform them, then mark each done,
+//! schedule a retry (exponential backoff with full jitter), or — after the last attempt or a
+//! permanent refusal — mark it dead, where the admin API and metrics show it. A crashed worker's
+//! jobs come back when their lease expires, so every job is delivered at least once.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use uuid::Uuid;
@@ -102,6 +102,8 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     observer: Option<Arc<dyn DeliveryObserver>>,
     lanes: usize,
+    batch: u32,
+    call_timeout: Duration,
 }
 
 impl Dispatcher {
@@ -122,7 +124,19 @@ impl Dispatcher {
             policy,
             observer: None,
             lanes: 1,
+            batch: 1,
+            call_timeout: Duration::ZERO,
         }
+    }
+
+    /// The same dispatcher claiming up to `batch` jobs per lane and transaction, and performing
+    /// them one after the other; a job is started only while a call lasting `call_timeout` would
+    /// still end within the batch's lease (the rest are given back unattempted), so that no
+    /// call is made twice at once because a batch outlived its lease.
+    pub fn with_batches(mut self, batch: u32, call_timeout: Duration) -> Self {
+        self.batch = batch.max(1);
+        self.call_timeout = call_timeout;
+        self
     }
 
     /// The same dispatcher telling `observer` the outcome of each attempt.
@@ -174,32 +188,48 @@ impl Dispatcher {
         })
     }
 
-    /// Performs due jobs until none is due; returns what each step did. A delivered job is marked
-    /// done in the transaction that claims the next one, so a lane that keeps delivering commits
-    /// once per job rather than twice (a crash in between redelivers it, as any crash before its
-    /// completion does).
+    /// Performs due jobs until none is due; returns what each step did. Delivered jobs are marked
+    /// done in the transaction that claims the next batch, so a lane that keeps delivering
+    /// commits once per batch rather than twice per job (a crash in between redelivers them, as
+    /// any crash before their completion does). A failure is stored at once.
     pub async fn drain(&self) -> Result<Vec<Step>, StoreError> {
         let mut steps = Vec::new();
-        let mut delivered: Option<OutboxJob> = None;
+        let mut delivered: Vec<OutboxJob> = Vec::new();
+        let mut unattempted: Vec<Uuid> = Vec::new();
         loop {
-            let done = delivered.as_ref().map(|job| job.outbox_id);
+            let done: Vec<Uuid> = delivered.iter().map(|job| job.outbox_id).collect();
+            let turn = jobs::Turn {
+                delivered: &done,
+                unattempted: &unattempted,
+                claim: self.batch,
+            };
+            let claimed_at = Instant::now();
             let (held, next) = jobs::complete_and_claim(
                 &self.store,
                 &self.clock,
                 &self.worker_id,
                 self.lease,
-                done,
+                turn,
             )
             .await?;
-            if let Some(job) = delivered.take() {
-                steps.push(self.settle(&job, Step::Delivered(job.outbox_id), held));
+            for job in delivered.drain(..) {
+                let still_held = held.contains(&job.outbox_id);
+                steps.push(self.settle(&job, Step::Delivered(job.outbox_id), still_held));
             }
-            let Some(job) = next else {
+            unattempted.clear();
+            if next.is_empty() {
                 return Ok(steps);
-            };
-            match self.attempt(&job).await? {
-                Attempt::Delivered => delivered = Some(job),
-                Attempt::Failed(step, held) => steps.push(self.settle(&job, step, held)),
+            }
+            for (i, job) in next.into_iter().enumerate() {
+                // The first job always fits (the configuration keeps calls shorter than leases).
+                if i > 0 && claimed_at.elapsed() + self.call_timeout >= self.lease {
+                    unattempted.push(job.outbox_id);
+                    continue;
+                }
+                match self.attempt(&job).await? {
+                    Attempt::Delivered => delivered.push(job),
+                    Attempt::Failed(step, held) => steps.push(self.settle(&job, step, held)),
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The outbox's use cases: a worker claims the next due job, then records its outcome; staff
-//! put a dead job back in the queue. (`crate::outbox::Dispatcher` drives the first two.)
+//! The outbox's use cases: a worker claims due jobs, then records their outcomes; staff put a
+//! dead job back in the queue. (`crate::outbox::Dispatcher` drives the first two.)
 
 use std::time::Duration;
 
@@ -23,24 +23,34 @@ pub async fn claim(
     Ok(job)
 }
 
-/// Marks `done` delivered (when given) and claims the next due job, in one transaction: a lane
-/// that keeps delivering commits once per job. The flag is false when `worker` no longer held
-/// `done` (its lease expired).
+/// What a lane of the dispatcher settles and asks for in one transaction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Turn<'a> {
+    /// Jobs it delivered: marked done.
+    pub delivered: &'a [Uuid],
+    /// Jobs it claimed but did not attempt: given back.
+    pub unattempted: &'a [Uuid],
+    /// How many due jobs to claim next (at most).
+    pub claim: u32,
+}
+
+/// Marks a lane's deliveries done, gives back the jobs it did not attempt and claims its next
+/// due jobs, in one transaction: a lane that keeps delivering commits once per batch of jobs.
+/// Returns the delivered jobs `worker` still held (the others' leases expired) and the jobs
+/// claimed.
 pub async fn complete_and_claim(
     store: &Store,
     clock: &Clock,
     worker: &str,
     lease: Duration,
-    done: Option<Uuid>,
-) -> Result<(bool, Option<OutboxJob>), StoreError> {
+    turn: Turn<'_>,
+) -> Result<(Vec<Uuid>, Vec<OutboxJob>), StoreError> {
     let mut tx = store.begin().await?;
-    let held = match done {
-        Some(id) => outbox::complete(&mut tx, id, worker).await?,
-        None => true,
-    };
-    let job = outbox::claim(&mut tx, worker, lease, clock.now()).await?;
+    let held = outbox::complete_all(&mut tx, turn.delivered, worker).await?;
+    outbox::release(&mut tx, turn.unattempted, worker).await?;
+    let jobs = outbox::claim_batch(&mut tx, worker, lease, clock.now(), turn.claim).await?;
     tx.commit().await?;
-    Ok((held, job))
+    Ok((held, jobs))
 }
 
 /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).

@@ -320,68 +320,147 @@ pub async fn backlog(ex: &mut impl Exec) -> Result<Backlog, StoreError> {
     })
 }
 
-/// Claims the most overdue pending job for `worker` until `lease` has passed (database clock),
-/// counting the attempt; pending unleased jobs with the same coalescing key are folded into it
-/// (marked done), since one delivery after their commit announces them all.
+/// Claims the most overdue pending job for `worker` ([`claim_batch`] of one).
 pub async fn claim(
     tx: &mut impl Exec,
     worker: &str,
     lease: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<OutboxJob>, StoreError> {
-    let row = tx
-        .fetch_optional(
-            query(format!(
-                "update outbox set lease_owner = $1, lease_expires_at = %now+$2%, attempts = attempts + 1, updated_at = %now%
-                 where outbox_id = (
-                     select outbox_id from outbox
-                     where state = 'pending' and next_attempt_at <= $3
-                       and (lease_expires_at is null or lease_expires_at < %now%)
-                     order by next_attempt_at, outbox_id
-                     limit 1%for_update%%skip_locked%)
-                 returning {COLUMNS}"
-            ))
-            .bind(worker)
-            .bind(lease)
-            .bind(now),
-        )
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let job = read(&row)?;
-    if let Some(key) = &job.coalesce_key {
-        // Only unleased rows that nobody else is claiming right now.
-        tx.execute(
+    Ok(claim_batch(tx, worker, lease, now, 1).await?.pop())
+}
+
+/// Claims up to `limit` of the most overdue pending jobs for `worker` until `lease` has passed
+/// (database clock), counting the attempt, in due order; three statements however many. One job
+/// is claimed per coalescing key: the other pending unleased jobs with the key of a claimed job
+/// are folded into it (marked done), since one delivery after their commit announces them all.
+pub async fn claim_batch(
+    tx: &mut impl Exec,
+    worker: &str,
+    lease: Duration,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<OutboxJob>, StoreError> {
+    let due = tx
+        .fetch_all(
             query(
-                "update outbox set state = 'done', last_error = $3, updated_at = %now%
-                 where outbox_id in (
-                     select outbox_id from outbox
-                     where coalesce_key = $1 and state = 'pending' and outbox_id <> $2
-                       and (lease_expires_at is null or lease_expires_at < %now%)%for_update%%skip_locked%)",
+                "select outbox_id, coalesce_key from outbox
+                 where state = 'pending' and next_attempt_at <= $1
+                   and (lease_expires_at is null or lease_expires_at < %now%)
+                 order by next_attempt_at, outbox_id
+                 limit $2%for_update%%skip_locked%",
             )
-            .bind(key)
-            .bind(job.outbox_id)
-            .bind(format!("coalesced into {}", job.outbox_id)),
+            .bind(now)
+            .bind(i64::from(limit.max(1))),
         )
         .await?;
+    let mut keys = std::collections::HashSet::new();
+    let mut chosen = Vec::with_capacity(due.len());
+    for row in &due {
+        let key = row.opt_text("coalesce_key")?;
+        if key.is_none_or(|key| keys.insert(key)) {
+            chosen.push(row.uuid("outbox_id")?);
+        }
     }
-    Ok(Some(job))
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = query(
+        "update outbox set lease_owner = $1, lease_expires_at = %now+$2%, attempts = attempts + 1, updated_at = %now%
+         where outbox_id in ",
+    )
+    .bind(worker)
+    .bind(lease);
+    q.push_list(chosen.iter().copied());
+    q.push_sql(&format!(" returning {COLUMNS}"));
+    let mut jobs = tx
+        .fetch_all(q)
+        .await?
+        .iter()
+        .map(read)
+        .collect::<Result<Vec<_>, _>>()?;
+    jobs.sort_by_key(|job| chosen.iter().position(|id| *id == job.outbox_id));
+    fold_into(tx, &jobs).await?;
+    Ok(jobs)
+}
+
+/// Marks done the pending jobs, unleased and not being claimed by anyone else, that share a
+/// coalescing key with one of `claimed`, each noting which job announces it.
+async fn fold_into(tx: &mut impl Exec, claimed: &[OutboxJob]) -> Result<(), StoreError> {
+    let keyed: Vec<(&str, Uuid)> = claimed
+        .iter()
+        .filter_map(|job| Some((job.coalesce_key.as_deref()?, job.outbox_id)))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(
+        "update outbox set state = 'done', updated_at = %now%, last_error = case coalesce_key",
+    );
+    for (key, into) in &keyed {
+        let (key, note) = (
+            q.push_param(*key),
+            q.push_param(format!("coalesced into {into}")),
+        );
+        q.push_sql(&format!(" when {key} then {note}"));
+    }
+    q.push_sql(
+        " end where outbox_id in (
+             select outbox_id from outbox
+             where state = 'pending' and (lease_expires_at is null or lease_expires_at < %now%)
+               and coalesce_key in ",
+    );
+    q.push_list(keyed.iter().map(|(key, _)| *key));
+    q.push_sql(" and outbox_id not in ");
+    q.push_list(keyed.iter().map(|(_, id)| *id));
+    q.push_sql("%for_update%%skip_locked%)");
+    tx.execute(q).await?;
+    Ok(())
 }
 
 /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).
 pub async fn complete(ex: &mut impl Exec, id: Uuid, worker: &str) -> Result<bool, StoreError> {
-    let done = ex
-        .execute(
-            query(
-                "update outbox set state = 'done', lease_owner = null, lease_expires_at = null, last_error = null, updated_at = %now%
-                 where outbox_id = $1 and lease_owner = $2 and state = 'pending'",
-            )
-            .bind(id)
-            .bind(worker),
-        )
-        .await?;
-    Ok(done == 1)
+    Ok(!complete_all(ex, &[id], worker).await?.is_empty())
+}
+
+/// Marks claimed jobs done; returns those `worker` still held (a job whose lease expired is
+/// left to whoever holds it now).
+pub async fn complete_all(
+    ex: &mut impl Exec,
+    ids: &[Uuid],
+    worker: &str,
+) -> Result<Vec<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = query(
+        "update outbox set state = 'done', lease_owner = null, lease_expires_at = null, last_error = null, updated_at = %now%
+         where lease_owner = $1 and state = 'pending' and outbox_id in ",
+    )
+    .bind(worker);
+    q.push_list(ids.iter().copied());
+    q.push_sql(" returning outbox_id");
+    ex.fetch_all(q)
+        .await?
+        .iter()
+        .map(|row| row.uuid("outbox_id"))
+        .collect()
+}
+
+/// Gives back claimed jobs that `worker` did not attempt: due as before, the claim's attempt not
+/// counted, free for any worker at once.
+pub async fn release(ex: &mut impl Exec, ids: &[Uuid], worker: &str) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(
+        "update outbox set lease_owner = null, lease_expires_at = null, attempts = attempts - 1, updated_at = %now%
+         where lease_owner = $1 and state = 'pending' and outbox_id in ",
+    )
+    .bind(worker);
+    q.push_list(ids.iter().copied());
+    ex.execute(q).await?;
+    Ok(())
 }
 
 /// Records a failed attempt: the job waits until `retry_at`, or is dead when `retry_at` is

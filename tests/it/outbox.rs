@@ -79,6 +79,15 @@ async fn record_with_copies(store: &SharedStore, copies: &[&str], edits: i32) ->
     id
 }
 
+/// A lane's turn: settle `delivered` and `unattempted`, claim up to `claim`.
+fn turn<'a>(delivered: &'a [Uuid], unattempted: &'a [Uuid], claim: u32) -> jobs::Turn<'a> {
+    jobs::Turn {
+        delivered,
+        unattempted,
+        claim,
+    }
+}
+
 fn delivered(google: &FakeGoogle) -> Vec<(String, String)> {
     let mut list: Vec<(String, String)> = google
         .accepted()
@@ -226,21 +235,130 @@ both_stores! {
         record_with_copies(&store, &["w2"], 1).await;
         let clock = Clock::system();
         let lease = Duration::from_secs(30);
-        let (held, first) = jobs::complete_and_claim(&store, &clock, "d1", lease, None).await.unwrap();
-        let first = first.unwrap();
-        assert!(held, "nothing to complete");
+        let (held, first) = jobs::complete_and_claim(&store, &clock, "d1", lease, turn(&[], &[], 1)).await.unwrap();
+        let [first] = first.try_into().unwrap();
+        assert!(held.is_empty(), "nothing to complete");
         // Delivered: done in the transaction that claims the second job.
-        let (held, second) = jobs::complete_and_claim(&store, &clock, "d1", lease, Some(first.outbox_id)).await.unwrap();
-        let second = second.expect("the other job");
-        assert!(held);
+        let (held, second) = jobs::complete_and_claim(&store, &clock, "d1", lease, turn(&[first.outbox_id], &[], 1)).await.unwrap();
+        let [second] = second.try_into().expect("the other job");
+        assert_eq!(held, [first.outbox_id]);
         assert_ne!(second.outbox_id, first.outbox_id);
         let done = store.list_outbox(Some("done"), 10).await.unwrap();
         assert_eq!(done.iter().map(|j| j.outbox_id).collect::<Vec<_>>(), vec![first.outbox_id]);
         // A worker whose lease another took over is told so, and changes nothing of the job.
-        let (held, none) = jobs::complete_and_claim(&store, &clock, "someone-else", lease, Some(second.outbox_id)).await.unwrap();
-        assert!(!held && none.is_none());
+        let (held, none) = jobs::complete_and_claim(&store, &clock, "someone-else", lease, turn(&[second.outbox_id], &[], 1)).await.unwrap();
+        assert!(held.is_empty() && none.is_empty());
         assert_eq!(store.list_outbox(Some("pending"), 10).await.unwrap().len(), 1);
         assert!(jobs::complete(&store, second.outbox_id, "d1").await.unwrap(), "still d1's to complete");
+    }
+}
+
+both_stores! {
+    async fn a_lane_claims_a_batch_with_one_job_per_copy_and_settles_it_with_its_next_claim(db: TestDb) {
+        let store = db.store().await;
+        // Jobs in due order: w1, w2 three times over (three edits), then w3, w4, w5.
+        record_with_copies(&store, &["w1", "w2"], 3).await;
+        for copy in ["w3", "w4", "w5"] {
+            record_with_copies(&store, &[copy], 1).await;
+        }
+        let (clock, lease) = (Clock::system(), Duration::from_secs(30));
+        let copy = |job: &brevet::store::OutboxJob| job.payload["credentialId"].as_str().unwrap().to_owned();
+
+        // The four most overdue are w1, w2, w1, w2: one job per copy is claimed, the others
+        // folded into it.
+        let (_, batch) = jobs::complete_and_claim(&store, &clock, "d1", lease, turn(&[], &[], 4)).await.unwrap();
+        assert_eq!(batch.iter().map(copy).collect::<Vec<_>>(), ["w1", "w2"]);
+        assert!(batch.iter().all(|job| job.attempts == 1));
+        let done = store.list_outbox(Some("done"), 100).await.unwrap();
+        assert_eq!(done.len(), 4);
+        for job in &done {
+            let into = batch.iter().find(|claimed| claimed.coalesce_key == job.coalesce_key).unwrap();
+            assert_eq!(job.last_error.as_deref(), Some(format!("coalesced into {}", into.outbox_id).as_str()));
+        }
+
+        // w1 delivered, w2 given back unattempted: w2 is due first again, its attempt uncounted.
+        let (w1, w2) = (batch[0].outbox_id, batch[1].outbox_id);
+        let (held, batch) = jobs::complete_and_claim(&store, &clock, "d1", lease, turn(&[w1], &[w2], 4)).await.unwrap();
+        assert_eq!(held, [w1]);
+        assert_eq!(batch.iter().map(copy).collect::<Vec<_>>(), ["w2", "w3", "w4", "w5"]);
+        assert_eq!((batch[0].outbox_id, batch[0].attempts), (w2, 1));
+
+        // Another worker cannot complete or give back d1's jobs.
+        let ids: Vec<Uuid> = batch.iter().map(|job| job.outbox_id).collect();
+        let (held, none) = jobs::complete_and_claim(&store, &clock, "d2", lease, turn(&ids[..2], &ids[2..], 4)).await.unwrap();
+        assert!(held.is_empty() && none.is_empty(), "d1 still holds them all");
+        let (held, none) = jobs::complete_and_claim(&store, &clock, "d1", lease, turn(&ids, &[], 4)).await.unwrap();
+        assert_eq!(held, ids);
+        assert!(none.is_empty());
+        assert_eq!(store.list_outbox(Some("done"), 100).await.unwrap().len(), 9);
+        assert!(store.list_outbox(Some("pending"), 100).await.unwrap().is_empty());
+    }
+
+    async fn a_batch_that_would_outlive_its_lease_gives_its_jobs_back(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        // Two calls hang until the client's 2 s timeout (and, with one attempt allowed, their
+        // jobs die). After the first, with a 3 s lease, no other call of the batch could end
+        // within the lease: the rest are given back and claimed again with a fresh lease in one
+        // transaction. Without that guard the batch's leases would run out during the second
+        // hanging call, and another worker would take jobs d1 is still going to deliver.
+        google.behave(&[Behaviour::Hang, Behaviour::Hang], Behaviour::Accept);
+        for copy in ["w1", "w2", "w3", "w4"] {
+            record_with_copies(&store, &[copy], 1).await;
+        }
+        let policy = RetryPolicy { max_attempts: 1, base: Duration::ZERO, max: Duration::ZERO };
+        let lease = Duration::from_secs(3);
+        let dispatcher = Dispatcher::new(store.clone(), client(&google, 2), "d1".into(), lease, policy)
+            .with_batches(8, Duration::from_secs(2));
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let stop = AtomicBool::new(false);
+        let drain = async {
+            let steps = dispatcher.drain().await.unwrap();
+            stop.store(true, SeqCst);
+            steps
+        };
+        // Another worker, from the moment d1's first call is in flight (its batch claimed).
+        let thief = async {
+            while google.received() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let mut stolen = Vec::new();
+            while !stop.load(SeqCst) {
+                if let Some(job) = jobs::claim(&store, &Clock::system(), "thief", Duration::from_secs(30)).await.unwrap() {
+                    stolen.push(job.payload["credentialId"].clone());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            stolen
+        };
+        let (steps, stolen) = tokio::join!(drain, thief);
+        assert_eq!(stolen, Vec::<serde_json::Value>::new(), "no job was free while d1 held it");
+        let outcomes: Vec<&str> = steps.iter().map(Step::outcome).collect();
+        assert_eq!(outcomes, ["dead", "dead", "delivered", "delivered"], "{steps:?}");
+        let got: Vec<String> = delivered(&google).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(got, ["w3", "w4"], "each once");
+        let jobs = store.list_outbox(None, 10).await.unwrap();
+        let mut attempts: Vec<(String, i32)> = jobs.iter().map(|j| (j.payload["credentialId"].as_str().unwrap().to_owned(), j.attempts)).collect();
+        attempts.sort();
+        assert_eq!(attempts, [("w1".into(), 1), ("w2".into(), 1), ("w3".into(), 1), ("w4".into(), 1)], "given back, not counted as attempts");
+    }
+
+    async fn two_batching_dispatchers_deliver_every_copy_once(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        let copies: Vec<String> = (0..40).map(|i| format!("w{i:02}")).collect();
+        for copy in &copies {
+            record_with_copies(&store, &[copy.as_str()], 2).await;
+        }
+        let batching = |name| dispatcher(&store, &google, name, 5).with_batches(6, Duration::from_secs(2));
+        let (a, b) = (batching("a"), batching("b"));
+        let (steps_a, steps_b) = tokio::join!(a.drain(), b.drain());
+        let (steps_a, steps_b) = (steps_a.unwrap(), steps_b.unwrap());
+        assert_eq!(steps_a.len() + steps_b.len(), 40, "a: {steps_a:?} b: {steps_b:?}");
+        assert!(steps_a.iter().chain(&steps_b).all(|s| matches!(s, Step::Delivered(_))));
+        let got: Vec<String> = delivered(&google).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(got, copies, "every copy notified exactly once");
+        assert!(store.list_outbox(Some("pending"), 100).await.unwrap().is_empty());
     }
 }
 
