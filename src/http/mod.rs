@@ -97,6 +97,7 @@ impl AppState {
                 doc_types: Arc::new(DocTypes::builtin()),
                 wallet: Arc::new(WalletContext::without_keys(config)),
                 nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
+                bulk_update_started: Arc::default(),
             },
             metrics: Arc::new(Metrics::new()),
             wallet_versions,

@@ -235,8 +235,9 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
     Ok(true)
 }
 
-/// Works on bulk updates until `stop` completes, polling every `idle` when there is nothing to
-/// do. A batch in hand is finished before stopping.
+/// Works on bulk updates until `stop` completes, looking every `idle` when there is nothing to
+/// do, or at once when a bulk update is started through this process. A batch in hand is
+/// finished before stopping.
 pub async fn keep_working(
     s: Services,
     owner: String,
@@ -257,6 +258,7 @@ pub async fn keep_working(
             biased;
             () = &mut stop => return,
             () = tokio::time::sleep(pause) => {}
+            () = s.bulk_update_started.notified() => {}
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct Services {
     pub wallet: Arc<WalletContext>,
     /// How long a device registration nonce stays usable.
     pub nonce_ttl: Duration,
+    /// Told when staff start a bulk update here, so that this replica's bulk-update worker starts
+    /// on it at once rather than at its next look.
+    pub bulk_update_started: Arc<tokio::sync::Notify>,
 }
 
 /// A blocking task that did not finish (it panicked or the runtime is shutting down).

@@ -157,6 +157,7 @@ pub async fn start_bulk_update(
         super::provenance(&actor, &request_id),
     )
     .await?;
+    state.services.bulk_update_started.notify_one();
     let location = HeaderValue::from_str(&format!(
         "/admin/v1/credentials/bulk-updates/{}",
         job.bulk_update_id
