@@ -357,7 +357,8 @@ pub fn dispatcher(config: &Config, store: SharedStore) -> anyhow::Result<Option<
     Ok(Some(
         Dispatcher::new(store, Arc::new(client), worker_id, lease, policy)
             .with_lanes(config.outbox.lanes)
-            .with_batches(config.outbox.claim_batch, config.google.timeout()),
+            .with_batches(config.outbox.claim_batch, config.google.timeout())
+            .with_tidy_every(config.outbox.vacuum_every),
     ))
 }
 

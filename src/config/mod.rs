@@ -245,6 +245,8 @@ pub struct OutboxConfig {
     pub lanes: usize,
     /// Jobs a lane claims per transaction.
     pub claim_batch: u32,
+    /// Deliveries after which a dispatcher vacuums the outbox (Postgres); 0 never.
+    pub vacuum_every: u64,
 }
 
 impl Default for OutboxConfig {
@@ -258,6 +260,7 @@ impl Default for OutboxConfig {
             poll_interval_ms: 1000,
             lanes: 8,
             claim_batch: 16,
+            vacuum_every: 20_000,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! jobs come back when their lease expires, so every job is delivered at least once.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,18 @@ pub struct Dispatcher {
     lanes: usize,
     batch: u32,
     call_timeout: Duration,
+    tidy: Tidy,
+}
+
+/// When the dispatcher has the store tidy up after delivered jobs (see `service::outbox::tidy`).
+#[derive(Default)]
+struct Tidy {
+    /// After this many completions; 0 never.
+    every: u64,
+    /// Completions since the last tidy-up began.
+    since: AtomicU64,
+    /// A tidy-up is running.
+    running: Arc<AtomicBool>,
 }
 
 impl Dispatcher {
@@ -126,7 +139,44 @@ impl Dispatcher {
             lanes: 1,
             batch: 1,
             call_timeout: Duration::ZERO,
+            tidy: Tidy::default(),
         }
+    }
+
+    /// The same dispatcher having the store tidy up after every `every` delivered jobs (0:
+    /// never), in the background, one tidy-up at a time.
+    pub fn with_tidy_every(mut self, every: u64) -> Self {
+        self.tidy.every = every;
+        self
+    }
+
+    /// Counts `completed` jobs and starts a tidy-up when enough have accumulated.
+    fn count_completions(&self, completed: usize) {
+        let every = self.tidy.every;
+        if every == 0 || completed == 0 {
+            return;
+        }
+        let since = self
+            .tidy
+            .since
+            .fetch_add(completed as u64, Ordering::Relaxed)
+            + completed as u64;
+        if since < every || self.tidy.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.tidy.since.store(0, Ordering::Relaxed);
+        let (store, running) = (self.store.clone(), self.tidy.running.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match jobs::tidy(&store).await {
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "outbox tidied after {since} deliveries"
+                ),
+                Err(error) => tracing::warn!(%error, "outbox tidy-up failed; trying again later"),
+            }
+            running.store(false, Ordering::Release);
+        });
     }
 
     /// The same dispatcher claiming up to `batch` jobs per lane and transaction, and performing
@@ -212,6 +262,7 @@ impl Dispatcher {
                 turn,
             )
             .await?;
+            self.count_completions(held.len());
             for job in delivered.drain(..) {
                 let still_held = held.contains(&job.outbox_id);
                 steps.push(self.settle(&job, Step::Delivered(job.outbox_id), still_held));

@@ -53,6 +53,15 @@ pub async fn complete_and_claim(
     Ok((held, jobs))
 }
 
+/// Clears delivered jobs' leftovers from the store's indexes (Postgres; SQLite keeps none): see
+/// [`outbox::vacuum`].
+pub async fn tidy(store: &Store) -> Result<(), StoreError> {
+    if store.backend() == crate::config::Backend::Postgres {
+        outbox::vacuum(&mut store.db()).await?;
+    }
+    Ok(())
+}
+
 /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).
 pub async fn complete(store: &Store, id: Uuid, worker: &str) -> Result<bool, StoreError> {
     outbox::complete(&mut store.db(), id, worker).await

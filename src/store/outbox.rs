@@ -494,6 +494,14 @@ pub async fn fail(
     Ok(failed == 1)
 }
 
+/// Postgres: vacuums and analyses the outbox. Every delivered job leaves a dead entry at the
+/// head of the claim index until a vacuum removes it, and each claim walks over all of them, so
+/// a long fan-out slows down as it goes unless the table is vacuumed while it runs.
+pub async fn vacuum(ex: &mut impl Exec) -> Result<(), StoreError> {
+    ex.execute(query("vacuum (analyze) outbox")).await?;
+    Ok(())
+}
+
 /// Puts a dead job back in the queue, due at `now`. False when there is no such dead job.
 pub async fn revive(ex: &mut impl Exec, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let revived = ex

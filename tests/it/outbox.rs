@@ -343,6 +343,43 @@ both_stores! {
         assert_eq!(attempts, [("w1".into(), 1), ("w2".into(), 1), ("w3".into(), 1), ("w4".into(), 1)], "given back, not counted as attempts");
     }
 
+    async fn a_dispatcher_vacuums_the_outbox_after_enough_deliveries(db: TestDb) {
+        let store = db.store().await;
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        for i in 0..12 {
+            record_with_copies(&store, &[format!("w{i:02}").as_str()], 1).await;
+        }
+        // Postgres counts manual vacuums per table; SQLite has nothing to tidy.
+        let postgres = match db.backend {
+            brevet::config::Backend::Postgres => Some(sqlx::PgPool::connect(db.url.expose()).await.unwrap()),
+            brevet::config::Backend::Sqlite => None,
+        };
+        let vacuums = || async {
+            let pool = postgres.as_ref()?;
+            let count: i64 = sqlx::query_scalar("select vacuum_count from pg_stat_user_tables where relname = 'outbox'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            Some(count)
+        };
+        let before = vacuums().await;
+        let dispatcher = dispatcher(&store, &google, "d1", 5).with_batches(4, Duration::from_secs(2)).with_tidy_every(10);
+        let steps = dispatcher.drain().await.unwrap();
+        assert_eq!(steps.len(), 12);
+        assert_eq!(google.accepted().len(), 12);
+        if let Some(before) = before {
+            let mut after = before;
+            for _ in 0..100 {
+                after = vacuums().await.unwrap();
+                if after > before {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(after, before + 1, "one vacuum after the 10th delivery, none yet for the last 2");
+        }
+    }
+
     async fn two_batching_dispatchers_deliver_every_copy_once(db: TestDb) {
         let store = db.store().await;
         let google = FakeGoogle::start(ISSUER).await.unwrap();
