@@ -29,7 +29,7 @@ const LEASE: Duration = Duration::from_secs(60);
 /// Transactions of a batch at once, each changing a run of its records in id order (so that two
 /// bulk updates over the same records lock them in the same order); the batch's progress is
 /// stored when all of them are done.
-const LANES: usize = 8;
+const LANES: usize = 4;
 
 /// Which records a bulk update changes.
 #[derive(Debug, Clone, PartialEq)]
