@@ -133,18 +133,20 @@ pub async fn update_in(
     by: Provenance<'_>,
 ) -> Result<Update, ChangeError> {
     let (credential_id, holder_data) = (new.credential_id, new.holder_data);
-    let (status, current) = credentials::lock(tx, credential_id)
+    // Locked and read in one statement.
+    let record = credentials::lock_all(tx, &[credential_id])
         .await?
+        .pop()
         .ok_or(ChangeError::NotFound)?;
+    let current = record.current_version_number;
     if current != new.expected_version {
         return Err(ChangeError::VersionMismatch { current });
     }
-    let record = reread(tx, credential_id).await?;
     let new_values = doc_types.validate(&record.doc_type, holder_data).ok();
     if unchanged(doc_types, &record, new_values.as_ref()) {
         return Ok(Update::Unchanged(record));
     }
-    status.apply(Change::UpdateHolderData)?;
+    record.status.apply(Change::UpdateHolderData)?;
     let version = NewVersion {
         credential_version_id: Uuid::now_v7(),
         credential_id,

@@ -53,13 +53,9 @@ pub async fn complete_and_claim(
     Ok((held, jobs))
 }
 
-/// Clears delivered jobs' leftovers from the store's indexes (Postgres; SQLite keeps none): see
-/// [`outbox::vacuum`].
+/// Clears delivered jobs' leftovers from the store's indexes: see [`outbox::vacuum`].
 pub async fn tidy(store: &Store) -> Result<(), StoreError> {
-    if store.backend() == crate::config::Backend::Postgres {
-        outbox::vacuum(&mut store.db()).await?;
-    }
-    Ok(())
+    outbox::vacuum(&mut store.db()).await
 }
 
 /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).

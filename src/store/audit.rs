@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::{query, Exec, Row};
+use super::sql::{insert_rows, query, Exec, Row};
 use super::StoreError;
 
 /// Who did something, for the audit log.
@@ -120,25 +120,23 @@ pub async fn insert_all(
     ex: &mut impl Exec,
     entries: &[NewAuditEntry<'_>],
 ) -> Result<(), StoreError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut q = query(
+    insert_rows(
+        ex,
         "insert into audit_log (audit_id, admin_token_id, actor, action, target_kind, target_id, request_id) values ",
-    );
-    q.push_rows(entries, |q, entry| {
-        vec![
-            q.push_param(Uuid::now_v7()),
-            q.push_param(entry.actor.token_id()),
-            q.push_param(entry.actor.label()),
-            q.push_param(entry.action),
-            q.push_param(entry.target_kind),
-            q.push_param(&entry.target_id),
-            q.push_param(entry.request_id),
-        ]
-    });
-    ex.execute(q).await?;
-    Ok(())
+        entries,
+        |q, entry| {
+            vec![
+                q.push_param(Uuid::now_v7()),
+                q.push_param(entry.actor.token_id()),
+                q.push_param(entry.actor.label()),
+                q.push_param(entry.action),
+                q.push_param(entry.target_kind),
+                q.push_param(&entry.target_id),
+                q.push_param(entry.request_id),
+            ]
+        },
+    )
+    .await
 }
 
 /// The newest entries, newest first.

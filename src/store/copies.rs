@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sql::{query, Exec, Row};
+use super::sql::{insert_rows, query, Exec, Row};
 use super::{parse_stored, StoreError};
 use crate::domain::credential::CredentialStatus;
 use crate::domain::wallet_credential::{Copy, CopyStatus};
@@ -300,27 +300,25 @@ pub async fn insert_msos(
     ex: &mut impl Exec,
     msos: &[NewMsoIssuance<'_>],
 ) -> Result<(), StoreError> {
-    if msos.is_empty() {
-        return Ok(());
-    }
-    let mut q = query(
+    insert_rows(
+        ex,
         "insert into mso_issuances (mso_issuance_id, credential_version_id, device_reference_id, auth_key_sha256, ds_key_id, valid_from, valid_until, status_list_id, status_index) values ",
-    );
-    q.push_rows(msos, |q, mso| {
-        vec![
-            q.push_param(Uuid::now_v7()),
-            q.push_param(mso.credential_version_id),
-            q.push_param(mso.device_reference_id),
-            q.push_param(mso.auth_key_sha256.as_slice()),
-            q.push_param(mso.ds_key_id),
-            q.push_param(mso.valid_from),
-            q.push_param(mso.valid_until),
-            q.push_param(mso.status.map(|e| e.list_id)),
-            q.push_param(mso.status.map(|e| e.index)),
-        ]
-    });
-    ex.execute(q).await?;
-    Ok(())
+        msos,
+        |q, mso| {
+            vec![
+                q.push_param(Uuid::now_v7()),
+                q.push_param(mso.credential_version_id),
+                q.push_param(mso.device_reference_id),
+                q.push_param(mso.auth_key_sha256.as_slice()),
+                q.push_param(mso.ds_key_id),
+                q.push_param(mso.valid_from),
+                q.push_param(mso.valid_until),
+                q.push_param(mso.status.map(|e| e.list_id)),
+                q.push_param(mso.status.map(|e| e.index)),
+            ]
+        },
+    )
+    .await
 }
 
 /// The MSOs issued for any version of a record, newest first.

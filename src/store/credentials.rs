@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::sql::{query, Exec, Row};
+use super::sql::{insert_rows, query, Exec, Row};
 use super::{parse_stored, StoreError};
 use crate::domain::credential::{CredentialRecord, CredentialStatus, CredentialVersion};
 
@@ -88,23 +88,21 @@ pub async fn insert_versions(
     ex: &mut impl Exec,
     versions: &[NewVersion<'_>],
 ) -> Result<(), StoreError> {
-    if versions.is_empty() {
-        return Ok(());
-    }
-    let mut q = query(
+    insert_rows(
+        ex,
         "insert into credential_versions (credential_version_id, credential_id, version_number, holder_data, created_by) values ",
-    );
-    q.push_rows(versions, |q, version| {
-        vec![
-            q.push_param(version.credential_version_id),
-            q.push_param(version.credential_id),
-            q.push_param(version.version_number),
-            q.push_param(version.holder_data),
-            q.push_param(version.created_by),
-        ]
-    });
-    ex.execute(q).await?;
-    Ok(())
+        versions,
+        |q, version| {
+            vec![
+                q.push_param(version.credential_version_id),
+                q.push_param(version.credential_id),
+                q.push_param(version.version_number),
+                q.push_param(version.holder_data),
+                q.push_param(version.created_by),
+            ]
+        },
+    )
+    .await
 }
 
 /// The records among `ids`, each row locked until the transaction ends, in id order (so that

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::sql::{query, Exec, Row};
+use super::sql::{insert_rows, query, Exec, Row};
 use super::{parse_stored, StoreError};
 use crate::protocol::ids::{DeviceReferenceId, ProofingId, WalletCredentialId};
 
@@ -253,24 +253,22 @@ pub async fn enqueue_all(
     jobs: &[Job],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let mut q = query(
+    insert_rows(
+        ex,
         "insert into outbox (outbox_id, kind, payload, coalesce_key, state, next_attempt_at) values ",
-    );
-    q.push_rows(jobs, |q, job| {
-        vec![
-            q.push_param(Uuid::now_v7()),
-            q.push_param(job.kind().as_str()),
-            q.push_param(job.payload()),
-            q.push_param(job.coalesce_key()),
-            "'pending'".to_owned(),
-            q.push_param(now),
-        ]
-    });
-    ex.execute(q).await?;
-    Ok(())
+        jobs,
+        |q, job| {
+            vec![
+                q.push_param(Uuid::now_v7()),
+                q.push_param(job.kind().as_str()),
+                q.push_param(job.payload()),
+                q.push_param(job.coalesce_key()),
+                "'pending'".to_owned(),
+                q.push_param(now),
+            ]
+        },
+    )
+    .await
 }
 
 /// Jobs, newest first, optionally in one state.
@@ -379,7 +377,8 @@ pub async fn claim_batch(
         .iter()
         .map(read)
         .collect::<Result<Vec<_>, _>>()?;
-    jobs.sort_by_key(|job| chosen.iter().position(|id| *id == job.outbox_id));
+    // In due order, as chosen (`returning` promises no order).
+    jobs.sort_by_key(|job| (job.next_attempt_at, job.outbox_id));
     fold_into(tx, &jobs).await?;
     Ok(jobs)
 }
@@ -494,11 +493,14 @@ pub async fn fail(
     Ok(failed == 1)
 }
 
-/// Postgres: vacuums and analyses the outbox. Every delivered job leaves a dead entry at the
-/// head of the claim index until a vacuum removes it, and each claim walks over all of them, so
-/// a long fan-out slows down as it goes unless the table is vacuumed while it runs.
+/// Vacuums and analyses the outbox on Postgres (SQLite keeps no dead entries: nothing to do).
+/// Every delivered job leaves a dead entry at the head of the claim index until a vacuum removes
+/// it, and each claim walks over all of them, so a long fan-out slows down as it goes unless the
+/// table is vacuumed while it runs.
 pub async fn vacuum(ex: &mut impl Exec) -> Result<(), StoreError> {
-    ex.execute(query("vacuum (analyze) outbox")).await?;
+    if ex.backend() == crate::config::Backend::Postgres {
+        ex.execute(query("vacuum (analyze) outbox")).await?;
+    }
     Ok(())
 }
 

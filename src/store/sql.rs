@@ -172,15 +172,6 @@ impl Query {
         self.push_sql(&format!("({})", placeholders.join(", ")));
     }
 
-    /// Appends the rows of a multi-row `values` list, each row's placeholders made by `row`.
-    pub fn push_rows<T>(&mut self, rows: &[T], mut row: impl FnMut(&mut Self, &T) -> Vec<String>) {
-        for (i, item) in rows.iter().enumerate() {
-            let placeholders = row(self, item);
-            let separator = if i == 0 { "" } else { ", " };
-            self.push_sql(&format!("{separator}({})", placeholders.join(", ")));
-        }
-    }
-
     fn text_for(&self, backend: Backend) -> Cow<'_, str> {
         if !self.text.contains('%') {
             return Cow::Borrowed(&self.text);
@@ -420,6 +411,28 @@ impl Row {
                 .transpose(),
         }
     }
+}
+
+/// Runs `head` (an `insert into … values ` prefix) with one row per item, the placeholders of
+/// each row made by `row`: one statement however many rows, none when there are none. The
+/// caller keeps `items` short (both databases cap parameters per statement).
+pub async fn insert_rows<T>(
+    ex: &mut impl Exec,
+    head: &'static str,
+    items: &[T],
+    mut row: impl FnMut(&mut Query, &T) -> Vec<String>,
+) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut q = query(head);
+    for (i, item) in items.iter().enumerate() {
+        let placeholders = row(&mut q, item);
+        let separator = if i == 0 { "" } else { ", " };
+        q.push_sql(&format!("{separator}({})", placeholders.join(", ")));
+    }
+    ex.execute(q).await?;
+    Ok(())
 }
 
 /// Something queries run on: the pool (each query on its own) or a transaction.
