@@ -131,6 +131,10 @@ pub enum RecordsCommand {
         /// Every record in this status (usually `active`).
         #[arg(long)]
         status: Option<String>,
+        /// Records to change per second (0: as fast as the store allows); default: the
+        /// server's `bulk_update.records_per_sec`.
+        #[arg(long)]
+        records_per_second: Option<u32>,
         /// Print the started update and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -600,6 +604,7 @@ async fn records(client: &Client, command: RecordsCommand) -> anyhow::Result<Ans
             ids_file,
             doc_type,
             status,
+            records_per_second,
             no_wait,
         } => {
             let mut body = json!({ "merge": read_json(&merge_file)? });
@@ -618,6 +623,9 @@ async fn records(client: &Client, command: RecordsCommand) -> anyhow::Result<Ans
             }
             if let Some(status) = status {
                 body["status"] = json!(status);
+            }
+            if let Some(pace) = records_per_second {
+                body["recordsPerSecond"] = json!(pace);
             }
             let started = client
                 .call(Method::POST, "/credentials/bulk-updates", Some(body), None)

@@ -69,6 +69,37 @@ pub struct Config {
     /// Token Status Lists referenced from MSOs (docs/STATUS_LIST.md).
     #[serde(default)]
     pub status_list: StatusListConfig,
+    /// Staff's bulk updates of holder data.
+    #[serde(default)]
+    pub bulk_update: BulkUpdateConfig,
+}
+
+/// `[bulk_update]`: how fast a bulk update changes records unless its request says otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulkUpdateConfig {
+    /// Records changed per second; 0: as fast as the store allows.
+    pub records_per_sec: u32,
+}
+
+/// The slowest pace a bulk update may run at: a batch must end well within its lease.
+pub const MIN_BULK_RECORDS_PER_SEC: u32 = 10;
+/// The fastest pace a bulk update may name (beyond it, ask for no limit).
+pub const MAX_BULK_RECORDS_PER_SEC: u32 = 100_000;
+
+impl Default for BulkUpdateConfig {
+    fn default() -> Self {
+        Self {
+            records_per_sec: 1000,
+        }
+    }
+}
+
+/// Whether `records_per_sec` is a pace a bulk update may run at: 0 (no limit), or between
+/// [`MIN_BULK_RECORDS_PER_SEC`] and [`MAX_BULK_RECORDS_PER_SEC`].
+pub fn bulk_pace_allowed(records_per_sec: u32) -> bool {
+    records_per_sec == 0
+        || (MIN_BULK_RECORDS_PER_SEC..=MAX_BULK_RECORDS_PER_SEC).contains(&records_per_sec)
 }
 
 /// `[status_list]`: revocation that reaches verifiers offline (docs/STATUS_LIST.md).
@@ -570,6 +601,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             console: ConsoleConfig::default(),
             status_list: StatusListConfig::default(),
+            bulk_update: BulkUpdateConfig::default(),
         }
     }
 }
@@ -698,6 +730,12 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return bad("database_max_connections", "must be at least 1");
+        }
+        if !bulk_pace_allowed(self.bulk_update.records_per_sec) {
+            return bad(
+                "bulk_update.records_per_sec",
+                &format!("must be 0 (no limit) or between {MIN_BULK_RECORDS_PER_SEC} and {MAX_BULK_RECORDS_PER_SEC}"),
+            );
         }
         if self.http.request_timeout_secs == 0 {
             return bad("http.request_timeout_secs", "must be at least 1");

@@ -98,6 +98,7 @@ impl AppState {
                 wallet: Arc::new(WalletContext::without_keys(config)),
                 nonce_ttl: Duration::from_secs(config.wallet.nonce_ttl_secs),
                 bulk_update_started: Arc::default(),
+                bulk_records_per_sec: config.bulk_update.records_per_sec,
             },
             metrics: Arc::new(Metrics::new()),
             wallet_versions,

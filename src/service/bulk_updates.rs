@@ -5,11 +5,16 @@
 //! concurrently gets the merge on top of that change. A batch is cut into [`LANES`] runs of
 //! consecutive records, each changed in one transaction with a handful of statements for the
 //! whole run (commits and statement round trips, not the work inside them, are what a record's
-//! change costs most), the runs at once. After each batch the cursor and counts are stored, so a
-//! crash loses at most the batch in hand, and redoing it changes nothing twice (a merge applied
-//! again is unchanged).
+//! change costs most). Without a pace the runs go at once; with one (records per second, the
+//! operator's `bulk_update.records_per_sec` unless the request named its own) they go one after
+//! another, each followed by the pause that keeps the pace, so that the versions, audit entries
+//! and notifications of a large change leave the database room for the Wallet API. After each
+//! batch the cursor and counts are stored, so a crash loses at most the batch in hand, and redoing
+//! it changes nothing twice (a merge applied again is unchanged).
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -22,7 +27,8 @@ use crate::store::{
     audit, credentials as records, Actor, CredentialFilter, Provenance, Store, StoreError,
 };
 
-/// Records changed per batch before progress is stored.
+/// Records changed per batch before progress is stored (fewer for a slow pace: see
+/// [`batch_len`]).
 pub const BATCH: u32 = 200;
 /// How long a replica holds a job between two batches before another may take it over.
 const LEASE: Duration = Duration::from_secs(60);
@@ -100,11 +106,12 @@ pub fn merged(holder: &Json, merge: &Json) -> Json {
 }
 
 /// Records a new bulk update (audited `credential.bulk_update`), to be worked on in the
-/// background; returns it.
+/// background at `records_per_sec` (0: as fast as the store allows); returns it.
 pub async fn start(
     store: &Store,
     selection: &Selection,
     merge: &Json,
+    records_per_sec: u32,
     by: Provenance<'_>,
 ) -> Result<BulkUpdate, StoreError> {
     let total = match selection {
@@ -126,6 +133,7 @@ pub async fn start(
             selection: &selection_json,
             merge,
             total: i32::try_from(total).unwrap_or(i32::MAX),
+            records_per_sec: i32::try_from(records_per_sec).unwrap_or(i32::MAX),
             actor: by.actor,
         },
     )
@@ -140,15 +148,30 @@ pub async fn start(
     Ok(job)
 }
 
-/// The next records of `job` after its cursor, in id order.
-async fn next_batch(store: &Store, job: &BulkUpdate) -> Result<Vec<Uuid>, StoreError> {
+/// The job's pace in records per second; `None`: no limit.
+fn pace(job: &BulkUpdate) -> Option<u32> {
+    u32::try_from(job.records_per_sec).ok().filter(|r| *r > 0)
+}
+
+/// Records per batch: [`BATCH`], or at a pace slower than that per second, a second's worth, so
+/// that a batch (which a stopping replica finishes) never lasts much more than a second.
+fn batch_len(pace: Option<u32>) -> usize {
+    pace.map_or(BATCH, |r| r.min(BATCH)) as usize
+}
+
+/// The next (at most `limit`) records of `job` after its cursor, in id order.
+async fn next_batch(
+    store: &Store,
+    job: &BulkUpdate,
+    limit: usize,
+) -> Result<Vec<Uuid>, StoreError> {
     Ok(match Selection::from_json(&job.selection)? {
         Selection::Ids(mut ids) => {
             ids.sort_unstable();
             ids.dedup();
             ids.into_iter()
                 .filter(|id| job.cursor.is_none_or(|cursor| *id > cursor))
-                .take(BATCH as usize)
+                .take(limit)
                 .collect()
         }
         Selection::Filter { doc_type, status } => {
@@ -156,7 +179,7 @@ async fn next_batch(store: &Store, job: &BulkUpdate) -> Result<Vec<Uuid>, StoreE
                 status,
                 doc_type,
                 after: job.cursor,
-                limit: BATCH,
+                limit: u32::try_from(limit).unwrap_or(BATCH),
             };
             records::list(&mut store.db(), &filter)
                 .await?
@@ -188,7 +211,9 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
     let Some(job) = stored::claim(&mut s.store.db(), owner, LEASE).await? else {
         return Ok(false);
     };
-    let ids = next_batch(&s.store, &job).await?;
+    let pace = pace(&job);
+    let limit = batch_len(pace);
+    let ids = next_batch(&s.store, &job, limit).await?;
     let actor = Actor::Token {
         admin_token_id: job.created_by.unwrap_or_default(),
         name: job.actor.clone(),
@@ -203,14 +228,29 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
         actor: &actor,
         request_id: Some(&request),
     };
-    // At most LANES runs, all at once.
-    let runs: Vec<_> = ids
-        .chunks(ids.len().div_ceil(LANES).max(1))
-        .map(|run| apply_run(s, &job, run, by))
-        .collect();
-    let outcomes = futures::future::try_join_all(runs).await?;
+    let runs = ids.chunks(ids.len().div_ceil(LANES).max(1));
+    let outcomes: Vec<(Uuid, RecordOutcome)> = match pace {
+        // As fast as the store allows: all runs at once.
+        None => futures::future::try_join_all(runs.map(|run| apply_run(s, &job, run, by)))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect(),
+        // One transaction at a time, each run followed by the pause that brings the batch back to
+        // the pace (the pause also spreads the dispatcher's notifications out).
+        Some(records_per_sec) => {
+            let started = Instant::now();
+            let mut outcomes = Vec::with_capacity(ids.len());
+            for run in runs {
+                outcomes.extend(apply_run(s, &job, run, by).await?);
+                let due = outcomes.len() as f64 / f64::from(records_per_sec);
+                tokio::time::sleep_until(started + Duration::from_secs_f64(due)).await;
+            }
+            outcomes
+        }
+    };
     let mut progress = Progress::default();
-    for (id, outcome) in outcomes.into_iter().flatten() {
+    for (id, outcome) in outcomes {
         match outcome {
             RecordOutcome::Changed => progress.changed += 1,
             RecordOutcome::Unchanged => progress.unchanged += 1,
@@ -224,7 +264,7 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
         progress.selected += 1;
         progress.cursor = Some(id);
     }
-    let finished = ids.len() < BATCH as usize;
+    let finished = ids.len() < limit;
     if stored::advance(&mut s.store.db(), &job, owner, &progress, finished, LEASE).await? {
         if finished {
             tracing::info!(bulk_update.id = %job.bulk_update_id, "bulk update done");
@@ -281,6 +321,15 @@ mod tests {
             merged(&holder, &merge),
             "applied twice, the same"
         );
+    }
+
+    #[test]
+    fn a_slow_pace_keeps_a_batch_to_about_a_second() {
+        assert_eq!(batch_len(None), BATCH as usize);
+        assert_eq!(batch_len(Some(1000)), BATCH as usize);
+        assert_eq!(batch_len(Some(BATCH)), BATCH as usize);
+        assert_eq!(batch_len(Some(50)), 50);
+        assert_eq!(batch_len(Some(10)), 10);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Services {
     /// Told when staff start a bulk update here, so that this replica's bulk-update worker starts
     /// on it at once rather than at its next look.
     pub bulk_update_started: Arc<tokio::sync::Notify>,
+    /// The pace of a bulk update whose request names none (records per second; 0: no limit).
+    pub bulk_records_per_sec: u32,
 }
 
 /// A blocking task that did not finish (it panicked or the runtime is shutting down).

@@ -33,6 +33,8 @@ pub struct BulkUpdate {
     pub failed: i32,
     /// The first problems, `[{credentialId, message}]`.
     pub problems: serde_json::Value,
+    /// Records changed per second; 0: no limit.
+    pub records_per_sec: i32,
     /// The name of the token that asked (the actor of the versions it writes).
     pub actor: String,
     /// Who asked for it.
@@ -43,7 +45,7 @@ pub struct BulkUpdate {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "bulk_update_id, selection, merge, state, cursor, total, selected, changed, unchanged, failed, problems, actor, created_by, created_at, updated_at";
+const COLUMNS: &str = "bulk_update_id, selection, merge, state, cursor, total, selected, changed, unchanged, failed, problems, records_per_sec, actor, created_by, created_at, updated_at";
 
 fn read(row: &Row) -> Result<BulkUpdate, StoreError> {
     Ok(BulkUpdate {
@@ -58,6 +60,7 @@ fn read(row: &Row) -> Result<BulkUpdate, StoreError> {
         unchanged: row.int32("unchanged")?,
         failed: row.int32("failed")?,
         problems: row.json("problems")?,
+        records_per_sec: row.int32("records_per_sec")?,
         actor: row.text("actor")?,
         created_by: row.opt_uuid("created_by")?,
         created_at: row.time("created_at")?,
@@ -74,6 +77,8 @@ pub struct NewBulkUpdate<'a> {
     pub merge: &'a serde_json::Value,
     /// How many records the selection matches now.
     pub total: i32,
+    /// Records to change per second; 0: no limit.
+    pub records_per_sec: i32,
     /// Who asked.
     pub actor: &'a super::Actor,
 }
@@ -84,8 +89,8 @@ pub async fn insert(ex: &mut impl Exec, new: &NewBulkUpdate<'_>) -> Result<BulkU
     let row = ex
         .fetch_one(
             query(format!(
-                "insert into bulk_updates (bulk_update_id, selection, merge, state, total, problems, actor, created_by)
-                 values ($1, $2, $3, 'running', $4, $5, $6, $7) returning {COLUMNS}"
+                "insert into bulk_updates (bulk_update_id, selection, merge, state, total, problems, actor, created_by, records_per_sec)
+                 values ($1, $2, $3, 'running', $4, $5, $6, $7, $8) returning {COLUMNS}"
             ))
             .bind(Uuid::now_v7())
             .bind(new.selection)
@@ -93,7 +98,8 @@ pub async fn insert(ex: &mut impl Exec, new: &NewBulkUpdate<'_>) -> Result<BulkU
             .bind(new.total)
             .bind(serde_json::json!([]))
             .bind(actor)
-            .bind(new.actor.token_id()),
+            .bind(new.actor.token_id())
+            .bind(new.records_per_sec),
         )
         .await?;
     read(&row)

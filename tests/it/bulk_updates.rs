@@ -60,7 +60,7 @@ both_stores! {
         assert_eq!(job["total"], BATCH as i64 + 4, "every active mDL, the revoked one aside");
 
         // One replica works a batch; another cannot take the job while the first holds it.
-        let services = app_services(&db, &app).await;
+        let services = app_services(&db.config(), &app).await;
         assert!(work_one_batch(&services, "replica-a").await.unwrap());
         let halfway = app.get(&location, Some(&admin)).await.json();
         assert_eq!((halfway["state"].as_str(), halfway["selected"].as_i64()), (Some("running"), Some(BATCH as i64)));
@@ -101,10 +101,56 @@ both_stores! {
     }
 }
 
+both_stores! {
+    async fn a_bulk_update_keeps_its_pace(db: TestDb) {
+        // The operator's default pace is 50 records/s; one request names its own.
+        let mut config = db.config();
+        config.bulk_update.records_per_sec = 50;
+        let app = db.app_with(config.clone()).await;
+        let admin = app.admin_token().await;
+        let mut ids = Vec::new();
+        for _ in 0..60 {
+            let made = app.post("/admin/v1/credentials", &json!({ "docType": "org.iso.18013.5.1.mDL", "holderData": sample_mdl() }), Some(&admin)).await;
+            ids.push(made.json()["credentialId"].as_str().unwrap().to_owned());
+        }
+        let merge = json!({ NS: { "resident_address": "3 Pace Street" } });
+        for pace in [5, 9, 100_001] {
+            let refused = app.post("/admin/v1/credentials/bulk-updates", &json!({ "credentialIds": ids, "merge": merge, "recordsPerSecond": pace }), Some(&admin)).await;
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{pace}");
+            assert_eq!(refused.json()["error"]["message"], "recordsPerSecond must be 0 (as fast as the store allows) or between 10 and 100000");
+        }
+        let unlimited = app.post("/admin/v1/credentials/bulk-updates", &json!({ "credentialIds": &ids[..1], "merge": merge, "recordsPerSecond": 0 }), Some(&admin)).await;
+        assert_eq!(unlimited.json()["recordsPerSecond"], 0);
+        let services = app_services(&config, &app).await;
+        assert!(work_one_batch(&services, "replica-a").await.unwrap());
+        assert!(!work_one_batch(&services, "replica-a").await.unwrap());
+
+        let started = app.post("/admin/v1/credentials/bulk-updates", &json!({ "credentialIds": ids, "merge": merge }), Some(&admin)).await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text());
+        assert_eq!(started.json()["recordsPerSecond"], 50, "the operator's default");
+        let location = started.headers["location"].to_str().unwrap().to_owned();
+
+        // At 50 records/s a batch is a second's worth: 50 records, taking at least a second.
+        let clock = std::time::Instant::now();
+        assert!(work_one_batch(&services, "replica-a").await.unwrap());
+        let first = clock.elapsed();
+        let halfway = app.get(&location, Some(&admin)).await.json();
+        assert_eq!((halfway["selected"].as_i64(), halfway["changed"].as_i64(), halfway["unchanged"].as_i64()), (Some(50), Some(49), Some(1)));
+        assert!(first >= std::time::Duration::from_secs(1), "50 records at 50/s took {first:?}");
+        // The last 10 records: at least a fifth of a second.
+        let clock = std::time::Instant::now();
+        assert!(work_one_batch(&services, "replica-a").await.unwrap());
+        let second = clock.elapsed();
+        assert!(second >= std::time::Duration::from_millis(200), "10 records at 50/s took {second:?}");
+        let done = app.get(&location, Some(&admin)).await.json();
+        assert_eq!((done["state"].as_str(), done["selected"].as_i64(), done["changed"].as_i64()), (Some("done"), Some(60), Some(59)));
+    }
+}
+
 /// The services behind the app, for the background work the test drives by hand.
 async fn app_services(
-    db: &TestDb,
+    config: &brevet::config::Config,
     app: &crate::support::http::TestApp,
 ) -> brevet::service::Services {
-    brevet::http::AppState::new(app.store.clone(), &db.config()).services
+    brevet::http::AppState::new(app.store.clone(), config).services
 }

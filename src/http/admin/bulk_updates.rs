@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::{Operator, Viewer};
+use crate::config::{bulk_pace_allowed, MAX_BULK_RECORDS_PER_SEC, MIN_BULK_RECORDS_PER_SEC};
 use crate::domain::credential::CredentialStatus;
 use crate::error::{AdminError, AdminErrorBody};
 use crate::http::json::AdminJson;
@@ -36,6 +37,10 @@ pub struct StartBulkUpdate {
     /// `{ namespace: { element: value } }`; `null` removes an element (JSON Merge Patch).
     #[schema(value_type = Object)]
     merge: serde_json::Value,
+    /// Records to change per second: 0 for as fast as the store allows, else 10 to 100,000.
+    /// Left out: the operator's `bulk_update.records_per_sec`. A slower pace leaves the
+    /// database room for the Wallet API while the change and its notifications run.
+    records_per_second: Option<u32>,
 }
 
 /// A bulk update and its progress.
@@ -61,6 +66,8 @@ pub struct BulkUpdateView {
     failed: i32,
     #[schema(value_type = Vec<Object>)]
     problems: serde_json::Value,
+    /// Records changed per second; 0: as fast as the store allows.
+    records_per_second: i32,
     /// The token that asked.
     actor: String,
     created_at: DateTime<Utc>,
@@ -80,6 +87,7 @@ impl From<BulkUpdate> for BulkUpdateView {
             unchanged: b.unchanged,
             failed: b.failed,
             problems: b.problems,
+            records_per_second: b.records_per_sec,
             actor: b.actor,
             created_at: b.created_at,
             updated_at: b.updated_at,
@@ -110,7 +118,7 @@ fn check_merge(merge: &serde_json::Value) -> Result<(), AdminError> {
     request_body = StartBulkUpdate,
     responses(
         (status = 202, description = "Queued; follow its progress at Location", body = BulkUpdateView),
-        (status = 400, description = "No selection, both a list and a filter, or a malformed merge", body = AdminErrorBody),
+        (status = 400, description = "No selection, both a list and a filter, a malformed merge or a pace out of range", body = AdminErrorBody),
         (status = 403, description = "Needs the operator role", body = AdminErrorBody),
     )
 )]
@@ -121,6 +129,14 @@ pub async fn start_bulk_update(
     AdminJson(body): AdminJson<StartBulkUpdate>,
 ) -> Result<Response, AdminError> {
     check_merge(&body.merge)?;
+    let records_per_sec = body
+        .records_per_second
+        .unwrap_or(state.services.bulk_records_per_sec);
+    if !bulk_pace_allowed(records_per_sec) {
+        return Err(AdminError::BadRequest(format!(
+            "recordsPerSecond must be 0 (as fast as the store allows) or between {MIN_BULK_RECORDS_PER_SEC} and {MAX_BULK_RECORDS_PER_SEC}"
+        )));
+    }
     let selection = match (body.credential_ids, body.doc_type, body.status) {
         (Some(ids), None, None) if !ids.is_empty() && ids.len() <= MAX_IDS => Selection::Ids(ids),
         (Some(_), None, None) => {
@@ -154,6 +170,7 @@ pub async fn start_bulk_update(
         state.store(),
         &selection,
         &body.merge,
+        records_per_sec,
         super::provenance(&actor, &request_id),
     )
     .await?;
