@@ -338,24 +338,78 @@ impl Dispatcher {
         self
     }
 
-    /// Runs until `shutdown` completes, in each lane: drains, then waits `poll` before looking
-    /// again. Store failures are logged and retried after the same wait.
+    /// Runs until `shutdown` completes, in each lane: drains, then waits until jobs are queued
+    /// (where the store says so: Postgres) or `poll` has passed, and looks again. Store failures
+    /// are logged and retried after the same wait. Listening starts before the first look, so
+    /// that a job queued after it wakes the lanes.
     pub async fn run(&self, poll: Duration, shutdown: impl Future<Output = ()>) {
         use futures::FutureExt;
         let shutdown = shutdown.shared();
-        futures::future::join_all((0..self.lanes).map(|_| self.lane(poll, shutdown.clone()))).await;
+        let queued = Arc::new(tokio::sync::Notify::new());
+        let listening = match jobs::listen(&self.store).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for queued jobs; looking every poll interval only");
+                None
+            }
+        };
+        let relay = async {
+            if let Some(listener) = listening {
+                relay_queued(listener, &queued, poll, shutdown.clone()).await;
+            }
+        };
+        let lanes = futures::future::join_all(
+            (0..self.lanes).map(|_| self.lane(poll, &queued, shutdown.clone())),
+        );
+        futures::future::join(relay, lanes).await;
     }
 
-    async fn lane(&self, poll: Duration, shutdown: impl Future<Output = ()>) {
+    async fn lane(
+        &self,
+        poll: Duration,
+        queued: &tokio::sync::Notify,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         loop {
+            // Waiting for word starts before the look, so that word arriving during it counts.
+            let word = queued.notified();
+            tokio::pin!(word);
+            word.as_mut().enable();
             if let Err(error) = self.drain().await {
                 tracing::error!(%error, "outbox dispatch failed; retrying");
             }
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(poll) => {}
+                () = word => {}
             }
+        }
+    }
+}
+
+/// Passes the store's word that jobs were queued to every waiting lane, until `shutdown`. A lost
+/// connection is reported and listened on again after `poll` (the lanes poll meanwhile).
+async fn relay_queued(
+    mut listener: crate::store::outbox::Queued,
+    lanes: &tokio::sync::Notify,
+    poll: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            word = listener.next() => match word {
+                Ok(()) => lanes.notify_waiters(),
+                Err(error) => {
+                    tracing::warn!(%error, "lost the word of queued jobs; listening again shortly");
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(poll) => {}
+                    }
+                }
+            },
         }
     }
 }

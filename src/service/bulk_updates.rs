@@ -159,6 +159,19 @@ fn batch_len(pace: Option<u32>) -> usize {
     pace.map_or(BATCH, |r| r.min(BATCH)) as usize
 }
 
+/// Transactions per second a paced bulk update spreads its records over: short runs at even
+/// intervals rather than a batch's worth in one burst, which the Wallet API would queue behind.
+const PACED_RUNS_PER_SEC: u32 = 50;
+
+/// Records per transaction: a quarter of the batch without a pace, else what keeps
+/// [`PACED_RUNS_PER_SEC`] (at most a quarter of a full batch).
+fn run_len(pace: Option<u32>, batch: usize) -> usize {
+    let unpaced = batch.div_ceil(LANES).max(1);
+    pace.map_or(unpaced, |r| {
+        (r / PACED_RUNS_PER_SEC).clamp(1, BATCH / LANES as u32) as usize
+    })
+}
+
 /// The next (at most `limit`) records of `job` after its cursor, in id order.
 async fn next_batch(
     store: &Store,
@@ -228,7 +241,7 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
         actor: &actor,
         request_id: Some(&request),
     };
-    let runs = ids.chunks(ids.len().div_ceil(LANES).max(1));
+    let runs = ids.chunks(run_len(pace, ids.len()));
     let outcomes: Vec<(Uuid, RecordOutcome)> = match pace {
         // As fast as the store allows: all runs at once.
         None => futures::future::try_join_all(runs.map(|run| apply_run(s, &job, run, by)))
@@ -330,6 +343,15 @@ mod tests {
         assert_eq!(batch_len(Some(BATCH)), BATCH as usize);
         assert_eq!(batch_len(Some(50)), 50);
         assert_eq!(batch_len(Some(10)), 10);
+    }
+
+    #[test]
+    fn a_paced_update_spreads_its_records_over_short_runs() {
+        assert_eq!(run_len(None, 200), 50, "four runs at once");
+        assert_eq!(run_len(None, 3), 1);
+        assert_eq!(run_len(Some(1000), 200), 20, "a run every 20 ms");
+        assert_eq!(run_len(Some(100_000), 200), 50);
+        assert_eq!(run_len(Some(10), 10), 1);
     }
 
     #[test]

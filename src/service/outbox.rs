@@ -58,6 +58,12 @@ pub async fn tidy(store: &Store) -> Result<(), StoreError> {
     outbox::vacuum(&mut store.db()).await
 }
 
+/// Word that jobs were queued by any process, where the store can give it (Postgres); see
+/// [`outbox::listen`].
+pub async fn listen(store: &Store) -> Result<Option<outbox::Queued>, StoreError> {
+    outbox::listen(store).await
+}
+
 /// Marks a claimed job done. False when `worker` no longer holds it (its lease expired).
 pub async fn complete(store: &Store, id: Uuid, worker: &str) -> Result<bool, StoreError> {
     outbox::complete(&mut store.db(), id, worker).await

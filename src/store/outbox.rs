@@ -504,6 +504,42 @@ pub async fn vacuum(ex: &mut impl Exec) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The channel on which Postgres announces queued jobs (migration 0015's trigger).
+const QUEUED_CHANNEL: &str = "brevet_outbox";
+
+/// Word from the database that jobs were queued, by any process: Postgres's LISTEN on the
+/// channel a trigger notifies after each insert into the outbox (once per transaction, when it
+/// commits). SQLite has no such thing, and its dispatchers only poll.
+pub struct Queued {
+    listener: sqlx::postgres::PgListener,
+}
+
+/// Listens for queued jobs; `None` on SQLite. The listener has a connection of its own, beside
+/// the store's pool (whose every connection stays for the work).
+pub async fn listen(store: &super::Store) -> Result<Option<Queued>, StoreError> {
+    let super::sql::Pool::Pg(pool) = store.db() else {
+        return Ok(None);
+    };
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with((*pool.connect_options()).clone())
+        .await?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+    listener.listen(QUEUED_CHANNEL).await?;
+    Ok(Some(Queued { listener }))
+}
+
+impl Queued {
+    /// Waits for the next word that jobs were queued. After an error (the connection was lost,
+    /// and with it whatever was said meanwhile) the next call reconnects.
+    pub async fn next(&mut self) -> Result<(), StoreError> {
+        self.listener.recv().await?;
+        Ok(())
+    }
+}
+
 /// Puts a dead job back in the queue, due at `now`. False when there is no such dead job.
 pub async fn revive(ex: &mut impl Exec, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let revived = ex

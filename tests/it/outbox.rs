@@ -343,6 +343,49 @@ both_stores! {
         assert_eq!(attempts, [("w1".into(), 1), ("w2".into(), 1), ("w3".into(), 1), ("w4".into(), 1)], "given back, not counted as attempts");
     }
 
+    async fn an_idle_dispatcher_wakes_when_the_store_says_a_job_was_queued(db: TestDb) {
+        // One connection in the pool: listening must not take it from the lanes.
+        let store = brevet::store::connect(&db.url, 1).await.unwrap();
+        let google = FakeGoogle::start(ISSUER).await.unwrap();
+        record_with_copies(&store, &["w1"], 1).await;
+        // An hour between looks: a job queued later reaches Google within the test only if the
+        // store's word that it was queued wakes the lanes (Postgres; SQLite has none, and polls).
+        let dispatcher = dispatcher(&store, &google, "d1", 5).with_lanes(2);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            dispatcher.run(Duration::from_secs(3600), async { let _ = stopped.await; }).await;
+        });
+        // The first look, which comes after listening began, delivers w1.
+        let wait_for = |count: usize| {
+            let google = &google;
+            async move {
+                for _ in 0..300 {
+                    if google.accepted().len() >= count {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                false
+            }
+        };
+        assert!(wait_for(1).await, "the first look delivers the job queued before it");
+        match db.backend {
+            brevet::config::Backend::Postgres => {
+                record_with_copies(&store, &["w2"], 1).await;
+                assert!(wait_for(2).await, "a job queued while the lanes wait wakes them");
+                record_with_copies(&store, &["w3"], 1).await;
+                assert!(wait_for(3).await, "and again");
+                let copies: Vec<String> = delivered(&google).into_iter().map(|(_, copy)| copy).collect();
+                assert_eq!(copies, ["w1", "w2", "w3"]);
+            }
+            brevet::config::Backend::Sqlite => {
+                assert!(jobs::listen(&store).await.unwrap().is_none(), "SQLite has no word to give");
+            }
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), running).await.expect("the lanes stop when told").unwrap();
+    }
+
     async fn a_dispatcher_vacuums_the_outbox_after_enough_deliveries(db: TestDb) {
         let store = db.store().await;
         let google = FakeGoogle::start(ISSUER).await.unwrap();
