@@ -86,7 +86,7 @@ pub const SETTINGS: &[Setting] = &[
     s("outbox.max_attempts", "`12`", "attempts before a job is dead"),
     s("outbox.backoff_base_ms", "`2000`", "first retry delay; doubles per attempt, with jitter"),
     s("outbox.backoff_max_secs", "`3600`", "longest retry delay"),
-    s("outbox.poll_interval_ms", "`1000`", "how often an idle dispatcher looks for due jobs"),
+    s("outbox.poll_interval_ms", "`1000`", "how often an idle dispatcher looks for due jobs; on Postgres it is also woken as soon as jobs are queued (LISTEN on channel `brevet_outbox`), so the poll matters for retries falling due, for SQLite, and while the listening connection is down"),
     s("outbox.claim_batch", "`16`", "due jobs a lane claims in one transaction and then delivers one after the other, marking them done with its next claim: fewer commits per notification, at the cost of one lane holding several jobs while others idle when few are due (a job is started only if a call can end within the batch's lease; the rest are given back)"),
     s("outbox.vacuum_every", "`20000`", "on Postgres, a dispatcher runs `vacuum (analyze) outbox` after this many deliveries (in the background, one at a time); each delivered job leaves a dead index entry that every claim walks over until a vacuum, and autovacuum looks at most once a minute, so a large fan-out slows down without it; 0 leaves it to autovacuum"),
     s("outbox.lanes", "`8`", "notifications one process (worker, or serve with `dispatch_in_serve`) delivers at once; each lane claims its own job, so one slow answer from Google does not hold up the queue ([I]: Google publishes no rate limit for the notify methods)"),

@@ -372,23 +372,22 @@ impl Dispatcher {
     ) {
         tokio::pin!(shutdown);
         loop {
-            // Waiting for word starts before the look, so that word arriving during it counts.
-            let word = queued.notified();
-            tokio::pin!(word);
-            word.as_mut().enable();
             if let Err(error) = self.drain().await {
                 tracing::error!(%error, "outbox dispatch failed; retrying");
             }
+            // Idle until word that jobs were queued wakes this lane (one idle lane per word, or,
+            // when every lane is at work, the next to fall idle: lanes at work find the jobs on
+            // their own, having claimed after the commit the word follows) or the poll.
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(poll) => {}
-                () = word => {}
+                () = queued.notified() => {}
             }
         }
     }
 }
 
-/// Passes the store's word that jobs were queued to every waiting lane, until `shutdown`. A lost
+/// Passes the store's word that jobs were queued to a waiting lane, until `shutdown`. A lost
 /// connection is reported and listened on again after `poll` (the lanes poll meanwhile).
 async fn relay_queued(
     mut listener: crate::store::outbox::Queued,
@@ -400,8 +399,11 @@ async fn relay_queued(
     loop {
         tokio::select! {
             () = &mut shutdown => return,
+            // One idle lane per word: it claims what is due and goes on until nothing is, and
+            // words that come while it works wake others, so the lanes at work follow the flow
+            // of jobs rather than all of them claiming after every commit.
             word = listener.next() => match word {
-                Ok(()) => lanes.notify_waiters(),
+                Ok(()) => lanes.notify_one(),
                 Err(error) => {
                     tracing::warn!(%error, "lost the word of queued jobs; listening again shortly");
                     tokio::select! {
