@@ -161,7 +161,7 @@ fn batch_len(pace: Option<u32>) -> usize {
 
 /// Transactions per second a paced bulk update spreads its records over: short runs at even
 /// intervals rather than a batch's worth in one burst, which the Wallet API would queue behind.
-const PACED_RUNS_PER_SEC: u32 = 50;
+const PACED_RUNS_PER_SEC: u32 = 20;
 
 /// Records per transaction: a quarter of the batch without a pace, else what keeps
 /// [`PACED_RUNS_PER_SEC`] (at most a quarter of a full batch).
@@ -349,7 +349,8 @@ mod tests {
     fn a_paced_update_spreads_its_records_over_short_runs() {
         assert_eq!(run_len(None, 200), 50, "four runs at once");
         assert_eq!(run_len(None, 3), 1);
-        assert_eq!(run_len(Some(1000), 200), 20, "a run every 20 ms");
+        assert_eq!(run_len(Some(1000), 200), 50, "a run every 50 ms");
+        assert_eq!(run_len(Some(400), 200), 20);
         assert_eq!(run_len(Some(100_000), 200), 50);
         assert_eq!(run_len(Some(10), 10), 1);
     }
