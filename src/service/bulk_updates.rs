@@ -155,8 +155,8 @@ fn pace(job: &BulkUpdate) -> Option<u32> {
 
 /// Records per batch: [`BATCH`], or at a pace slower than that per second, a second's worth, so
 /// that a batch (which a stopping replica finishes) never lasts much more than a second.
-fn batch_len(pace: Option<u32>) -> usize {
-    pace.map_or(BATCH, |r| r.min(BATCH)) as usize
+fn batch_len(pace: Option<u32>) -> u32 {
+    pace.map_or(BATCH, |r| r.min(BATCH))
 }
 
 /// Transactions per second a paced bulk update spreads its records over: short runs at even
@@ -173,18 +173,14 @@ fn run_len(pace: Option<u32>, batch: usize) -> usize {
 }
 
 /// The next (at most `limit`) records of `job` after its cursor, in id order.
-async fn next_batch(
-    store: &Store,
-    job: &BulkUpdate,
-    limit: usize,
-) -> Result<Vec<Uuid>, StoreError> {
+async fn next_batch(store: &Store, job: &BulkUpdate, limit: u32) -> Result<Vec<Uuid>, StoreError> {
     Ok(match Selection::from_json(&job.selection)? {
         Selection::Ids(mut ids) => {
             ids.sort_unstable();
             ids.dedup();
             ids.into_iter()
                 .filter(|id| job.cursor.is_none_or(|cursor| *id > cursor))
-                .take(limit)
+                .take(limit as usize)
                 .collect()
         }
         Selection::Filter { doc_type, status } => {
@@ -192,7 +188,7 @@ async fn next_batch(
                 status,
                 doc_type,
                 after: job.cursor,
-                limit: u32::try_from(limit).unwrap_or(BATCH),
+                limit,
             };
             records::list(&mut store.db(), &filter)
                 .await?
@@ -277,7 +273,7 @@ pub async fn work_one_batch(s: &Services, owner: &str) -> Result<bool, StoreErro
         progress.selected += 1;
         progress.cursor = Some(id);
     }
-    let finished = ids.len() < limit;
+    let finished = ids.len() < limit as usize;
     if stored::advance(&mut s.store.db(), &job, owner, &progress, finished, LEASE).await? {
         if finished {
             tracing::info!(bulk_update.id = %job.bulk_update_id, "bulk update done");
@@ -338,9 +334,9 @@ mod tests {
 
     #[test]
     fn a_slow_pace_keeps_a_batch_to_about_a_second() {
-        assert_eq!(batch_len(None), BATCH as usize);
-        assert_eq!(batch_len(Some(1000)), BATCH as usize);
-        assert_eq!(batch_len(Some(BATCH)), BATCH as usize);
+        assert_eq!(batch_len(None), BATCH);
+        assert_eq!(batch_len(Some(1000)), BATCH);
+        assert_eq!(batch_len(Some(BATCH)), BATCH);
         assert_eq!(batch_len(Some(50)), 50);
         assert_eq!(batch_len(Some(10)), 10);
     }
